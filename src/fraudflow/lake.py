@@ -75,7 +75,7 @@ class Lake:
         try:
             self.fs.makedirs(parent, exist_ok=True)
             with self.fs.open(tmp, "wb") as f:
-                pq.write_table(table, f, compression="zstd")
+                pq.write_table(table, f, compression="zstd", use_dictionary=False)
             self._move(tmp, path)
         except OSError as exc:
             self._discard(tmp)

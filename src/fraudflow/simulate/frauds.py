@@ -72,11 +72,16 @@ def plan_frauds(
     ids = np.unique(np.concatenate(list(victims.values())))
     history = run(ids, min(to_day, starts[-1] + CUSTOMER_DAYS))
     chosen: dict[int, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))
+    days = history.seconds // SECONDS_PER_DAY
+    # the history is customer by customer, each in day order: slice a customer's window directly
+    first = np.searchsorted(history.customer, ids, side="left")
+    last = np.searchsorted(history.customer, ids, side="right")
     for s in starts:
-        days = history.seconds // SECONDS_PER_DAY
-        rows = np.flatnonzero(
-            np.isin(history.customer, victims[s]) & (days >= s) & (days < s + CUSTOMER_DAYS)
-        )
+        at = np.searchsorted(ids, victims[s])
+        rows = np.concatenate([
+            np.arange(a, b)[(days[a:b] >= s) & (days[a:b] < s + CUSTOMER_DAYS)]
+            for a, b in zip(first[at], last[at], strict=True)
+        ])
         # candidates in TRANSACTION_ID order: time, then customer, then emission
         rows = rows[np.lexsort((history.seq[rows], history.customer[rows], history.seconds[rows]))]
         picks = random.Random(s).sample(range(len(rows)), len(rows) // 3)

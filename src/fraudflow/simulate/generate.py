@@ -91,23 +91,12 @@ class World:
         self.grid = build_grid(self.profiles, params.radius)
 
     def run(self, ids: np.ndarray, from_day: int, to_day: int) -> CustomerBatch:
+        """Transactions of days ``from_day..to_day-1`` of customers ``ids``, ascending ids."""
         ids = np.asarray(ids, dtype=np.int64)
-        lo, hi = (int(ids[0]), int(ids[-1]) + 1) if ids.size else (0, 0)
-        if ids.size and np.array_equal(ids, np.arange(lo, hi)):
-            indptr, terminals = available_terminals(self.profiles, self.grid, self.params.radius, lo, hi)
-        else:
-            indptr, terminals = self._terminals_of(ids)
+        indptr, terminals = available_terminals(self.profiles, self.grid, self.params.radius, ids)
         p = self.profiles
         return run_customers(ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids],
                              indptr, terminals, from_day, to_day)
-
-    def _terminals_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lists = [available_terminals(self.profiles, self.grid, self.params.radius, int(i), int(i) + 1)[1]
-                 for i in ids]
-        indptr = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in lists], out=indptr[1:])
-        terminals = np.concatenate(lists) if lists else np.empty(0, dtype=np.int32)
-        return indptr, terminals.astype(np.int32)
 
     def chunk_size(self, n_days: int) -> int:
         p = self.params
@@ -158,12 +147,14 @@ def generate(
     from_day: int = 0,
     workers: int | None = None,
     chunk_customers: int | None = None,
+    spill: bool | None = None,
     progress: Progress | None = None,
 ) -> Summary:
     """Generate days ``from_day..params.nb_days-1`` of the world ``params`` into the lake ``out``.
 
     Rows are exactly those of one run over days ``0..params.nb_days-1``, whatever ``from_day``,
-    ``workers`` (threads of the compiled kernel and of the writers) and ``chunk_customers``.
+    ``workers`` (threads of the compiled kernel and of the writers), ``chunk_customers`` and
+    ``spill`` (keep chunks on disk between the phases; by default only for large worlds).
     """
     params = params or WorldParams()
     lake = out if isinstance(out, Lake) else Lake(out)
@@ -172,7 +163,7 @@ def generate(
     if workers is not None:
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")
-        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     report = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     world = World(params)
@@ -183,7 +174,8 @@ def generate(
     size = chunk_customers or world.chunk_size(n_days)
     if size < 1:
         raise ConfigError(f"chunk_customers must be at least 1, got {size}")
-    spill = (2.0 * params.n_customers * n_days * BYTES_PER_ROW) > IN_MEMORY_BYTES
+    if spill is None:
+        spill = (2.0 * params.n_customers * n_days * BYTES_PER_ROW) > IN_MEMORY_BYTES
     with tempfile.TemporaryDirectory(prefix="fraudflow-") if spill else contextlib.nullcontext() as tmp:
         buckets = _DayBuckets(n_days, tmp)
         n_before, max_day = 0, -1
@@ -266,7 +258,7 @@ def write_world(lake: Lake, world: World, from_day: int) -> int:
     customers = pa.Table.from_arrays(
         [np.arange(world.params.n_customers, dtype=np.int64), p.customer_x, p.customer_y,
          p.mean_amount, p.std_amount, p.mean_nb_tx_per_day,
-         terminal_counts(p, world.grid, params.radius, 0, params.n_customers)],
+         terminal_counts(p, world.grid, params.radius)],
         schema=schema.CUSTOMERS,
     )
     terminals = pa.Table.from_arrays(

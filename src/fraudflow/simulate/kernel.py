@@ -4,8 +4,8 @@ Each customer owns two generators seeded with its id: NumPy's legacy stream (num
 ``np.random`` reproduces it draw for draw, per thread) and Python's ``random.Random`` stream
 (``pyrandom``). Customers are independent, so ``prange`` over them is exact in any order.
 
-Two passes over a list of customers: ``count`` sizes the output, ``fill`` writes it. Both draw the
-same numbers; the first skips the terminal choice, which does not touch NumPy's stream.
+One pass writes each customer's rows into a slot sized for a Poisson count; the rows are then
+compacted into contiguous columns.
 """
 
 from __future__ import annotations
@@ -46,39 +46,21 @@ def _draw_amount(mean: float, std: float) -> float:
 
 
 @numba.njit(cache=True, parallel=True)
-def _count(ids, lam, mean, std, indptr, from_day, to_day):  # type: ignore[no-untyped-def]
+def _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, slots,
+          out_seconds, out_customer, out_terminal, out_amount, out_seq):
+    """Write customer i's rows into ``slots[i]..slots[i+1]-1``; return the counts it needed."""
     n = ids.shape[0]
-    before = np.zeros(n, dtype=np.int64)
     emitted = np.zeros(n, dtype=np.int64)
+    before = np.zeros(n, dtype=np.int64)
     last = np.full(n, -1, dtype=np.int64)
     for i in numba.prange(n):
-        np.random.seed(ids[i])
-        has_terminal = indptr[i + 1] > indptr[i]
-        for d in range(to_day):
-            k = np.random.poisson(lam[i])
-            for _ in range(k):
-                t = int(np.random.normal(43200, 20000))
-                if 0 < t < SECONDS_PER_DAY:
-                    _draw_amount(mean[i], std[i])
-                    if has_terminal:
-                        last[i] = d
-                        if d < from_day:
-                            before[i] += 1
-                        else:
-                            emitted[i] += 1
-    return before, emitted, last
-
-
-@numba.njit(cache=True, parallel=True)
-def _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, offsets,  # type: ignore[no-untyped-def]
-          out_seconds, out_customer, out_terminal, out_amount, out_seq):
-    for i in numba.prange(ids.shape[0]):
         cid = ids[i]
         np.random.seed(cid)
         mt = seed_state(cid)
         lo = indptr[i]
         n_terminals = indptr[i + 1] - lo
-        p = offsets[i]
+        p = slots[i]
+        end = slots[i + 1]
         seq = 0
         for d in range(to_day):
             k = np.random.poisson(lam[i])
@@ -88,14 +70,36 @@ def _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, offsets,  # 
                     amount = _draw_amount(mean[i], std[i])
                     if n_terminals > 0:
                         terminal = terminals[lo + randbelow(mt, n_terminals)]
-                        if d >= from_day:
-                            out_seconds[p] = t + SECONDS_PER_DAY * d
-                            out_customer[p] = cid
-                            out_terminal[p] = terminal
-                            out_amount[p] = amount
-                            out_seq[p] = seq
+                        last[i] = d
+                        if d < from_day:
+                            before[i] += 1
+                        else:
+                            if p < end:
+                                out_seconds[p] = t + SECONDS_PER_DAY * d
+                                out_customer[p] = cid
+                                out_terminal[p] = terminal
+                                out_amount[p] = amount
+                                out_seq[p] = seq
                             p += 1
                         seq += 1
+        emitted[i] = p - slots[i]
+    return emitted, before, last
+
+
+@numba.njit(cache=True, parallel=True)
+def _compact(src, slots, counts, offsets, dst):
+    for i in numba.prange(counts.shape[0]):
+        dst[offsets[i] : offsets[i] + counts[i]] = src[slots[i] : slots[i] + counts[i]]
+
+
+def _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, capacity):
+    slots = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+    np.cumsum(capacity, out=slots[1:])
+    size = int(slots[-1])
+    cols = (np.empty(size, np.int64), np.empty(size, np.int32), np.empty(size, np.int32),
+            np.empty(size, np.float64), np.empty(size, np.int32))
+    emitted, before, last = _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, slots, *cols)
+    return slots, cols, emitted, before, last
 
 
 def run_customers(
@@ -110,17 +114,21 @@ def run_customers(
 ) -> CustomerBatch:
     """Transactions of days ``from_day..to_day-1`` of customers ``ids`` (profiles aligned)."""
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    before, emitted, last = _count(ids, lam, mean, std, indptr, from_day, to_day)
+    # One pass into generous slots (the count is Poisson: mean + 8 sd overflows ~never);
+    # should a customer overflow, the pass is redone with exact sizes.
+    m = lam * (to_day - from_day)
+    capacity = np.ceil(m + 8 * np.sqrt(m) + 16).astype(np.int64)
+    slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day,
+                                              to_day, capacity)
+    if np.any(emitted > capacity):
+        slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day,
+                                                  to_day, emitted)
     offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(emitted, out=offsets[1:])
-    total = int(offsets[-1])
-    seconds = np.empty(total, dtype=np.int64)
-    customer = np.empty(total, dtype=np.int32)
-    terminal = np.empty(total, dtype=np.int32)
-    amount = np.empty(total, dtype=np.float64)
-    seq = np.empty(total, dtype=np.int32)
-    _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, offsets,
-          seconds, customer, terminal, amount, seq)
+    out = [np.empty(int(offsets[-1]), dtype=c.dtype) for c in cols]
+    for src, dst in zip(cols, out, strict=True):
+        _compact(src, slots, emitted, offsets, dst)
+    seconds, customer, terminal, amount, seq = out
     return CustomerBatch(
         seconds, customer, terminal, amount, seq,
         n_before=int(before.sum()),

@@ -25,7 +25,8 @@ def seed_state(seed: int) -> np.ndarray:
     mt[0] = np.uint32(19650218)
     for i in range(1, N):
         prev = np.uint64(mt[i - 1])
-        mt[i] = np.uint32((np.uint64(1812433253) * (prev ^ (prev >> np.uint64(30))) + np.uint64(i)) & np.uint64(0xFFFFFFFF))
+        v = np.uint64(1812433253) * (prev ^ (prev >> np.uint64(30))) + np.uint64(i)
+        mt[i] = np.uint32(v & np.uint64(0xFFFFFFFF))
     i = 1
     j = 0
     key = np.uint64(seed)

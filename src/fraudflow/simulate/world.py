@@ -125,22 +125,22 @@ def build_grid(profiles: Profiles, radius: float) -> TerminalGrid:
 
 
 def available_terminals(
-    profiles: Profiles, grid: TerminalGrid, radius: float, lo: int, hi: int
+    profiles: Profiles, grid: TerminalGrid, radius: float, ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Terminals available to customers ``lo..hi-1`` as CSR ``(indptr, terminal_ids)``."""
-    cx = profiles.customer_x[lo:hi]
-    cy = profiles.customer_y[lo:hi]
-    counts = terminal_counts(profiles, grid, radius, lo, hi)
-    indptr = np.zeros(hi - lo + 1, dtype=np.int64)
+    """Terminals available to customers ``ids`` as CSR ``(indptr, terminal_ids)``."""
+    cx = profiles.customer_x[ids]
+    cy = profiles.customer_y[ids]
+    counts = _count_near(cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius)
+    indptr = np.zeros(len(cx) + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    ids = np.empty(indptr[-1], dtype=np.int32)
-    _fill_near(cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius, indptr, ids)
-    return indptr, ids
+    out = np.empty(indptr[-1], dtype=np.int32)
+    _fill_near(cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius, indptr, out)
+    return indptr, out
 
 
-def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float, lo: int, hi: int) -> np.ndarray:
-    """How many terminals each of customers ``lo..hi-1`` can use."""
-    return _count_near(profiles.customer_x[lo:hi], profiles.customer_y[lo:hi], grid.starts, grid.ids,
+def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float) -> np.ndarray:
+    """How many terminals each customer can use."""
+    return _count_near(profiles.customer_x, profiles.customer_y, grid.starts, grid.ids,
                        grid.x, grid.y, grid.cell, grid.n_cells, radius)
 
 
@@ -151,7 +151,7 @@ def _cell_range(v: float, cell: float, n_cells: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius):  # type: ignore[no-untyped-def]
+def _count_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius):
     out = np.zeros(cx.shape[0], dtype=np.int64)
     for i in numba.prange(cx.shape[0]):
         x0, x1 = _cell_range(cx[i], cell, n_cells)
@@ -169,7 +169,7 @@ def _count_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius):  # type: ig
 
 
 @numba.njit(cache=True, parallel=True)
-def _fill_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius, indptr, out):  # type: ignore[no-untyped-def]
+def _fill_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius, indptr, out):
     for i in numba.prange(cx.shape[0]):
         x0, x1 = _cell_range(cx[i], cell, n_cells)
         y0, y1 = _cell_range(cy[i], cell, n_cells)

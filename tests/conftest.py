@@ -1,0 +1,43 @@
+"""Shared fixtures: the handbook oracle (when ../shared is beside the project) and small lakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDBOOK = ROOT.parent / "shared" / "handbook"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def handbook_file(name: str) -> Path:
+    path = HANDBOOK / name
+    if not path.exists():
+        # A user's clone has no ../shared; the golden fingerprints check the same facts there.
+        pytest.skip(f"{path} not present (the golden-fingerprint tests cover this check)")
+    return path
+
+
+def golden(name: str) -> dict:
+    return json.loads((GOLDEN / name).read_text())
+
+
+def read_lake_table(root: Path | str, table: str = "transactions") -> pa.Table:
+    """A lake table as one Arrow table (partition column dropped), sorted by TRANSACTION_ID."""
+    t = ds.dataset(f"{root}/{table}", format="parquet", partitioning="hive").to_table()
+    t = t.drop_columns([c for c in t.column_names if c == "tx_date"])
+    return t.sort_by("TRANSACTION_ID")
+
+
+@pytest.fixture(scope="session")
+def default_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default world (the handbook's), generated once per session."""
+    from fraudflow import generate
+
+    root = tmp_path_factory.mktemp("default-lake")
+    generate(root)
+    return root
