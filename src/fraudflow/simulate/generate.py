@@ -106,36 +106,50 @@ class World:
 
 
 class _DayBuckets:
-    """Each chunk's rows grouped by day; kept in memory or spilled to ``.npy`` files."""
+    """Each chunk's rows grouped by day; kept in memory or spilled to raw files on disk.
+
+    Spilled columns are read back by slices with plain file reads, not memory maps, so the
+    pages of days already written never count towards the process's memory.
+    """
 
     COLUMNS = ("seconds", "customer", "terminal", "amount", "seq")
 
     def __init__(self, n_days: int, spill_dir: str | None) -> None:
         self.n_days = n_days
         self.spill_dir = spill_dir
-        self.chunks: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        self.chunks: list[tuple[dict[str, np.ndarray | str], np.ndarray]] = []
+        self.dtypes: dict[str, np.dtype] = {}
 
     def add(self, batch: CustomerBatch, from_day: int) -> None:
         day = (batch.seconds // SECONDS_PER_DAY - from_day).astype(np.int16 if self.n_days < 2**15 else np.int32)
         order = np.argsort(day, kind="stable")
         starts = np.zeros(self.n_days + 1, dtype=np.int64)
         np.cumsum(np.bincount(day, minlength=self.n_days), out=starts[1:])
-        cols = {c: getattr(batch, c)[order] for c in self.COLUMNS}
-        if self.spill_dir is not None:
-            k = len(self.chunks)
-            for c, a in cols.items():
-                path = os.path.join(self.spill_dir, f"{k}-{c}.npy")
-                np.save(path, a)
-                cols[c] = np.load(path, mmap_mode="r")
+        cols: dict[str, np.ndarray | str] = {}
+        for c in self.COLUMNS:
+            a = getattr(batch, c)[order]
+            self.dtypes[c] = a.dtype
+            if self.spill_dir is None:
+                cols[c] = a
+            else:
+                path = os.path.join(self.spill_dir, f"{len(self.chunks)}-{c}.bin")
+                a.tofile(path)
+                cols[c] = path
         self.chunks.append((cols, starts))
 
     def count(self, d: int) -> int:
         return sum(int(s[d + 1] - s[d]) for _, s in self.chunks)
 
+    def _slice(self, col: np.ndarray | str, name: str, lo: int, hi: int) -> np.ndarray:
+        if isinstance(col, np.ndarray):
+            return col[lo:hi]
+        dtype = self.dtypes[name]
+        return np.fromfile(col, dtype=dtype, count=hi - lo, offset=lo * dtype.itemsize)
+
     def day(self, d: int) -> dict[str, np.ndarray]:
         """Rows of day ``d`` from every chunk, in time order (ties: customer, then emission)."""
-        parts = {c: [np.asarray(cols[c][s[d]:s[d + 1]]) for cols, s in self.chunks] for c in self.COLUMNS}
-        rows = {c: np.concatenate(v) for c, v in parts.items()}
+        rows = {c: np.concatenate([self._slice(cols[c], c, s[d], s[d + 1]) for cols, s in self.chunks])
+                for c in self.COLUMNS}
         order = np.argsort(rows["seconds"], kind="stable")  # chunks are in customer order
         return {c: a[order] for c, a in rows.items()}
 

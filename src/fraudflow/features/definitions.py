@@ -1,0 +1,155 @@
+"""Feature definitions: the one source every engine (DuckDB, Spark, online) is driven from.
+
+A feature is a row value (the amount, a calendar flag) or an aggregate of one entity's earlier
+transactions over a window of days, optionally shifted back by a delay (labels arrive late):
+
+    interval (t - (delay + window) days, t - delay days], same entity, at or before this row
+
+Adding a feature is one line in ``DEFAULT_FEATURES``, e.g. a terminal's fraud count over 14 days:
+
+    Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", entity=TERMINAL, column="TX_FRAUD",
+            window_days=14, delay_days=7, description="frauds on the terminal, 14 days, 7 days ago")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fraudflow import schema as s
+from fraudflow.errors import FeatureError
+
+CUSTOMER = s.CUSTOMER_ID
+TERMINAL = s.TERMINAL_ID
+Aggregation = Literal["value", "weekend", "night", "count", "sum", "mean"]
+ROW_AGGREGATIONS = ("value", "weekend", "night")
+WINDOW_AGGREGATIONS = ("count", "sum", "mean")
+INPUT_COLUMNS = (s.TX_AMOUNT, s.TX_FRAUD)
+NIGHT_LAST_HOUR = 6  # hours 0..6 are night: 06:59:59 is night
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input. ``mean`` of an empty window is 0 (a terminal with no history is not risky)."""
+
+    name: str
+    aggregation: Aggregation
+    entity: str | None = None
+    column: str | None = None
+    window_days: int = 0
+    delay_days: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise FeatureError(f"feature {self.name!r}: {problem}")
+
+    def _problem(self) -> str | None:
+        if self.aggregation in ROW_AGGREGATIONS:
+            if self.entity or self.window_days or self.delay_days:
+                return "a row feature has no entity, window or delay"
+            if self.aggregation == "value" and self.column not in INPUT_COLUMNS:
+                return f"column must be one of {INPUT_COLUMNS}"
+            return None
+        if self.aggregation not in WINDOW_AGGREGATIONS:
+            return f"unknown aggregation {self.aggregation!r}; expected one of {ROW_AGGREGATIONS + WINDOW_AGGREGATIONS}"
+        if self.entity not in (CUSTOMER, TERMINAL):
+            return f"entity must be {CUSTOMER} or {TERMINAL}, got {self.entity!r}"
+        if self.aggregation != "count" and self.column not in INPUT_COLUMNS:
+            return f"column must be one of {INPUT_COLUMNS}, got {self.column!r}"
+        if self.window_days < 1 or self.delay_days < 0:
+            return "window_days must be >= 1 and delay_days >= 0"
+        if self.delay_days == 0 and self.column == s.TX_FRAUD:
+            return "a window over TX_FRAUD needs a delay: labels are not known at scoring time"
+        return None
+
+    @property
+    def is_window(self) -> bool:
+        return self.aggregation in WINDOW_AGGREGATIONS
+
+    @property
+    def dtype(self) -> str:
+        return "int64" if self.aggregation in ("weekend", "night", "count") else "float64"
+
+    @property
+    def history_days(self) -> int:
+        return self.window_days + self.delay_days
+
+
+def customer_spending(window_days: int) -> tuple[Feature, Feature]:
+    return (
+        Feature(f"CUSTOMER_ID_NB_TX_{window_days}DAY_WINDOW", "count", CUSTOMER, window_days=window_days,
+                description=f"the customer's transactions in the last {window_days} days, this one included"),
+        Feature(f"CUSTOMER_ID_AVG_AMOUNT_{window_days}DAY_WINDOW", "mean", CUSTOMER, s.TX_AMOUNT, window_days,
+                description=f"their mean amount over the last {window_days} days"),
+    )
+
+
+def terminal_risk(window_days: int, delay_days: int = 7) -> tuple[Feature, Feature]:
+    return (
+        Feature(f"TERMINAL_ID_NB_TX_{window_days}DAY_WINDOW", "count", TERMINAL, window_days=window_days,
+                delay_days=delay_days,
+                description=f"the terminal's transactions over {window_days} days, {delay_days} days ago"),
+        Feature(f"TERMINAL_ID_RISK_{window_days}DAY_WINDOW", "mean", TERMINAL, s.TX_FRAUD, window_days,
+                delay_days, description=f"their fraud rate (0 when none) over {window_days} days, "
+                                        f"{delay_days} days ago"),
+    )
+
+
+#: The handbook's 15 model inputs, in its order (spec/FEATURES.md).
+DEFAULT_FEATURES: tuple[Feature, ...] = (
+    Feature(s.TX_AMOUNT, "value", column=s.TX_AMOUNT, description="the transaction's amount"),
+    Feature("TX_DURING_WEEKEND", "weekend", description="1 on Saturday or Sunday"),
+    Feature("TX_DURING_NIGHT", "night", description="1 when the hour is 0..6"),
+    *customer_spending(1), *customer_spending(7), *customer_spending(30),
+    *terminal_risk(1), *terminal_risk(7), *terminal_risk(30),
+)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """An ordered, named collection of features with a content version."""
+
+    features: tuple[Feature, ...] = DEFAULT_FEATURES
+    name: str = "handbook"
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise FeatureError(f"feature set {self.name!r}: duplicate names {dupes}")
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def history_days(self) -> int:
+        """Days of history a new day's features need."""
+        return max((f.history_days for f in self.features), default=0)
+
+    @property
+    def version(self) -> str:
+        canonical = json.dumps([dataclasses.asdict(f) for f in self.features], sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "history_days": self.history_days,
+                "features": [dataclasses.asdict(f) for f in self.features]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> FeatureSet:
+        try:
+            fs = cls(tuple(Feature(**f) for f in d["features"]), d.get("name", "custom"))
+        except (KeyError, TypeError) as exc:
+            raise FeatureError(f"not a feature registry: {exc}") from exc
+        if d.get("version") not in (None, fs.version):
+            raise FeatureError(f"registry version {d['version']} does not match its definitions ({fs.version})")
+        return fs
+
+
+DEFAULT = FeatureSet()
