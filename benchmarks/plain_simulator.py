@@ -13,8 +13,13 @@ import numpy as np
 import pandas as pd
 
 
-def plain_generate(n_customers: int = 5000, n_terminals: int = 10000, nb_days: int = 183,
-                   start_date: str = "2018-04-01", radius: float = 5.0) -> pd.DataFrame:
+def plain_generate(
+    n_customers: int = 5000,
+    n_terminals: int = 10000,
+    nb_days: int = 183,
+    start_date: str = "2018-04-01",
+    radius: float = 5.0,
+) -> pd.DataFrame:
     rs = np.random.RandomState(0)
     cust = []
     for _ in range(n_customers):
@@ -36,8 +41,7 @@ def plain_generate(n_customers: int = 5000, n_terminals: int = 10000, nb_days: i
                     amount = np.round(amount, decimals=2)
                     if available:
                         rows.append((t + day * 86400, day, cid, p_rng.choice(available), amount))
-    df = pd.DataFrame(rows, columns=["TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID", "TERMINAL_ID",
-                                     "TX_AMOUNT"])
+    df = pd.DataFrame(rows, columns=["TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"])
     df = df.sort_values(["TX_TIME_SECONDS", "CUSTOMER_ID"], kind="stable").reset_index(drop=True)
     df.insert(0, "TX_DATETIME", pd.to_datetime(df.TX_TIME_SECONDS, unit="s", origin=start_date))
     df.insert(0, "TRANSACTION_ID", range(len(df)))
@@ -55,8 +59,7 @@ def plain_frauds(df: pd.DataFrame, n_customers: int, n_terminals: int) -> pd.Dat
         df.loc[hit, ["TX_FRAUD", "TX_FRAUD_SCENARIO"]] = [1, 2]
     for day in range(df.TX_TIME_DAYS.max()):
         compromised = np.random.RandomState(day).permutation(n_customers)[:3]
-        candidates = df[df.CUSTOMER_ID.isin(compromised) & (df.TX_TIME_DAYS >= day)
-                        & (df.TX_TIME_DAYS < day + 14)]
+        candidates = df[df.CUSTOMER_ID.isin(compromised) & (df.TX_TIME_DAYS >= day) & (df.TX_TIME_DAYS < day + 14)]
         chosen = random.Random(day).sample(list(candidates.index), k=len(candidates) // 3)
         df.loc[chosen, "TX_AMOUNT"] = df.loc[chosen, "TX_AMOUNT"] * 5
         df.loc[chosen, ["TX_FRAUD", "TX_FRAUD_SCENARIO"]] = [1, 3]

@@ -38,8 +38,11 @@ def case_fraudflow(large: bool, repeats: int) -> dict[str, float]:
 def case_cli() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "fraudflow"), "generate", "--out", tmp, "--json"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "fraudflow"), "generate", "--out", tmp, "--json"],
+            check=True,
+            capture_output=True,
+        )
         return {"seconds": time.perf_counter() - t0}
 
 
@@ -61,27 +64,59 @@ def main() -> None:
     ap.add_argument("--skip-plain", action="store_true", help="skip the slow plain-pandas baseline")
     args = ap.parse_args()
     if args.case:
-        result = {"fraudflow": lambda: case_fraudflow(False, 3), "large": lambda: case_fraudflow(True, 1),
-                  "cli": case_cli, "plain": case_plain}[args.case]()
+        result = {
+            "fraudflow": lambda: case_fraudflow(False, 3),
+            "large": lambda: case_fraudflow(True, 1),
+            "cli": case_cli,
+            "plain": case_plain,
+        }[args.case]()
         print(json.dumps(result))
         return
     run_case("simulate", "fraudflow")  # warms numba's on-disk cache
     rows = []
     r = run_case("simulate", "fraudflow")
-    rows.append(["fraudflow `generate()`, default world (median of 3, warm JIT cache)",
-                 f"{r['rows']:,}", f"{r['seconds']:.2f}", f"{r['rows_per_s']:,.0f}", f"{r['peak_rss_mb']:,.0f}"])
+    rows.append(
+        [
+            "fraudflow `generate()`, default world (median of 3, warm JIT cache)",
+            f"{r['rows']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['rows_per_s']:,.0f}",
+            f"{r['peak_rss_mb']:,.0f}",
+        ]
+    )
     c = run_case("simulate", "cli")
-    rows.append(["`fraudflow generate` CLI, default world, new process (imports included)",
-                 f"{r['rows']:,}", f"{c['seconds']:.2f}", f"{r['rows'] / c['seconds']:,.0f}", ""])
+    rows.append(
+        [
+            "`fraudflow generate` CLI, default world, new process (imports included)",
+            f"{r['rows']:,}",
+            f"{c['seconds']:.2f}",
+            f"{r['rows'] / c['seconds']:,.0f}",
+            "",
+        ]
+    )
     if not args.skip_plain:
         p = run_case("simulate", "plain")
-        rows.append(["plain Python + pandas from the spec (benchmarks/plain_simulator.py)", f"{p['rows']:,}",
-                     f"{p['seconds']:.1f}", f"{p['rows_per_s']:,.0f}", f"{p['peak_rss_mb']:,.0f}"])
+        rows.append(
+            [
+                "plain Python + pandas from the spec (benchmarks/plain_simulator.py)",
+                f"{p['rows']:,}",
+                f"{p['seconds']:.1f}",
+                f"{p['rows_per_s']:,.0f}",
+                f"{p['peak_rss_mb']:,.0f}",
+            ]
+        )
         rows.append(["speed-up, fraudflow over plain", "", f"{p['seconds'] / r['seconds']:.0f}x", "", ""])
     if args.large:
         g = run_case("simulate", "large")
-        rows.append(["fraudflow, 1,000,000 customers x 200,000 terminals x 60 days", f"{g['rows']:,}",
-                     f"{g['seconds']:.0f}", f"{g['rows_per_s']:,.0f}", f"{g['peak_rss_mb']:,.0f}"])
+        rows.append(
+            [
+                "fraudflow, 1,000,000 customers x 200,000 terminals x 60 days",
+                f"{g['rows']:,}",
+                f"{g['seconds']:.0f}",
+                f"{g['rows_per_s']:,.0f}",
+                f"{g['peak_rss_mb']:,.0f}",
+            ]
+        )
     print(f"machine: {machine()}\n")
     print(table(["what", "rows", "seconds", "rows/s", "peak RSS MB"], rows))
 

@@ -41,3 +41,30 @@ def default_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("default-lake")
     generate(root)
     return root
+
+
+#: The 10 same-customer, same-second pairs the handbook processed in swapped order (FEATURES.md).
+SWAPPED_PAIRS = (
+    (121453, 121454),
+    (163831, 163832),
+    (174806, 174807),
+    (619758, 619759),
+    (1240489, 1240490),
+    (1350833, 1350834),
+    (1472490, 1472491),
+    (1553976, 1553977),
+    (1633924, 1633926),
+    (1653669, 1653670),
+)
+
+
+@pytest.fixture(scope="session")
+def handbook_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The handbook's published transactions ingested into a lake, with features computed."""
+    from fraudflow import ingest
+    from fraudflow.features import build_features
+
+    root = tmp_path_factory.mktemp("handbook-lake")
+    ingest(handbook_file("transactions.parquet"), root)
+    build_features(root)
+    return root

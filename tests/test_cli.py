@@ -16,13 +16,25 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("generate", "ingest"):
+    for command in ("generate", "ingest", "features", "training-set"):
         assert command in result.output
 
 
 def test_generate_prints_a_summary_and_writes_the_lake(tmp_path: Path) -> None:
-    args = ["generate", "--out", str(tmp_path), "--customers", "60", "--terminals", "80", "--days", "12",
-            "--radius", "15", "--json"]
+    args = [
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--customers",
+        "60",
+        "--terminals",
+        "80",
+        "--days",
+        "12",
+        "--radius",
+        "15",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -54,3 +66,37 @@ def test_ingest_error_names_the_problem(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "missing column(s)" in result.output
     assert not (tmp_path / "lake").exists()
+
+
+def test_features_and_training_set_commands(tmp_path: Path) -> None:
+    gen = [
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--customers",
+        "80",
+        "--terminals",
+        "100",
+        "--days",
+        "30",
+        "--radius",
+        "15",
+        "--start-date",
+        "2018-07-01",
+    ]
+    assert runner.invoke(app, gen).exit_code == 0
+    result = runner.invoke(app, ["features", "--data", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "30 days" in result.output
+    out_file = tmp_path / "train.parquet"
+    result = runner.invoke(
+        app, ["training-set", "--data", str(tmp_path), "--start", "2018-07-05", "--out", str(out_file)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "train set 2018-07-05 .. 2018-07-11" in result.output and out_file.exists()
+    result = runner.invoke(
+        app, ["training-set", "--data", str(tmp_path), "--kind", "test", "--start", "2018-07-05", "--dialect", "athena"]
+    )
+    assert result.exit_code == 0 and "known_frauds" in result.output and "'2018-07-19'" in result.output
+    result = runner.invoke(app, ["features", "--data", str(tmp_path), "--engine", "pandas"])
+    assert result.exit_code == 2 and "unknown feature engine" in result.output

@@ -57,8 +57,9 @@ def test_the_handbook_file_lands_exactly(tmp_path: Path) -> None:
     assert (summary.rows, summary.days, summary.frauds) == (1_754_155, 183, 14_681)
     got = read_lake_table(tmp_path)
     assert transactions_fingerprint(got) == golden("handbook_transactions.json")["days"]
-    assert got.equals(pq.read_table(handbook_file("transactions.parquet")).replace_schema_metadata(None)
-                      .cast(got.schema))
+    assert got.equals(
+        pq.read_table(handbook_file("transactions.parquet")).replace_schema_metadata(None).cast(got.schema)
+    )
 
 
 def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -72,22 +73,41 @@ def _with_value(table: pa.Table, name: str, row: int, value: object, type_: pa.D
 
 
 BAD_PARQUET = {
-    "wrong column type": (lambda t: _set(t, "CUSTOMER_ID", pc.cast(t["CUSTOMER_ID"], pa.float64())),
-                          r"column CUSTOMER_ID has type double; expected an integer type"),
+    "wrong column type": (
+        lambda t: _set(t, "CUSTOMER_ID", pc.cast(t["CUSTOMER_ID"], pa.float64())),
+        r"column CUSTOMER_ID has type double; expected an integer type",
+    ),
     "missing column": (lambda t: t.drop_columns(["TERMINAL_ID"]), r"missing column\(s\) \['TERMINAL_ID'\]"),
-    "negative id": (lambda t: _with_value(t, "TERMINAL_ID", 17, -3, pa.int64()),
-                    r"column TERMINAL_ID, row 17: -3 is negative; expected >= 0"),
-    "unparsable date": (lambda t: _with_value(t.cast(t.schema.set(1, pa.field("TX_DATETIME", pa.string()))),
-                                              "TX_DATETIME", 5, "2018-13-45 00:00:00", pa.string()),
-                        r"column TX_DATETIME, row 5: '2018-13-45 00:00:00' is not a date-time"),
-    "empty value": (lambda t: _with_value(t, "TX_AMOUNT", 9, None, pa.float64()),
-                    r"column TX_AMOUNT, row 9: empty value"),
-    "negative amount": (lambda t: _with_value(t, "TX_AMOUNT", 4, -1.5, pa.float64()),
-                        r"column TX_AMOUNT, row 4: -1.5; expected a finite amount >= 0"),
-    "label not 0/1": (lambda t: _with_value(t, "TX_FRAUD", 2, 7, pa.int64()),
-                      r"column TX_FRAUD, row 2: 7; expected 0 or 1"),
-    "duplicate id": (lambda t: _with_value(t, "TRANSACTION_ID", 8, 3, pa.int64()),
-                     r"TRANSACTION_ID: 3 appears at rows 3 and 8"),
+    "negative id": (
+        lambda t: _with_value(t, "TERMINAL_ID", 17, -3, pa.int64()),
+        r"column TERMINAL_ID, row 17: -3 is negative; expected >= 0",
+    ),
+    "unparsable date": (
+        lambda t: _with_value(
+            t.cast(t.schema.set(1, pa.field("TX_DATETIME", pa.string()))),
+            "TX_DATETIME",
+            5,
+            "2018-13-45 00:00:00",
+            pa.string(),
+        ),
+        r"column TX_DATETIME, row 5: '2018-13-45 00:00:00' is not a date-time",
+    ),
+    "empty value": (
+        lambda t: _with_value(t, "TX_AMOUNT", 9, None, pa.float64()),
+        r"column TX_AMOUNT, row 9: empty value",
+    ),
+    "negative amount": (
+        lambda t: _with_value(t, "TX_AMOUNT", 4, -1.5, pa.float64()),
+        r"column TX_AMOUNT, row 4: -1.5; expected a finite amount >= 0",
+    ),
+    "label not 0/1": (
+        lambda t: _with_value(t, "TX_FRAUD", 2, 7, pa.int64()),
+        r"column TX_FRAUD, row 2: 7; expected 0 or 1",
+    ),
+    "duplicate id": (
+        lambda t: _with_value(t, "TRANSACTION_ID", 8, 3, pa.int64()),
+        r"TRANSACTION_ID: 3 appears at rows 3 and 8",
+    ),
 }
 
 
@@ -121,10 +141,13 @@ def test_truncated_parquet_is_refused(tmp_path: Path, sample: pa.Table) -> None:
     assert files_under(tmp_path / "lake") == []
 
 
-@pytest.mark.parametrize("value,message", [
-    ("abc", r"column CUSTOMER_ID, row 3: 'abc' is not an integer"),
-    ("", r"column CUSTOMER_ID, row 3: empty value"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("abc", r"column CUSTOMER_ID, row 3: 'abc' is not an integer"),
+        ("", r"column CUSTOMER_ID, row 3: empty value"),
+    ],
+)
 def test_bad_csv_cells_are_located(tmp_path: Path, sample: pa.Table, value: str, message: str) -> None:
     pacsv.write_csv(sample, tmp_path / "in.csv")
     lines = (tmp_path / "in.csv").read_text().splitlines()

@@ -18,8 +18,10 @@ def test_seeded_state_equals_cpython(seed: int) -> None:
     assert np.array_equal(seed_state(seed)[:624], expected)
 
 
-@given(seed=st.integers(min_value=0, max_value=10**6),
-       sizes=st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=400))
+@given(
+    seed=st.integers(min_value=0, max_value=10**6),
+    sizes=st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=400),
+)
 @settings(max_examples=50, deadline=None)
 def test_randbelow_draws_equal_cpython_choice(seed: int, sizes: list[int]) -> None:
     ours = seed_state(seed)

@@ -49,8 +49,12 @@ def read_table(path: str | os.PathLike[str]) -> pa.Table:
             return pq.read_table(p)
         if suffix in (".csv", ".gz"):
             # every column as text: types are checked here, row by row, with precise errors
-            return pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in (*REQUIRED, *OPTIONAL)}, strings_can_be_null=True))
+            return pacsv.read_csv(
+                p,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in (*REQUIRED, *OPTIONAL)}, strings_can_be_null=True
+                ),
+            )
     except (pa.ArrowInvalid, OSError) as exc:
         raise SchemaError(f"{p}: not a readable {suffix.lstrip('.')} file (truncated or corrupt?): {exc}") from exc
     raise SchemaError(f"{p}: unknown format {suffix!r}; expected .parquet or .csv")
@@ -189,8 +193,9 @@ def _check_values(cols: dict[str, pa.Array], source: str) -> None:
     if (counts > 1).any():
         dup = uniq[counts > 1][0]
         rows = np.flatnonzero(ids == dup)[:2]
-        raise SchemaError(f"{source}: column {s.TRANSACTION_ID}: {dup} appears at rows {rows[0]} and {rows[1]}; "
-                          "expected unique ids")
+        raise SchemaError(
+            f"{source}: column {s.TRANSACTION_ID}: {dup} appears at rows {rows[0]} and {rows[1]}; expected unique ids"
+        )
 
 
 def _complete(cols: dict[str, pa.Array], n: int) -> pa.Table:

@@ -19,12 +19,16 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from fraudflow.errors import LakeError
 from fraudflow.schema import PARTITION_COLUMN
 
 PART_NAME = "part-0.parquet"
+# snappy: the Parquet default of Spark and Athena, and twice as fast to write as zstd here.
+# Dictionary encoding is off: ids and amounts barely repeat, and it doubled write times.
+COMPRESSION = "snappy"
 
 
 class Lake:
@@ -74,8 +78,11 @@ class Lake:
         tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
         try:
             self.fs.makedirs(parent, exist_ok=True)
-            with self.fs.open(tmp, "wb") as f:
-                pq.write_table(table, f, compression="zstd", use_dictionary=False)
+            if self.local:  # Arrow's own file writer: no Python file object, no GIL per write
+                pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=False)
+            else:
+                with self.fs.open(tmp, "wb") as f:
+                    pq.write_table(table, f, compression=COMPRESSION, use_dictionary=False)
             self._move(tmp, path)
         except OSError as exc:
             self._discard(tmp)
@@ -104,11 +111,21 @@ class Lake:
         except json.JSONDecodeError as exc:
             raise LakeError(f"{path}: not valid JSON ({exc})") from exc
 
-    def read_partitions(self, table: str, days: Iterable[dt.date]) -> pa.Table:
-        tables = [pq.read_table(self.partition_file(table, d), filesystem=self.fs) for d in days]
-        if not tables:
+    def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None) -> pa.Table:
+        """The given days of ``table``, concatenated in the order given (read in parallel)."""
+        paths = [self.partition_file(table, d) for d in days]
+        if not paths:
             raise LakeError(f"{self.url}/{table}: no partitions to read")
-        return pa.concat_tables(tables)
+        try:
+            dataset = pads.dataset(paths, filesystem=self.fs, format="parquet")
+            return dataset.to_table(columns=columns)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise LakeError(f"{self.url}/{table}: could not read partitions: {exc}") from exc
+
+    def remove_partition(self, table: str, day: dt.date) -> None:
+        path = self.partition_dir(table, day)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
 
     def _move(self, src: str, dst: str) -> None:
         if self.local:

@@ -15,8 +15,7 @@ from fraudflow import ConfigError, Lake, WorldParams, generate
 from fraudflow.fingerprint import transactions_fingerprint
 from tests.conftest import golden, handbook_file, read_lake_table
 
-ROW = ("TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_TIME_SECONDS, TX_TIME_DAYS, "
-       "TX_FRAUD, TX_FRAUD_SCENARIO")
+ROW = "TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_TIME_SECONDS, TX_TIME_DAYS, TX_FRAUD, TX_FRAUD_SCENARIO"
 SMALL = WorldParams(n_customers=400, n_terminals=600, nb_days=70, radius=8.0)
 
 
@@ -58,8 +57,13 @@ def test_rows_do_not_depend_on_chunks_workers_or_spilling(tmp_path: Path) -> Non
     generate(reference, SMALL, workers=2)
     expected = read_lake_table(reference)
     assert expected.num_rows > 10_000
-    for i, kw in enumerate([dict(chunk_customers=1, workers=1), dict(chunk_customers=37, spill=True),
-                            dict(chunk_customers=150, workers=2, spill=True)]):
+    for i, kw in enumerate(
+        [
+            dict(chunk_customers=1, workers=1),
+            dict(chunk_customers=37, spill=True),
+            dict(chunk_customers=150, workers=2, spill=True),
+        ]
+    ):
         root = tmp_path / f"run{i}"
         generate(root, SMALL, **kw)
         assert read_lake_table(root).equals(expected), kw
@@ -85,8 +89,11 @@ def test_continuing_the_default_world_past_the_handbook(tmp_path: Path, default_
     generate(tmp_path / "long", long)
     generate(default_lake, long, from_day=183)
     days = [long.start_date + dt.timedelta(days=d) for d in range(183, 200)]
-    assert Lake(default_lake).read_partitions("transactions", days).equals(
-        Lake(tmp_path / "long").read_partitions("transactions", days))
+    assert (
+        Lake(default_lake)
+        .read_partitions("transactions", days)
+        .equals(Lake(tmp_path / "long").read_partitions("transactions", days))
+    )
 
 
 def test_duckdb_reads_the_lake_as_written(tmp_path: Path) -> None:
@@ -94,7 +101,8 @@ def test_duckdb_reads_the_lake_as_written(tmp_path: Path) -> None:
     con = duckdb.connect()
     n, days, first = con.execute(
         f"select count(*), count(distinct tx_date), min(tx_date) from "
-        f"read_parquet('{tmp_path}/transactions/*/*.parquet', hive_partitioning=true)").fetchone()
+        f"read_parquet('{tmp_path}/transactions/*/*.parquet', hive_partitioning=true)"
+    ).fetchone()
     assert (n, days) == (read_lake_table(tmp_path).num_rows, 70)
     assert first == SMALL.start_date
     world = pq.read_table(tmp_path / "world" / "customers.parquet")

@@ -25,15 +25,14 @@ def brute_force(profiles, radius: float) -> list[list[int]]:
     return out
 
 
-@given(n_customers=st.integers(1, 60), n_terminals=st.integers(1, 400),
-       radius=st.floats(0.5, 150.0, allow_nan=False))
+@given(n_customers=st.integers(1, 60), n_terminals=st.integers(1, 400), radius=st.floats(0.5, 150.0, allow_nan=False))
 @settings(max_examples=30, deadline=None)
 def test_grid_lookup_equals_all_pairs(n_customers: int, n_terminals: int, radius: float) -> None:
     params = WorldParams(n_customers=n_customers, n_terminals=n_terminals, radius=radius)
     profiles = make_profiles(params)
     grid = build_grid(profiles, radius)
     indptr, ids = available_terminals(profiles, grid, radius, np.arange(n_customers))
-    got = [ids[indptr[i]:indptr[i + 1]].tolist() for i in range(n_customers)]
+    got = [ids[indptr[i] : indptr[i + 1]].tolist() for i in range(n_customers)]
     assert got == brute_force(profiles, radius)
     assert terminal_counts(profiles, grid, radius).tolist() == [len(x) for x in got]
 
@@ -54,8 +53,9 @@ def test_profiles_follow_the_spec_draw_order() -> None:
         assert profiles.terminal_y[i] == rs.uniform(0, 100)
 
 
-@pytest.mark.parametrize("field,value", [("n_customers", 0), ("n_terminals", -1), ("nb_days", 0),
-                                         ("radius", 0.0), ("radius", float("nan"))])
+@pytest.mark.parametrize(
+    "field,value", [("n_customers", 0), ("n_terminals", -1), ("nb_days", 0), ("radius", 0.0), ("radius", float("nan"))]
+)
 def test_invalid_parameters_are_refused(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=field):
         WorldParams(**{field: value})

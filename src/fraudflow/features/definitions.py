@@ -82,21 +82,43 @@ class Feature:
 
 def customer_spending(window_days: int) -> tuple[Feature, Feature]:
     return (
-        Feature(f"CUSTOMER_ID_NB_TX_{window_days}DAY_WINDOW", "count", CUSTOMER, window_days=window_days,
-                description=f"the customer's transactions in the last {window_days} days, this one included"),
-        Feature(f"CUSTOMER_ID_AVG_AMOUNT_{window_days}DAY_WINDOW", "mean", CUSTOMER, s.TX_AMOUNT, window_days,
-                description=f"their mean amount over the last {window_days} days"),
+        Feature(
+            f"CUSTOMER_ID_NB_TX_{window_days}DAY_WINDOW",
+            "count",
+            CUSTOMER,
+            window_days=window_days,
+            description=f"the customer's transactions in the last {window_days} days, this one included",
+        ),
+        Feature(
+            f"CUSTOMER_ID_AVG_AMOUNT_{window_days}DAY_WINDOW",
+            "mean",
+            CUSTOMER,
+            s.TX_AMOUNT,
+            window_days,
+            description=f"their mean amount over the last {window_days} days",
+        ),
     )
 
 
 def terminal_risk(window_days: int, delay_days: int = 7) -> tuple[Feature, Feature]:
     return (
-        Feature(f"TERMINAL_ID_NB_TX_{window_days}DAY_WINDOW", "count", TERMINAL, window_days=window_days,
-                delay_days=delay_days,
-                description=f"the terminal's transactions over {window_days} days, {delay_days} days ago"),
-        Feature(f"TERMINAL_ID_RISK_{window_days}DAY_WINDOW", "mean", TERMINAL, s.TX_FRAUD, window_days,
-                delay_days, description=f"their fraud rate (0 when none) over {window_days} days, "
-                                        f"{delay_days} days ago"),
+        Feature(
+            f"TERMINAL_ID_NB_TX_{window_days}DAY_WINDOW",
+            "count",
+            TERMINAL,
+            window_days=window_days,
+            delay_days=delay_days,
+            description=f"the terminal's transactions over {window_days} days, {delay_days} days ago",
+        ),
+        Feature(
+            f"TERMINAL_ID_RISK_{window_days}DAY_WINDOW",
+            "mean",
+            TERMINAL,
+            s.TX_FRAUD,
+            window_days,
+            delay_days,
+            description=f"their fraud rate (0 when none) over {window_days} days, {delay_days} days ago",
+        ),
     )
 
 
@@ -105,8 +127,12 @@ DEFAULT_FEATURES: tuple[Feature, ...] = (
     Feature(s.TX_AMOUNT, "value", column=s.TX_AMOUNT, description="the transaction's amount"),
     Feature("TX_DURING_WEEKEND", "weekend", description="1 on Saturday or Sunday"),
     Feature("TX_DURING_NIGHT", "night", description="1 when the hour is 0..6"),
-    *customer_spending(1), *customer_spending(7), *customer_spending(30),
-    *terminal_risk(1), *terminal_risk(7), *terminal_risk(30),
+    *customer_spending(1),
+    *customer_spending(7),
+    *customer_spending(30),
+    *terminal_risk(1),
+    *terminal_risk(7),
+    *terminal_risk(30),
 )
 
 
@@ -138,8 +164,12 @@ class FeatureSet:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "history_days": self.history_days,
-                "features": [dataclasses.asdict(f) for f in self.features]}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "history_days": self.history_days,
+            "features": [dataclasses.asdict(f) for f in self.features],
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FeatureSet:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
 
@@ -23,8 +25,11 @@ def group_by_entity(entity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return order, starts
     order = np.argsort(entity, kind="stable")
     sorted_ids = entity[order]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]])) if n else \
-        np.empty(0, dtype=np.int64)
+    starts = (
+        np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]]))
+        if n
+        else np.empty(0, dtype=np.int64)
+    )
     return order, np.append(starts, n).astype(np.int64)
 
 
@@ -59,42 +64,45 @@ def _add(s: float, c: float, x: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, parallel=True)
-def window_count_sum(starts, ts, values, lo_us, hi_us, include_current):
-    """Count and sum of ``values`` over same-entity rows with ts in (t - lo_us, t - hi_us].
+def window_count_sum(order, starts, ts, values, lo_us, hi_us):
+    """Count and sum of ``values`` over same-entity rows with ts in (t - lo_us[j], t - hi_us[j]].
 
-    Arrays are grouped by entity (``starts``), each group in time order; results are in the same
-    order. With ``include_current`` the upper bound is the current row itself (later rows, even
-    with the same timestamp, are out), which is what ``hi_us == 0`` means in the spec.
+    ``ts`` and ``values`` are grouped by entity (``starts``), each group in time order; ``order``
+    maps them back to the caller's rows, where the results ``[window, row]`` are written. When
+    ``hi_us[j] == 0`` the window ends at the current row itself: later rows, even with the same
+    timestamp, are out (the spec's ordering rule).
     """
     n = ts.shape[0]
-    counts = np.zeros(n, dtype=np.int64)
-    sums = np.zeros(n, dtype=np.float64)
+    n_windows = lo_us.shape[0]
+    counts = np.zeros((n_windows, n), dtype=np.int64)
+    sums = np.zeros((n_windows, n), dtype=np.float64)
     for g in numba.prange(starts.shape[0] - 1):
         a = starts[g]
         b = starts[g + 1]
-        lo = a  # first row in the window
-        hi = a  # one past the last row in the window
-        s = 0.0
-        c = 0.0
-        for i in range(a, b):
-            t = ts[i]
-            if include_current:
-                end = i + 1
-            else:
-                end = hi
-                while end < b and ts[end] <= t - hi_us:
-                    end += 1
-            while hi < end:  # rows entering the window
-                s, c = _add(s, c, values[hi])
-                hi += 1
-            while lo < hi and ts[lo] <= t - lo_us:  # rows leaving it
-                s, c = _add(s, c, -values[lo])
-                lo += 1
-            if lo == hi:  # empty: restart the sum so no residue carries over
-                s = 0.0
-                c = 0.0
-            counts[i] = hi - lo
-            sums[i] = s + c
+        for j in range(n_windows):
+            lo = a  # first row in the window
+            hi = a  # one past the last row in the window
+            s = 0.0
+            c = 0.0
+            for i in range(a, b):
+                t = ts[i]
+                if hi_us[j] == 0:
+                    end = i + 1
+                else:
+                    end = hi
+                    while end < b and ts[end] <= t - hi_us[j]:
+                        end += 1
+                while hi < end:  # rows entering the window
+                    s, c = _add(s, c, values[hi])
+                    hi += 1
+                while lo < hi and ts[lo] <= t - lo_us[j]:  # rows leaving it
+                    s, c = _add(s, c, -values[lo])
+                    lo += 1
+                if lo == hi:  # empty: restart the sum so no residue carries over
+                    s = 0.0
+                    c = 0.0
+                counts[j, order[i]] = hi - lo
+                sums[j, order[i]] = s + c
     return counts, sums
 
 

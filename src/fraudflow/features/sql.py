@@ -24,8 +24,7 @@ def _frame(f: Feature) -> str:
 
 
 def _peers(entity: str) -> str:
-    return (f"PARTITION BY {entity}, {TS} ORDER BY {s.TRANSACTION_ID} "
-            "ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING")
+    return f"PARTITION BY {entity}, {TS} ORDER BY {s.TRANSACTION_ID} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING"
 
 
 def _key(f: Feature) -> str:

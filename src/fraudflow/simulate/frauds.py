@@ -78,10 +78,12 @@ def plan_frauds(
     last = np.searchsorted(history.customer, ids, side="right")
     for s in starts:
         at = np.searchsorted(ids, victims[s])
-        rows = np.concatenate([
-            np.arange(a, b)[(days[a:b] >= s) & (days[a:b] < s + CUSTOMER_DAYS)]
-            for a, b in zip(first[at], last[at], strict=True)
-        ])
+        rows = np.concatenate(
+            [
+                np.arange(a, b)[(days[a:b] >= s) & (days[a:b] < s + CUSTOMER_DAYS)]
+                for a, b in zip(first[at], last[at], strict=True)
+            ]
+        )
         # candidates in TRANSACTION_ID order: time, then customer, then emission
         rows = rows[np.lexsort((history.seq[rows], history.customer[rows], history.seconds[rows]))]
         picks = random.Random(s).sample(range(len(rows)), len(rows) // 3)

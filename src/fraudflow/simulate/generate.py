@@ -95,13 +95,13 @@ class World:
         ids = np.asarray(ids, dtype=np.int64)
         indptr, terminals = available_terminals(self.profiles, self.grid, self.params.radius, ids)
         p = self.profiles
-        return run_customers(ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids],
-                             indptr, terminals, from_day, to_day)
+        return run_customers(
+            ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids], indptr, terminals, from_day, to_day
+        )
 
     def chunk_size(self, n_days: int) -> int:
         p = self.params
-        per_customer = (2.0 * n_days * BYTES_PER_ROW
-                        + 4.0 * p.n_terminals * np.pi * p.radius**2 / 10_000)
+        per_customer = 2.0 * n_days * BYTES_PER_ROW + 4.0 * p.n_terminals * np.pi * p.radius**2 / 10_000
         return max(1, min(p.n_customers, int(CHUNK_BYTES / per_customer)))
 
 
@@ -148,8 +148,10 @@ class _DayBuckets:
 
     def day(self, d: int) -> dict[str, np.ndarray]:
         """Rows of day ``d`` from every chunk, in time order (ties: customer, then emission)."""
-        rows = {c: np.concatenate([self._slice(cols[c], c, s[d], s[d + 1]) for cols, s in self.chunks])
-                for c in self.COLUMNS}
+        rows = {
+            c: np.concatenate([self._slice(cols[c], c, s[d], s[d + 1]) for cols, s in self.chunks])
+            for c in self.COLUMNS
+        }
         order = np.argsort(rows["seconds"], kind="stable")  # chunks are in customer order
         return {c: a[order] for c, a in rows.items()}
 
@@ -200,17 +202,31 @@ def generate(
             n_before += batch.n_before
             max_day = max(max_day, batch.last_day)
             report("customers", hi, params.n_customers)
-        plan = plan_frauds(params.n_customers, params.n_terminals, from_day, params.nb_days, max_day,
-                           lambda ids, to_day: world.run(ids, 0, to_day))
+        plan = plan_frauds(
+            params.n_customers,
+            params.n_terminals,
+            from_day,
+            params.nb_days,
+            max_day,
+            lambda ids, to_day: world.run(ids, 0, to_day),
+        )
         summary.first_transaction_id = n_before
         _write_days(lake, params, from_day, buckets, plan, n_before, summary, workers, report)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _write_days(lake: Lake, params: WorldParams, from_day: int, buckets: _DayBuckets,
-                plan: FraudPlan, first_id: int, summary: Summary, workers: int | None,
-                report: Progress) -> None:
+def _write_days(
+    lake: Lake,
+    params: WorldParams,
+    from_day: int,
+    buckets: _DayBuckets,
+    plan: FraudPlan,
+    first_id: int,
+    summary: Summary,
+    workers: int | None,
+    report: Progress,
+) -> None:
     counts = [buckets.count(d) for d in range(buckets.n_days)]
     offsets = np.concatenate([[0], np.cumsum(counts)]) + first_id
 
@@ -231,11 +247,11 @@ def _write_days(lake: Lake, params: WorldParams, from_day: int, buckets: _DayBuc
     summary.objects_written += summary.days
 
 
-def day_table(params: WorldParams, day: int, rows: dict[str, np.ndarray], plan: FraudPlan,
-              first_id: int) -> tuple[pa.Table, np.ndarray]:
+def day_table(
+    params: WorldParams, day: int, rows: dict[str, np.ndarray], plan: FraudPlan, first_id: int
+) -> tuple[pa.Table, np.ndarray]:
     """One day's rows as the transactions table (schema.TRANSACTIONS), and its scenarios."""
-    amount, fraud, scenario = label_day(day, rows["customer"], rows["terminal"], rows["seq"],
-                                        rows["amount"], plan)
+    amount, fraud, scenario = label_day(day, rows["customer"], rows["terminal"], rows["seq"], rows["amount"], plan)
     n = len(amount)
     seconds = rows["seconds"]
     epoch = np.datetime64(params.start_date, "ns")
@@ -270,9 +286,15 @@ def write_world(lake: Lake, world: World, from_day: int) -> int:
         params = WorldParams.from_json({**old["params"], "nb_days": max(old_params.nb_days, params.nb_days)})
     p = world.profiles
     customers = pa.Table.from_arrays(
-        [np.arange(world.params.n_customers, dtype=np.int64), p.customer_x, p.customer_y,
-         p.mean_amount, p.std_amount, p.mean_nb_tx_per_day,
-         terminal_counts(p, world.grid, params.radius)],
+        [
+            np.arange(world.params.n_customers, dtype=np.int64),
+            p.customer_x,
+            p.customer_y,
+            p.mean_amount,
+            p.std_amount,
+            p.mean_nb_tx_per_day,
+            terminal_counts(p, world.grid, params.radius),
+        ],
         schema=schema.CUSTOMERS,
     )
     terminals = pa.Table.from_arrays(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow.simulate.pyrandom import randbelow, seed_state
 
 SECONDS_PER_DAY = 86400
@@ -46,8 +47,22 @@ def _draw_amount(mean: float, std: float) -> float:
 
 
 @numba.njit(cache=True, parallel=True)
-def _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, slots,
-          out_seconds, out_customer, out_terminal, out_amount, out_seq):
+def _fill(
+    ids,
+    lam,
+    mean,
+    std,
+    indptr,
+    terminals,
+    from_day,
+    to_day,
+    slots,
+    out_seconds,
+    out_customer,
+    out_terminal,
+    out_amount,
+    out_seq,
+):
     """Write customer i's rows into ``slots[i]..slots[i+1]-1``; return the counts it needed."""
     n = ids.shape[0]
     emitted = np.zeros(n, dtype=np.int64)
@@ -96,8 +111,13 @@ def _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, capacity):
     slots = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(capacity, out=slots[1:])
     size = int(slots[-1])
-    cols = (np.empty(size, np.int64), np.empty(size, np.int32), np.empty(size, np.int32),
-            np.empty(size, np.float64), np.empty(size, np.int32))
+    cols = (
+        np.empty(size, np.int64),
+        np.empty(size, np.int32),
+        np.empty(size, np.int32),
+        np.empty(size, np.float64),
+        np.empty(size, np.int32),
+    )
     emitted, before, last = _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, slots, *cols)
     return slots, cols, emitted, before, last
 
@@ -118,11 +138,9 @@ def run_customers(
     # should a customer overflow, the pass is redone with exact sizes.
     m = lam * (to_day - from_day)
     capacity = np.ceil(m + 8 * np.sqrt(m) + 16).astype(np.int64)
-    slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day,
-                                              to_day, capacity)
+    slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, capacity)
     if np.any(emitted > capacity):
-        slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day,
-                                                  to_day, emitted)
+        slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, emitted)
     offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(emitted, out=offsets[1:])
     out = [np.empty(int(offsets[-1]), dtype=c.dtype) for c in cols]
@@ -130,7 +148,11 @@ def run_customers(
         _compact(src, slots, emitted, offsets, dst)
     seconds, customer, terminal, amount, seq = out
     return CustomerBatch(
-        seconds, customer, terminal, amount, seq,
+        seconds,
+        customer,
+        terminal,
+        amount,
+        seq,
         n_before=int(before.sum()),
         last_day=int(last.max()) if last.size else -1,
     )

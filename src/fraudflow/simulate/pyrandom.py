@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+
 N = 624
 M = 397
 MATRIX_A = np.uint32(0x9908B0DF)

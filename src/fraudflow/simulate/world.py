@@ -15,6 +15,7 @@ from typing import Any
 import numba
 import numpy as np
 
+import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow.errors import ConfigError
 
 WORLD_FORMAT_VERSION = 1
@@ -140,8 +141,9 @@ def available_terminals(
 
 def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float) -> np.ndarray:
     """How many terminals each customer can use."""
-    return _count_near(profiles.customer_x, profiles.customer_y, grid.starts, grid.ids,
-                       grid.x, grid.y, grid.cell, grid.n_cells, radius)
+    return _count_near(
+        profiles.customer_x, profiles.customer_y, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius
+    )
 
 
 @numba.njit(cache=True, inline="always")

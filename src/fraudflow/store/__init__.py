@@ -1,0 +1,1 @@
+"""Feature stores: offline (Parquet in the lake, SQL-queryable) and online."""

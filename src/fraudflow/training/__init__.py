@@ -1,0 +1,1 @@
+"""Training: SQL training sets, splits, the model, metrics, selection and the report."""

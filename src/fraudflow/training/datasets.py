@@ -1,0 +1,118 @@
+"""Training and test sets by SQL over the offline store, point-in-time correct.
+
+The query is written once (DuckDB dialect) and printed for Spark or Athena/Trino with sqlglot, so
+the set a user builds in Athena is the set fraudflow trains on. The test rule is the handbook's
+(spec/EVALUATION.md): the test days are ``start + days + delay ..`` and, from test day T, every
+customer with a known fraud in ``[start, T - delay - 1]`` is left out (already blocked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+import sqlglot
+
+from fraudflow import schema as s
+from fraudflow.errors import ConfigError, LakeError
+from fraudflow.lake import Lake
+from fraudflow.store import offline
+
+Kind = Literal["train", "test"]
+DIALECTS = {"duckdb": "duckdb", "spark": "spark", "athena": "athena", "trino": "trino"}
+PARTITIONING = pads.partitioning(pa.schema([(s.PARTITION_COLUMN, pa.date32())]), flavor="hive")
+
+
+def split_days(start: dt.date, kind: Kind, days: int = 7, delay: int = 7) -> tuple[dt.date, dt.date]:
+    """First and last day (inclusive) of the training or the test part of a split."""
+    if kind == "train":
+        return start, start + dt.timedelta(days=days - 1)
+    if kind == "test":
+        first = start + dt.timedelta(days=days + delay)
+        return first, first + dt.timedelta(days=days - 1)
+    raise ConfigError(f"kind must be 'train' or 'test', got {kind!r}")
+
+
+def training_set_sql(
+    start: dt.date,
+    features: list[str],
+    *,
+    kind: Kind = "train",
+    days: int = 7,
+    delay: int = 7,
+    dialect: str = "duckdb",
+) -> str:
+    """The SQL of a training or test set over tables ``transactions`` and ``features``."""
+    if dialect not in DIALECTS:
+        raise ConfigError(f"unknown dialect {dialect!r}; expected one of {sorted(DIALECTS)}")
+    first, last = split_days(start, kind, days, delay)
+    cols = ",\n  ".join(
+        [
+            f"f.{s.TRANSACTION_ID}",
+            f"f.{s.TX_DATETIME}",
+            f"t.{s.CUSTOMER_ID}",
+            f"t.{s.TERMINAL_ID}",
+            f"t.{s.PARTITION_COLUMN}",
+            *(f"f.{name}" for name in features),
+            f"t.{s.TX_FRAUD}",
+            f"t.{s.TX_FRAUD_SCENARIO}",
+        ]
+    )
+    join = (
+        f"FROM features AS f\nJOIN transactions AS t\n  ON f.{s.TRANSACTION_ID} = t.{s.TRANSACTION_ID}"
+        f" AND f.{s.PARTITION_COLUMN} = t.{s.PARTITION_COLUMN}"
+    )
+    where = f"t.{s.PARTITION_COLUMN} BETWEEN DATE '{first}' AND DATE '{last}'"
+    order = f"ORDER BY f.{s.TX_DATETIME}, f.{s.TRANSACTION_ID}"
+    if kind == "train":
+        sql = f"SELECT\n  {cols}\n{join}\nWHERE {where}\n{order}"
+    else:
+        known_until = last - dt.timedelta(days=delay + 1)
+        sql = (
+            f"WITH known_frauds AS (\n"
+            f"  SELECT {s.CUSTOMER_ID}, MIN({s.PARTITION_COLUMN}) AS first_fraud_date\n"
+            f"  FROM transactions\n"
+            f"  WHERE {s.TX_FRAUD} = 1 AND {s.PARTITION_COLUMN} BETWEEN DATE '{start}' AND DATE '{known_until}'\n"
+            f"  GROUP BY {s.CUSTOMER_ID}\n)\n"
+            f"SELECT\n  {cols}\n{join}\nLEFT JOIN known_frauds AS k ON t.{s.CUSTOMER_ID} = k.{s.CUSTOMER_ID}\n"
+            f"WHERE {where}\n  AND (k.first_fraud_date IS NULL"
+            f" OR k.first_fraud_date > t.{s.PARTITION_COLUMN} - INTERVAL '{delay + 1}' DAY)\n{order}"
+        )
+    if dialect == "duckdb":
+        return sql
+    return sqlglot.transpile(sql, read="duckdb", write=DIALECTS[dialect], pretty=True)[0]
+
+
+def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with views ``transactions`` and ``features`` over the lake (any fsspec URL)."""
+    con = duckdb.connect()
+    for table in ("transactions", offline.TABLE):
+        if not lake.partitions(table):
+            continue
+        dataset = pads.dataset(lake.path(table), filesystem=lake.fs, format="parquet", partitioning=PARTITIONING)
+        con.register(f"{table}_dataset", dataset)
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_dataset")
+    return con
+
+
+def training_set(
+    data: str | Lake,
+    start: dt.date,
+    *,
+    kind: Kind = "train",
+    days: int = 7,
+    delay: int = 7,
+    version: str | None = None,
+) -> pa.Table:
+    """Run the training-set query on the lake's offline store with DuckDB."""
+    lake = data if isinstance(data, Lake) else Lake(data)
+    fs = offline.registered(lake)
+    if fs is None:
+        raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
+    if version is not None:
+        offline.check_version(lake, version)
+    sql = training_set_sql(start, fs.names, kind=kind, days=days, delay=delay)
+    return connect(lake).sql(sql).to_arrow_table()

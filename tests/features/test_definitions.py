@@ -1,0 +1,69 @@
+"""Feature definitions: validation, versions, and adding a feature in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from fraudflow import WorldParams, generate
+from fraudflow.errors import FeatureError
+from fraudflow.features import DEFAULT, Feature, FeatureSet, compute
+from fraudflow.features.definitions import TERMINAL, customer_spending
+from tests.conftest import read_lake_table
+from tests.features.test_oracle import assert_features_equal
+
+
+def test_the_default_set_is_the_handbooks_15_inputs_in_order() -> None:
+    assert DEFAULT.names[:3] == ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"]
+    assert len(DEFAULT.names) == 15
+    assert DEFAULT.history_days == 37
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            dict(name="X", aggregation="median", entity=TERMINAL, column="TX_AMOUNT", window_days=3),
+            "unknown aggregation",
+        ),
+        (dict(name="X", aggregation="mean", entity="MERCHANT", column="TX_AMOUNT", window_days=3), "entity must be"),
+        (dict(name="X", aggregation="mean", entity=TERMINAL, column="TX_FRAUD", window_days=3), "needs a delay"),
+        (dict(name="X", aggregation="count", entity=TERMINAL, window_days=0), "window_days must be"),
+        (dict(name="X", aggregation="weekend", entity=TERMINAL), "row feature"),
+    ],
+)
+def test_invalid_definitions_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(FeatureError, match=message):
+        Feature(**kwargs)
+
+
+def test_duplicate_names_and_versions() -> None:
+    with pytest.raises(FeatureError, match="duplicate"):
+        FeatureSet((*DEFAULT.features, DEFAULT.features[0]))
+    more = FeatureSet((*DEFAULT.features, *customer_spending(3)), "more")
+    assert more.version != DEFAULT.version
+    assert FeatureSet.from_json(more.to_json()) == more
+    tampered = {**more.to_json(), "version": DEFAULT.version}
+    with pytest.raises(FeatureError, match="does not match"):
+        FeatureSet.from_json(tampered)
+
+
+def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) -> None:
+    extra = FeatureSet(
+        (
+            *DEFAULT.features,
+            *customer_spending(3),
+            Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", TERMINAL, "TX_FRAUD", 14, 7),
+        ),
+        "extra",
+    )
+    generate(tmp_path, WorldParams(n_customers=300, n_terminals=400, nb_days=60, radius=10.0))
+    tx = read_lake_table(tmp_path)
+    compiled = compute(tx, extra, "compiled")
+    assert_features_equal(compute(tx, extra, "duckdb"), compiled, extra.names)
+    frauds = compiled["TERMINAL_ID_NB_FRAUD_14DAY_WINDOW"].to_numpy()
+    counts = compiled["TERMINAL_ID_NB_TX_7DAY_WINDOW"].to_numpy()
+    assert frauds.max() > 0 and counts.max() > 0
+    assert dataclasses.asdict(extra.features[-1])["delay_days"] == 7
