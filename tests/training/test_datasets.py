@@ -57,7 +57,7 @@ def test_the_test_rule_leaves_out_customers_already_known(small_lake: Lake) -> N
     assert set(test["TRANSACTION_ID"].to_pylist()) == reference_test_set(small_lake, start)
     unfiltered = (
         connect(small_lake)
-        .sql("SELECT count(*) FROM transactions WHERE tx_date BETWEEN DATE '2018-04-24' AND DATE '2018-04-30'")
+        .execute("SELECT count(*) FROM transactions WHERE tx_date BETWEEN DATE '2018-04-24' AND DATE '2018-04-30'")
         .fetchone()
     )
     assert unfiltered is not None and unfiltered[0] > test.num_rows  # the rule did leave customers out
