@@ -1,0 +1,157 @@
+"""The model report: one self-contained HTML file (figures embedded as PNG), readable offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to memory
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from fraudflow.training.evaluation import HEADLINE, PUBLISHED  # noqa: E402
+
+SCENARIOS = {0: "genuine", 1: "1: large amount", 2: "2: compromised terminal", 3: "3: compromised card"}
+COLORS = {0: "#7f8c8d", 1: "#e67e22", 2: "#c0392b", 3: "#8e44ad"}
+
+
+@dataclass
+class ReportData:
+    """What the report shows; built by the evaluation, rendered here."""
+
+    title: str
+    model_id: str
+    metadata: dict[str, Any]
+    ours: dict[str, dict[str, float]]  # row name -> headline metrics (+ _std)
+    test_labels: np.ndarray
+    test_scores: np.ndarray
+    test_scenarios: np.ndarray
+    cp_days: list[str]
+    cp_per_day: list[float]
+    cp_bound_per_day: list[float]
+    importance: dict[str, float]
+    daily: dict[str, np.ndarray]  # "day" (datetime64[D]), "rows", "scenario_1".."scenario_3"
+
+
+def _png(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _curves(d: ReportData) -> str:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fpr, tpr, _ = roc_curve(d.test_labels, d.test_scores)
+    a.plot(fpr, tpr, color="#2c3e50")
+    a.plot([0, 1], [0, 1], ls=":", color="grey")
+    a.set(title="ROC curve (test folds)", xlabel="false positive rate", ylabel="true positive rate")
+    prec, rec, _ = precision_recall_curve(d.test_labels, d.test_scores)
+    b.plot(rec, prec, color="#2c3e50")
+    b.axhline(d.test_labels.mean(), ls=":", color="grey", label="fraud rate")
+    b.set(title="Precision-recall curve (test folds)", xlabel="recall", ylabel="precision")
+    b.legend()
+    return _png(fig)
+
+
+def _card_precision(d: ReportData) -> str:
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    x = np.arange(len(d.cp_days))
+    ax.bar(x, d.cp_bound_per_day, color="#d5dbdb", label="perfect ranking (bound)")
+    ax.bar(x, d.cp_per_day, color="#2980b9", width=0.6, label="model")
+    ax.set_xticks(x, d.cp_days, rotation=60, fontsize=7)
+    ax.set(title="Card Precision@100 per test day", ylabel="CP@100")
+    ax.legend()
+    return _png(fig)
+
+
+def _scores(d: ReportData) -> str:
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    bins = np.linspace(0, 1, 41)
+    for scen, name in SCENARIOS.items():
+        v = d.test_scores[d.test_scenarios == scen]
+        if len(v):
+            ax.hist(v, bins=bins, density=True, histtype="step", lw=2, color=COLORS[scen], label=f"{name} ({len(v):,})")
+    ax.set_yscale("log")
+    ax.set(title="Score distribution by scenario (test folds)", xlabel="fraud probability", ylabel="density (log)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _importance(d: ReportData) -> str:
+    items = sorted(d.importance.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(items) + 1))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#16a085")
+    ax.set(title="Feature importance (XGBoost gain)", xlabel="total gain")
+    ax.tick_params(axis="y", labelsize=8)
+    return _png(fig)
+
+
+def _daily(d: ReportData) -> str:
+    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    days = d.daily["day"]
+    a.plot(days, d.daily["rows"], color="#2c3e50")
+    a.set(title="Transactions per day", ylabel="transactions")
+    bottom = np.zeros(len(days))
+    for scen in (1, 2, 3):
+        v = d.daily[f"scenario_{scen}"]
+        b.bar(days, v, bottom=bottom, color=COLORS[scen], label=SCENARIOS[scen], width=1.0)
+        bottom += v
+    b.set(title="Frauds per day by scenario", ylabel="frauds")
+    b.legend(fontsize=8)
+    return _png(fig)
+
+
+def _metrics_table(d: ReportData) -> str:
+    rows = []
+    for name, m in d.ours.items():
+        cells = "".join(f"<td>{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m else "") + "</td>"
+                        for k in HEADLINE)
+        rows.append(f"<tr class='ours'><th>{html.escape(name)}</th>{cells}</tr>")
+    for name, values in PUBLISHED.items():
+        cells = "".join(f"<td>{v:.3f}</td>" for v in values)
+        rows.append(f"<tr><th>Handbook: {html.escape(name)}</th>{cells}</tr>")
+    return ("<table><tr><th>model (test folds, prequential mean ± sd)</th><th>AUC ROC</th>"
+            "<th>Average precision</th><th>CP@100</th></tr>" + "".join(rows) + "</table>")
+
+
+def render(d: ReportData) -> str:
+    meta = d.metadata
+    total = int(np.sum(d.daily["rows"]))
+    frauds = {s: int(np.sum(d.daily[f"scenario_{s}"])) for s in (1, 2, 3)}
+    facts = {
+        "model": d.model_id,
+        "feature set": f"{len(meta.get('features', []))} features, version {meta.get('feature_set_version')}",
+        "training window": f"{meta.get('train_start')} .. {meta.get('train_end')}",
+        "parameters": ", ".join(f"{k}={v}" for k, v in sorted(meta.get("params", {}).items())),
+        "data": f"{total:,} transactions, frauds by scenario {frauds}",
+        "CP@100 bound (perfect ranking)": f"{np.mean(d.cp_bound_per_day):.3f}",
+    }
+    facts_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(d.title)}</title>
+<style>
+body {{ font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1080px; margin: 2em auto;
+       color: #2c3e50; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }}
+tr.ours th, tr.ours td {{ font-weight: bold; background: #eaf2f8; }}
+img {{ max-width: 100%; }}
+h2 {{ border-bottom: 2px solid #2980b9; padding-bottom: 4px; }}
+</style></head><body>
+<h1>{html.escape(d.title)}</h1>
+<table>{facts_html}</table>
+<h2>Results against the handbook</h2>{_metrics_table(d)}
+<h2>Card Precision@100 per test day</h2>{_card_precision(d)}
+<h2>Curves</h2>{_curves(d)}
+<h2>Scores of frauds and genuine transactions</h2>{_scores(d)}
+<h2>Feature importance</h2>{_importance(d)}
+<h2>Data</h2>{_daily(d)}
+</body></html>
+"""
