@@ -109,18 +109,46 @@ def main() -> None:
     rows = []
     for copies in (1, 2, 4):
         r = run_case("features", "compiled", "--copies", str(copies))
-        rows.append([f"fraudflow compiled engine, {copies}x the default rows (median of 5)", f"{r['rows']:,}",
-                     f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f}"])
+        rows.append(
+            [
+                f"fraudflow compiled engine, {copies}x the default rows (median of 5)",
+                f"{r['rows']:,}",
+                f"{r['seconds']:.2f}",
+                f"{r['rows'] / r['seconds']:,.0f}",
+                f"{r['peak_rss_mb']:,.0f}",
+            ]
+        )
     d = run_case("features", "duckdb")
-    rows.append(["fraudflow DuckDB SQL engine (median of 3)", f"{d['rows']:,}", f"{d['seconds']:.2f}",
-                 f"{d['rows'] / d['seconds']:,.0f}", f"{d['peak_rss_mb']:,.0f}"])
+    rows.append(
+        [
+            "fraudflow DuckDB SQL engine (median of 3)",
+            f"{d['rows']:,}",
+            f"{d['seconds']:.2f}",
+            f"{d['rows'] / d['seconds']:,.0f}",
+            f"{d['peak_rss_mb']:,.0f}",
+        ]
+    )
     i = run_case("features", "incremental")
-    rows.append(["fraudflow incremental: the last day only (37 days of history read)", f"{i['rows']:,}",
-                 f"{i['seconds']:.2f}", f"{i['rows'] / i['seconds']:,.0f}", ""])
+    rows.append(
+        [
+            "fraudflow incremental: the last day only (37 days of history read)",
+            f"{i['rows']:,}",
+            f"{i['seconds']:.2f}",
+            f"{i['rows'] / i['seconds']:,.0f}",
+            "",
+        ]
+    )
     if not args.skip_plain:
         p = run_case("features", "plain")
-        rows.append(["plain pandas rolling windows (benchmarks/plain_features.py)", f"{p['rows']:,}",
-                     f"{p['seconds']:.1f}", f"{p['rows'] / p['seconds']:,.0f}", f"{p['peak_rss_mb']:,.0f}"])
+        rows.append(
+            [
+                "plain pandas rolling windows (benchmarks/plain_features.py)",
+                f"{p['rows']:,}",
+                f"{p['seconds']:.1f}",
+                f"{p['rows'] / p['seconds']:,.0f}",
+                f"{p['peak_rss_mb']:,.0f}",
+            ]
+        )
     print(f"machine: {machine()}\n")
     print(table(["what", "rows", "seconds", "rows/s", "peak RSS MB"], rows))
 

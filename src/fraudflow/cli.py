@@ -144,14 +144,21 @@ def features(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Recompute every day (after changing definitions).")
     ] = False,
+    feature_set: Annotated[
+        str, typer.Option("--feature-set", help="handbook (its 15 inputs) or fraudflow (those and one ratio).")
+    ] = "handbook",
 ) -> None:
     """Compute the features of a range of days into the offline store (incremental, exact)."""
-    from fraudflow.features import build_features
+    from fraudflow.features import FEATURE_SETS, build_features
+
+    if feature_set not in FEATURE_SETS:
+        raise fail(ConfigError(f"unknown feature set {feature_set!r}; expected one of {sorted(FEATURE_SETS)}"))
 
     try:
         with progress_bar() as bar:
             summary = build_features(
                 data,
+                FEATURE_SETS[feature_set],
                 from_date=_date(from_date, "--from-date"),
                 to_date=_date(to_date, "--to-date"),
                 engine=engine,
@@ -209,6 +216,159 @@ def training_set(
         f"{kind} set {lo} .. {hi}: {table.num_rows:,} transactions, {frauds:,} frauds"
         + (f", written to {out_file}" if out_file else "")
     )
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, float]], bound: float | None = None) -> Table:
+    from fraudflow.training.evaluation import PUBLISHED
+
+    t = Table(title=title)
+    for col in ("model", "AUC ROC", "Average precision", "CP@100"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in rows.items():
+        t.add_row(
+            f"[bold]{name}[/]",
+            *(
+                f"{m[k]:.3f} ± {m.get(k + '_std', 0):.3f}"
+                for k in ("auc_roc", "average_precision", "card_precision_at_100")
+            ),
+        )
+    for name, values in PUBLISHED.items():
+        t.add_row(f"handbook: {name}", *(f"{v:.3f}" for v in values))
+    if bound is not None:
+        t.caption = f"CP@100 upper bound (perfect ranking): {bound:.3f}"
+    return t
+
+
+@app.command()
+def train(
+    data: Data,
+    start: Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")] = "2018-07-25",
+    tune: Annotated[bool, typer.Option("--tune", help="Choose parameters on the validation folds first.")] = False,
+) -> None:
+    """Train fraudflow's XGBoost on one split, evaluate it, save it with its report."""
+    from fraudflow.lake import Lake
+    from fraudflow.training import workflow
+
+    try:
+        first = _date(start, "--start")
+        assert first is not None
+        lake = Lake(data)
+        workflow.ensure_features(lake, say=console.print)
+        params = None
+        if tune:
+            with console.status("choosing parameters on the validation folds"):
+                chosen = workflow.tune(lake, validation_start=first - dt.timedelta(days=14))["params"]
+                params = {**workflow.FRAUDFLOW_BASE, **chosen}
+        with console.status("training"):
+            model_id, metrics, folds = workflow.train(lake, first, params)
+            path = workflow.write_report(lake, model_id, folds)
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    out.print(
+        _metrics_table(
+            f"model {model_id}, single split {first}", {"fraudflow": metrics}, metrics["card_precision_at_100_bound"]
+        )
+    )
+    out.print(f"saved to {lake.path('models', model_id)}; report: {path}")
+
+
+@app.command()
+def evaluate(
+    data: Data,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="handbook: prequential folds, as the handbook.")
+    ] = "handbook",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
+) -> None:
+    """Judge models by the handbook's protocol and print them beside its published results."""
+    from fraudflow.lake import Lake
+    from fraudflow.training import workflow
+    from fraudflow.training.evaluation import HANDBOOK_GRID, HANDBOOK_PARAMS, select
+
+    if protocol != "handbook":
+        raise fail(ConfigError(f"unknown protocol {protocol!r}; expected handbook"))
+    lake = Lake(data)
+    try:
+        workflow.ensure_features(lake, say=console.print)
+        with console.status("fraudflow: choosing on validation folds, reporting on test folds"):
+            ours = workflow.tune(lake)
+        handbook = None
+        if reproduce:
+            with console.status("handbook grid, validation-selected (exact trees)"):
+                base = {k: HANDBOOK_PARAMS[k] for k in ("tree_method", "base_score")}
+                handbook = select(lake, HANDBOOK_GRID, base=base, features=DEFAULT.names)
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    test = ours["test"]
+    gap = (test["card_precision_at_100"] - 0.304) / (test["card_precision_at_100_bound"] - 0.304)
+    result = {
+        k: test[k] for k in ("auc_roc", "average_precision", "card_precision_at_100", "card_precision_at_100_bound")
+    }
+    result.update(
+        {
+            "params": ours["params"],
+            "std": {k: test[k + "_std"] for k in ("auc_roc", "average_precision", "card_precision_at_100")},
+            "cp_gap_closed": gap,
+            "folds": test["folds"],
+        }
+    )
+    if handbook is not None:
+        result["handbook_grid_reproduction"] = {
+            k: handbook["test"][k] for k in ("auc_roc", "average_precision", "card_precision_at_100")
+        }
+        result["handbook_grid_reproduction"]["params"] = handbook["params"]
+    if as_json:
+        typer.echo(json.dumps(result, default=float))
+        return
+    rows = {"fraudflow XGBoost (validation-selected)": test}
+    if handbook is not None:
+        rows["fraudflow, handbook grid reproduced"] = handbook["test"]
+    out.print(_metrics_table("test folds, prequential mean ± sd", rows, test["card_precision_at_100_bound"]))
+    out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {gap:.1%}")
+
+
+@app.command()
+def report(model_dir: Annotated[str, typer.Argument(help="A model folder: <root>/models/<id>.")]) -> None:
+    """Write (again) a model's self-contained HTML report."""
+    from fraudflow.lake import Lake
+    from fraudflow.training import workflow
+
+    root, _, model_id = model_dir.rstrip("/").rpartition("/models/")
+    if not root:
+        raise fail(ConfigError(f"{model_dir}: expected a path like <root>/models/<id>"))
+    try:
+        path = workflow.write_report(Lake(root), model_id)
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    out.print(f"report: {path}")
+
+
+@app.command()
+def pipeline(
+    out_: Root = "demo-lake",
+    tune: Annotated[bool, typer.Option(help="Choose the parameters on the validation folds.")] = True,
+) -> None:
+    """Everything on embedded defaults: generate, features, tune, train, evaluate, report."""
+    from fraudflow.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    try:
+        with console.status("pipeline") as status:
+            result = run_pipeline(out_, tune=tune, step=lambda name: status.update(f"pipeline: {name}"))
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    m = result.metrics
+    out.print(
+        _metrics_table(
+            "fraudflow pipeline: test folds (prequential mean ± sd)",
+            {"fraudflow XGBoost": m},
+            m["card_precision_at_100_bound"],
+        )
+    )
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    out.print(f"{steps}; total {time.perf_counter() - t0:.1f} s")
+    out.print(f"model {result.model_id}; report: {result.report}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

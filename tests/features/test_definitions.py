@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fraudflow import WorldParams, generate
@@ -39,9 +40,12 @@ def test_invalid_definitions_are_refused(kwargs: dict, message: str) -> None:
         Feature(**kwargs)
 
 
-def test_duplicate_names_and_versions() -> None:
+def test_duplicate_names_versions_and_ratio_order() -> None:
     with pytest.raises(FeatureError, match="duplicate"):
         FeatureSet((*DEFAULT.features, DEFAULT.features[0]))
+    ratio = Feature("R", "ratio", column="TX_AMOUNT", of="CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW")
+    with pytest.raises(FeatureError, match="not an earlier feature"):
+        FeatureSet((ratio, *DEFAULT.features))
     more = FeatureSet((*DEFAULT.features, *customer_spending(3)), "more")
     assert more.version != DEFAULT.version
     assert FeatureSet.from_json(more.to_json()) == more
@@ -56,6 +60,7 @@ def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) 
             *DEFAULT.features,
             *customer_spending(3),
             Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", TERMINAL, "TX_FRAUD", 14, 7),
+            Feature("AMOUNT_TO_AVG_3", "ratio", column="TX_AMOUNT", of="CUSTOMER_ID_AVG_AMOUNT_3DAY_WINDOW"),
         ),
         "extra",
     )
@@ -66,4 +71,7 @@ def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) 
     frauds = compiled["TERMINAL_ID_NB_FRAUD_14DAY_WINDOW"].to_numpy()
     counts = compiled["TERMINAL_ID_NB_TX_7DAY_WINDOW"].to_numpy()
     assert frauds.max() > 0 and counts.max() > 0
+    ratio = compiled["AMOUNT_TO_AVG_3"].to_numpy()
+    expected = tx["TX_AMOUNT"].to_numpy() / compiled["CUSTOMER_ID_AVG_AMOUNT_3DAY_WINDOW"].to_numpy()
+    assert np.allclose(ratio, expected, rtol=1e-12)
     assert dataclasses.asdict(extra.features[-1])["delay_days"] == 7

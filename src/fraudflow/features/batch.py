@@ -80,7 +80,9 @@ def _compute_compiled(tx: pa.Table, fs: FeatureSet) -> pa.Table:
     weekend, night = kernels.calendar(ts)
     columns: list[np.ndarray] = []
     for f in fs.features:
-        if f.aggregation == "value":
+        if f.aggregation == "ratio":
+            columns.append(np.asarray(f.ratio(tx[f.column or ""].to_numpy(), columns[fs.names.index(f.of or "")])))
+        elif f.aggregation == "value":
             columns.append(tx[f.column or ""].to_numpy().astype(np.float64))
         elif f.aggregation == "weekend":
             columns.append(weekend)

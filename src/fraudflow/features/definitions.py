@@ -24,8 +24,8 @@ from fraudflow.errors import FeatureError
 
 CUSTOMER = s.CUSTOMER_ID
 TERMINAL = s.TERMINAL_ID
-Aggregation = Literal["value", "weekend", "night", "count", "sum", "mean"]
-ROW_AGGREGATIONS = ("value", "weekend", "night")
+Aggregation = Literal["value", "weekend", "night", "ratio", "count", "sum", "mean"]
+ROW_AGGREGATIONS = ("value", "weekend", "night", "ratio")
 WINDOW_AGGREGATIONS = ("count", "sum", "mean")
 INPUT_COLUMNS = (s.TX_AMOUNT, s.TX_FRAUD)
 NIGHT_LAST_HOUR = 6  # hours 0..6 are night: 06:59:59 is night
@@ -42,6 +42,7 @@ class Feature:
     window_days: int = 0
     delay_days: int = 0
     description: str = ""
+    of: str | None = None  # "ratio": ``column`` divided by the earlier feature ``of`` (0 when it is 0)
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -52,8 +53,10 @@ class Feature:
         if self.aggregation in ROW_AGGREGATIONS:
             if self.entity or self.window_days or self.delay_days:
                 return "a row feature has no entity, window or delay"
-            if self.aggregation == "value" and self.column not in INPUT_COLUMNS:
+            if self.aggregation in ("value", "ratio") and self.column not in INPUT_COLUMNS:
                 return f"column must be one of {INPUT_COLUMNS}"
+            if (self.aggregation == "ratio") != (self.of is not None):
+                return "a ratio, and only a ratio, names the feature it divides by (of=...)"
             return None
         if self.aggregation not in WINDOW_AGGREGATIONS:
             return f"unknown aggregation {self.aggregation!r}; expected one of {ROW_AGGREGATIONS + WINDOW_AGGREGATIONS}"
@@ -74,6 +77,14 @@ class Feature:
     @property
     def dtype(self) -> str:
         return "int64" if self.aggregation in ("weekend", "night", "count") else "float64"
+
+    def ratio(self, numerator: object, denominator: object) -> object:
+        """Apply a ratio to NumPy arrays or floats: 0 where the denominator is 0."""
+        import numpy as np
+
+        num = np.asarray(numerator, dtype=np.float64)
+        den = np.asarray(denominator, dtype=np.float64)
+        return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
 
     @property
     def history_days(self) -> int:
@@ -148,6 +159,11 @@ class FeatureSet:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise FeatureError(f"feature set {self.name!r}: duplicate names {dupes}")
+        for i, f in enumerate(self.features):
+            if f.of is not None and f.of not in names[:i]:
+                raise FeatureError(
+                    f"feature {f.name!r} divides by {f.of!r}, which is not an earlier feature of the set"
+                )
 
     @property
     def names(self) -> list[str]:
@@ -160,7 +176,7 @@ class FeatureSet:
 
     @property
     def version(self) -> str:
-        canonical = json.dumps([dataclasses.asdict(f) for f in self.features], sort_keys=True)
+        canonical = json.dumps([_fields(f) for f in self.features], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -168,7 +184,7 @@ class FeatureSet:
             "name": self.name,
             "version": self.version,
             "history_days": self.history_days,
-            "features": [dataclasses.asdict(f) for f in self.features],
+            "features": [_fields(f) for f in self.features],
         }
 
     @classmethod
@@ -182,4 +198,29 @@ class FeatureSet:
         return fs
 
 
+def _fields(f: Feature) -> dict[str, Any]:
+    """A feature's fields; ``of`` only when set, so older versions keep their hash."""
+    d = dataclasses.asdict(f)
+    if d["of"] is None:
+        del d["of"]
+    return d
+
+
 DEFAULT = FeatureSet()
+
+#: fraudflow's model inputs (docs/MODEL.md): the handbook's 15 and the amount relative to the
+#: customer's 30-day average, which shallow trees cannot build from the two columns themselves.
+FRAUDFLOW = FeatureSet(
+    (
+        *DEFAULT_FEATURES,
+        Feature(
+            "AMOUNT_TO_CUSTOMER_AVG_30DAY",
+            "ratio",
+            column=s.TX_AMOUNT,
+            of="CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
+            description="the amount divided by the customer's mean amount over the last 30 days",
+        ),
+    ),
+    "fraudflow",
+)
+FEATURE_SETS = {"handbook": DEFAULT, "fraudflow": FRAUDFLOW}

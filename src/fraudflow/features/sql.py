@@ -58,8 +58,12 @@ def _sum(f: Feature) -> str:
     return f"({total} - S_{f.column}_{f.entity}_PEERS)" if f.delay_days == 0 else total
 
 
-def expression(f: Feature) -> str:
+def expression(f: Feature, fs: FeatureSet | None = None) -> str:
     """The SQL expression of one feature over the inner query's columns."""
+    if f.aggregation == "ratio":
+        assert fs is not None, "a ratio needs its feature set"
+        den = expression(fs.features[fs.names.index(f.of or "")], fs)
+        return f"CASE WHEN ({den}) = 0 THEN 0.0 ELSE CAST({f.column} AS DOUBLE) / ({den}) END"
     if f.aggregation == "value":
         return f"CAST({f.column} AS DOUBLE)"
     if f.aggregation == "weekend":
@@ -78,7 +82,7 @@ def features_sql(fs: FeatureSet, source: str = "tx") -> str:
     """SELECT TRANSACTION_ID, TX_DATETIME and every feature of ``fs`` from relation ``source``."""
     inner = ",\n    ".join(f"{expr} AS {name}" for name, expr in _aggregates(fs).items())
     inner = f",\n    {inner}" if inner else ""
-    cols = ",\n  ".join(f"{expression(f)} AS {f.name}" for f in fs.features)
+    cols = ",\n  ".join(f"{expression(f, fs)} AS {f.name}" for f in fs.features)
     return (
         f"WITH base AS (SELECT {', '.join(INPUT)}, epoch_us({s.TX_DATETIME}) AS {TS} FROM {source}),\n"
         f"agg AS (SELECT *{inner}\n  FROM base)\n"

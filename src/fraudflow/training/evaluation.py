@@ -22,6 +22,7 @@ from fraudflow.lake import Lake
 from fraudflow.store import offline
 from fraudflow.training import metrics
 from fraudflow.training.datasets import training_set
+from fraudflow.training.model import HANDBOOK_PARAMS as HANDBOOK_PARAMS
 from fraudflow.training.model import Model, fit
 
 VALIDATION_START = dt.date(2018, 7, 11)
@@ -33,8 +34,11 @@ K = 100
 HEADLINE = ("auc_roc", "average_precision", "card_precision_at_100")
 
 #: The handbook's XGBoost grid (EVALUATION.md).
-HANDBOOK_GRID: dict[str, list[Any]] = {"max_depth": [3, 6, 9], "n_estimators": [25, 50, 100],
-                                       "learning_rate": [0.1, 0.3]}
+HANDBOOK_GRID: dict[str, list[Any]] = {
+    "max_depth": [3, 6, 9],
+    "n_estimators": [25, 50, 100],
+    "learning_rate": [0.1, 0.3],
+}
 
 #: Published test-fold results (prequential means) of the handbook, for comparison.
 PUBLISHED = {
@@ -93,12 +97,22 @@ class FoldResults:
 
     def summary(self) -> dict[str, Any]:
         names = (*HEADLINE, "card_precision_at_100_bound")
-        return {**{n: self.mean(n) for n in names}, **{f"{n}_std": self.std(n) for n in names},
-                "params": self.params, "folds": self.folds}
+        return {
+            **{n: self.mean(n) for n in names},
+            **{f"{n}_std": self.std(n) for n in names},
+            "params": self.params,
+            "folds": self.folds,
+        }
 
 
-def prequential(splits: list[Split], settings: list[dict[str, Any]], features: list[str], version: str,
-                seed: int = 0, workers: int | None = None) -> list[FoldResults]:
+def prequential(
+    splits: list[Split],
+    settings: list[dict[str, Any]],
+    features: list[str],
+    version: str,
+    seed: int = 0,
+    workers: int | None = None,
+) -> list[FoldResults]:
     """Fit and score every setting on every fold, in parallel (one XGBoost thread per fit)."""
     jobs = [(i, split) for i in range(len(settings)) for split in splits]
 
@@ -114,21 +128,38 @@ def prequential(splits: list[Split], settings: list[dict[str, Any]], features: l
     return results
 
 
-def select(lake: Lake, space: dict[str, list[Any]] | None = None, *, metric: str = "average_precision",
-           validation_start: dt.date = VALIDATION_START, test_start: dt.date = TEST_START,
-           n_folds: int = N_FOLDS, seed: int = 0) -> dict[str, Any]:
-    """Choose parameters on the validation folds by ``metric``; report them on the test folds."""
+def select(
+    lake: Lake,
+    space: dict[str, list[Any]] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+    metric: str = "average_precision",
+    validation_start: dt.date = VALIDATION_START,
+    test_start: dt.date = TEST_START,
+    n_folds: int = N_FOLDS,
+    seed: int = 0,
+    features: list[str] | None = None,
+) -> dict[str, Any]:
+    """Choose parameters on the validation folds by ``metric``; report them on the test folds.
+
+    ``features`` are the model inputs (default: every feature of the lake's set).
+    """
     fs = offline.registered(lake)
     if fs is None:
         from fraudflow.errors import LakeError
 
         raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
-    settings = grid(space or HANDBOOK_GRID)
+    settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
     validation = [load_split(lake, d) for d in fold_starts(validation_start, n_folds)]
     tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]
-    scored = prequential(validation, settings, fs.names, fs.version, seed)
+    names = features or fs.names
+    scored = prequential(validation, settings, names, fs.version, seed)
     best = max(scored, key=lambda r: r.mean(metric))
-    report = prequential(tested, [best.params], fs.names, fs.version, seed)[0]
-    return {"selected_by": metric, "params": best.params, "validation": best.summary(),
-            "test": report.summary(), "grid": [{"params": r.params, **{n: r.mean(n) for n in HEADLINE}}
-                                               for r in scored]}
+    report = prequential(tested, [best.params], names, fs.version, seed)[0]
+    return {
+        "selected_by": metric,
+        "params": best.params,
+        "validation": best.summary(),
+        "test": report.summary(),
+        "grid": [{"params": r.params, **{n: r.mean(n) for n in HEADLINE}} for r in scored],
+    }

@@ -8,6 +8,7 @@ earlier day) are left out; the k highest are ranked and their fraudulent custome
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -20,8 +21,9 @@ class CardPrecision:
     detected: int  # compromised cards found in the top k over the days
 
 
-def card_precision_at_k(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                        k: int = 100) -> CardPrecision:
+def card_precision_at_k(
+    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = 100
+) -> CardPrecision:
     """CP@k over the test days of ``days`` (any sortable day values)."""
     order = np.lexsort((customers, days))
     days, customers, labels, scores = days[order], customers[order], labels[order], scores[order]
@@ -60,16 +62,16 @@ class AlertBudget:
 
 def at_alert_budget(labels: np.ndarray, scores: np.ndarray, budget: float = 0.01) -> AlertBudget:
     """Precision and recall when the ``budget`` share of highest scores raises an alert."""
-    n_alerts = max(1, int(round(budget * len(scores))))
+    n_alerts = max(1, round(budget * len(scores)))
     top = np.argsort(-scores, kind="stable")[:n_alerts]
     hits = float(labels[top].sum())
     frauds = float(labels.sum())
-    return AlertBudget(budget, float(scores[top].min()), hits / n_alerts, hits / frauds if frauds else 0.0,
-                       n_alerts)
+    return AlertBudget(budget, float(scores[top].min()), hits / n_alerts, hits / frauds if frauds else 0.0, n_alerts)
 
 
-def performance(days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                k: int = 100) -> dict[str, float | list[float]]:
+def performance(
+    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = 100
+) -> dict[str, Any]:
     """The handbook's three metrics, CP@k per day, and CP@k's perfect-ranking bound."""
     cp = card_precision_at_k(days, customers, labels, scores, k)
     bound = card_precision_at_k(days, customers, labels, labels.astype(np.float64), k)

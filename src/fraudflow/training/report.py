@@ -11,11 +11,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from fraudflow.training.evaluation import HEADLINE, PUBLISHED  # noqa: E402
+from fraudflow.training.evaluation import HEADLINE, PUBLISHED
 
 SCENARIOS = {0: "genuine", 1: "1: large amount", 2: "2: compromised terminal", 3: "3: compromised card"}
 COLORS = {0: "#7f8c8d", 1: "#e67e22", 2: "#c0392b", 3: "#8e44ad"}
@@ -73,7 +73,7 @@ def _card_precision(d: ReportData) -> str:
 
 def _scores(d: ReportData) -> str:
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     for scen, name in SCENARIOS.items():
         v = d.test_scores[d.test_scenarios == scen]
         if len(v):
@@ -111,14 +111,17 @@ def _daily(d: ReportData) -> str:
 def _metrics_table(d: ReportData) -> str:
     rows = []
     for name, m in d.ours.items():
-        cells = "".join(f"<td>{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m else "") + "</td>"
-                        for k in HEADLINE)
+        cells = "".join(
+            f"<td>{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m else "") + "</td>" for k in HEADLINE
+        )
         rows.append(f"<tr class='ours'><th>{html.escape(name)}</th>{cells}</tr>")
     for name, values in PUBLISHED.items():
         cells = "".join(f"<td>{v:.3f}</td>" for v in values)
         rows.append(f"<tr><th>Handbook: {html.escape(name)}</th>{cells}</tr>")
-    return ("<table><tr><th>model (test folds, prequential mean ± sd)</th><th>AUC ROC</th>"
-            "<th>Average precision</th><th>CP@100</th></tr>" + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th>model (test folds, prequential mean ± sd)</th><th>AUC ROC</th>"
+        "<th>Average precision</th><th>CP@100</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def render(d: ReportData) -> str:

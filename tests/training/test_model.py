@@ -1,0 +1,80 @@
+"""The model: deterministic fits, save and load in XGBoost's format, refusing mismatched inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fraudflow import Lake, WorldParams, generate
+from fraudflow.errors import FeatureError
+from fraudflow.features import DEFAULT, build_features
+from fraudflow.training import model, workflow
+from fraudflow.training.datasets import split_days
+from fraudflow.training.evaluation import fold_starts, load_split
+
+WORLD = WorldParams(n_customers=600, n_terminals=800, nb_days=60, radius=8.0, start_date=dt.date(2018, 4, 1))
+START = dt.date(2018, 5, 1)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    root = tmp_path_factory.mktemp("train")
+    generate(root, WORLD)
+    build_features(root)
+    return Lake(root)
+
+
+def test_split_rules() -> None:
+    assert split_days(dt.date(2018, 7, 25), "train") == (dt.date(2018, 7, 25), dt.date(2018, 7, 31))
+    assert split_days(dt.date(2018, 7, 25), "test") == (dt.date(2018, 8, 8), dt.date(2018, 8, 14))
+    assert fold_starts(dt.date(2018, 8, 15)) == [
+        dt.date(2018, 8, 15),
+        dt.date(2018, 8, 8),
+        dt.date(2018, 8, 1),
+        dt.date(2018, 7, 25),
+    ]
+
+
+def test_fits_are_deterministic_and_round_trip(lake: Lake) -> None:
+    split = load_split(lake, START)
+    params = {"tree_method": "hist", "max_depth": 3, "n_estimators": 20, "learning_rate": 0.3}
+    a = model.fit(split.train, DEFAULT.names, DEFAULT.version, params)
+    b = model.fit(split.train, DEFAULT.names, DEFAULT.version, params)
+    scores = a.predict(split.test)
+    assert np.array_equal(scores, b.predict(split.test))
+    model.save(a, lake, "m1")
+    loaded = model.load(lake, "m1", expect_version=DEFAULT.version)
+    assert np.array_equal(loaded.predict(split.test), scores)
+    meta = json.loads(Path(lake.path("models", "m1", "metadata.json")).read_text())
+    assert meta["feature_set_version"] == DEFAULT.version and meta["format"] == "xgboost-ubj"
+    assert meta["data_fingerprint"] == model.data_fingerprint(split.train)
+    assert {"xgboost", "numpy", "python", "fraudflow"} <= set(meta["versions"])
+    assert not any(p.suffix in (".pkl", ".pickle") for p in Path(lake.path("models")).rglob("*"))
+
+
+def test_a_mismatched_feature_set_is_refused(lake: Lake) -> None:
+    split = load_split(lake, START)
+    m = model.fit(split.train, DEFAULT.names, DEFAULT.version, {"n_estimators": 5, "tree_method": "hist"})
+    model.save(m, lake, "m2")
+    with pytest.raises(FeatureError, match="refusing to score with mismatched inputs"):
+        model.load(lake, "m2", expect_version="0123456789abcdef")
+    with pytest.raises(FeatureError, match="absent from the input"):
+        m.predict(split.test.drop_columns(["TX_AMOUNT"]))
+
+
+def test_train_writes_model_metrics_and_a_self_contained_report(lake: Lake) -> None:
+    model_id, metrics, _ = workflow.train(
+        lake, START, {"n_estimators": 30, "max_depth": 3}, test_starts=[START, START - dt.timedelta(days=7)]
+    )
+    assert 0.5 < metrics["auc_roc"] <= 1 and len(metrics["folds"]) == 2
+    assert 0 < metrics["card_precision_at_100"] <= metrics["card_precision_at_100_bound"] + 1e-12
+    stored = json.loads(Path(lake.path("models", model_id, "metrics.json")).read_text())
+    assert stored["auc_roc"] == pytest.approx(metrics["auc_roc"])
+    html = Path(workflow.write_report(lake, model_id)).read_text()
+    assert html.count("data:image/png;base64,") == 5  # CP@100 per day, curves, scores, importance, data
+    assert "Results against the handbook" in html and "http://" not in html and "https://" not in html
+    assert model.latest_model(lake) in model.list_models(lake)
