@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -74,4 +73,3 @@ def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) 
     ratio = compiled["AMOUNT_TO_AVG_3"].to_numpy()
     expected = tx["TX_AMOUNT"].to_numpy() / compiled["CUSTOMER_ID_AVG_AMOUNT_3DAY_WINDOW"].to_numpy()
     assert np.allclose(ratio, expected, rtol=1e-12)
-    assert dataclasses.asdict(extra.features[-1])["delay_days"] == 7
