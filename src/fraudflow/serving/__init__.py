@@ -1,0 +1,1 @@
+"""Serving: the scoring engine (online features + model) and the HTTP service."""

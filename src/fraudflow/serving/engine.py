@@ -1,0 +1,96 @@
+"""Score arriving transactions: online features from the store, the model, the answer.
+
+For each transaction, under one lock: an answered TRANSACTION_ID gets its stored feature vector
+back (same answer, counted once); otherwise its entities' events are read, the features computed
+(``features.online``), and the transaction committed with its feature vector, atomically. The
+score is a pure function of the vector and the model, so it is computed after the commit, in
+batches when many transactions arrive together.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fraudflow.features.definitions import FeatureSet
+from fraudflow.features.online import ENTITIES, OnlineFeatures, Transaction
+from fraudflow.store.online import OnlineStore, dumps
+from fraudflow.training.model import Model
+
+TOP_FEATURES = 3
+
+
+@dataclass(frozen=True)
+class Scored:
+    transaction_id: int
+    features: dict[str, float]
+    duplicate: bool
+
+
+class Scorer:
+    def __init__(
+        self, store: OnlineStore, fs: FeatureSet, model: Model | None = None, model_id: str = "", threshold: float = 0.5
+    ) -> None:
+        if model is not None:
+            missing = [f for f in model.features if f not in fs.names]
+            if missing:
+                from fraudflow.errors import FeatureError
+
+                raise FeatureError(f"model {model_id} needs features {missing} that feature set {fs.name} lacks")
+        self.store = store
+        self.online = OnlineFeatures(fs)
+        self.model = model
+        self.model_id = model_id
+        self.threshold = threshold
+        self._lock = threading.Lock()
+
+    def features(self, tx: Transaction) -> Scored:
+        """Online features of ``tx``, committed to the store (or the stored ones if answered before)."""
+        with self._lock:
+            stored = self.store.answer(tx.transaction_id)
+            if stored is not None:
+                return Scored(tx.transaction_id, json.loads(stored)["features"], True)
+            t = tx.ts_us
+            events = {
+                kind: self.store.events(kind, tx.entity(kind), t - self.online.history_us[kind])
+                for kind in ENTITIES
+                if self.online.needs(kind)
+            }
+            values = self.online.compute(tx, events)
+            keep = {kind: self.online.history_us[kind] for kind in ENTITIES}
+            if not self.store.commit(tx, dumps({"features": values, "request": _request(tx)}), keep):
+                stored = self.store.answer(tx.transaction_id)
+                return Scored(tx.transaction_id, json.loads(stored or "{}").get("features", values), True)
+            return Scored(tx.transaction_id, values, False)
+
+    def scores(self, scored: Sequence[Scored]) -> np.ndarray:
+        if self.model is None or not scored:
+            return np.zeros(len(scored))
+        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
+        return self.model.predict_matrix((x - self.model.mean) / self.model.scale)
+
+    def top_features(self, scored: Scored, k: int = TOP_FEATURES) -> list[tuple[str, float]]:
+        if self.model is None:
+            return []
+        x = np.array([[scored.features[f] for f in self.model.features]], dtype=np.float64)
+        contrib = self.model.contributions((x - self.model.mean) / self.model.scale)[0, :-1]
+        order = np.argsort(-np.abs(contrib))[:k]
+        return [(self.model.features[i], float(contrib[i])) for i in order]
+
+    def score_many(self, txs: Sequence[Transaction]) -> tuple[list[Scored], np.ndarray]:
+        scored = [self.features(tx) for tx in txs]
+        return scored, self.scores(scored)
+
+
+def _request(tx: Transaction) -> dict[str, object]:
+    return {
+        "TRANSACTION_ID": tx.transaction_id,
+        "TX_DATETIME": tx.tx_datetime.isoformat(),
+        "CUSTOMER_ID": tx.customer_id,
+        "TERMINAL_ID": tx.terminal_id,
+        "TX_AMOUNT": tx.amount,
+    }
