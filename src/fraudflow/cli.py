@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fraudflow import schema
 from fraudflow.errors import ConfigError, FraudflowError
-from fraudflow.features.definitions import DEFAULT
+from fraudflow.features.definitions import DEFAULT, FeatureSet
 
 app = typer.Typer(
     name="fraudflow",
@@ -369,6 +369,71 @@ def pipeline(
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     out.print(f"{steps}; total {time.perf_counter() - t0:.1f} s")
     out.print(f"model {result.model_id}; report: {result.report}")
+
+
+Online = Annotated[
+    str | None,
+    typer.Option("--online", help="Online store: redis://host:6379/0, sqlite:///path (default: SQLite in the lake)."),
+]
+
+
+@app.command()
+def materialize(data: Data, online: Online = None) -> None:
+    """Load the online store from the lake (the last 37 days and their labels), incrementally."""
+    from fraudflow.lake import Lake
+    from fraudflow.serving.materialize import materialize as run
+    from fraudflow.store.online import open_store
+
+    try:
+        lake = Lake(data)
+        fs = workflow_feature_set(lake)
+        store = open_store(online, lake.root if lake.local else None)
+        with console.status("materializing"):
+            summary = run(lake, store, fs)
+        store.close()
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    if summary.up_to_date:
+        out.print(f"online store already holds the lake through {summary.through}")
+    else:
+        out.print(
+            f"materialized {summary.rows:,} transactions ({summary.frauds:,} fraud labels) of {summary.days} days, "
+            f"through {summary.through}"
+        )
+
+
+def workflow_feature_set(lake: object) -> FeatureSet:
+    from fraudflow.training.workflow import feature_set
+
+    return feature_set(lake)  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    data: Data,
+    model: Annotated[str | None, typer.Option("--model", help="Model id (default: the newest in the lake).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    online: Online = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Alert when the score is at least this.")] = 0.5,
+    api_key_env: Annotated[
+        str, typer.Option("--api-key-env", help="Environment variable holding the API key (unset: no key).")
+    ] = "FRAUDFLOW_API_KEY",
+) -> None:
+    """Serve POST /v1/score with online features (materializes the store on start when behind)."""
+    import os
+
+    import uvicorn
+
+    from fraudflow.serving.app import Settings, create_app
+
+    try:
+        settings = Settings(
+            data=data, model_id=model, online=online, threshold=threshold, api_key=os.environ.get(api_key_env) or None
+        )
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -11,7 +11,7 @@ replay of the lake through this path gives the offline store's values (tested on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fraudflow import schema as s
@@ -61,7 +61,7 @@ class OnlineFeatures:
     def needs(self, kind: str) -> bool:
         return self.history_us[kind] > 0
 
-    def compute(self, tx: Transaction, events: dict[str, Sequence[Event]]) -> dict[str, float]:
+    def compute(self, tx: Transaction, events: Mapping[str, Sequence[Event]]) -> dict[str, float]:
         """The feature values of ``tx``; ``events[kind]`` are its entities' events, in (time, id) order."""
         t = tx.ts_us
         values: dict[str, float] = {}

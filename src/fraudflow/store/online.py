@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features.definitions import CUSTOMER, TERMINAL
@@ -246,7 +246,7 @@ class RedisStore:
             import redis
         except ImportError as exc:  # pragma: no cover - depends on the extra
             raise ConfigError("the Redis online store needs the redis extra: pip install 'fraudflow[redis]'") from exc
-        self._r = redis.Redis.from_url(url)
+        self._r: Any = redis.Redis.from_url(url)
         self.ns = namespace
         try:
             self._r.ping()
@@ -279,7 +279,7 @@ class RedisStore:
         t = tx.ts_us
         keys = [f"{self.ns}:answers", self._key(CUSTOMER, tx.customer_id), self._key(TERMINAL, tx.terminal_id)]
         # scores are microseconds (exact in a double up to 2**53: until the year 2255)
-        args = [
+        args: list[str | int] = [
             tx.transaction_id,
             answer,
             t,
