@@ -11,17 +11,38 @@ replay of the lake through this path gives the offline store's values (tested on
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 from fraudflow import schema as s
 from fraudflow.features.definitions import CUSTOMER, TERMINAL, Feature, FeatureSet
 from fraudflow.features.kernels import US_PER_DAY, US_PER_HOUR
 
-#: (ts in microseconds, TRANSACTION_ID, TX_AMOUNT, TX_FRAUD known so far)
-Event = tuple[int, int, float, int]
 ENTITIES = (CUSTOMER, TERMINAL)
 EPOCH = dt.datetime(1970, 1, 1)
+ONE_US = dt.timedelta(microseconds=1)
+
+
+class Events(NamedTuple):
+    """One entity's recent transactions, in (time, id) order, as columns."""
+
+    ts: list[int]  # microseconds since the epoch
+    ids: list[int]  # TRANSACTION_ID
+    amounts: list[float]  # TX_AMOUNT
+    frauds: list[int]  # TX_FRAUD known so far (0 until a label arrives)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[int, int, float, int]]) -> Events:
+        if not rows:
+            return EMPTY
+        ts, ids, amounts, frauds = zip(*rows, strict=True)
+        return cls(list(ts), list(ids), list(amounts), list(frauds))
+
+
+EMPTY = Events([], [], [], [])
 
 
 @dataclass(frozen=True)
@@ -34,7 +55,7 @@ class Transaction:
     terminal_id: int
     amount: float
 
-    @property
+    @cached_property
     def ts_us(self) -> int:
         return to_us(self.tx_datetime)
 
@@ -43,8 +64,7 @@ class Transaction:
 
 
 def to_us(value: dt.datetime) -> int:
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (value - EPOCH) // ONE_US
 
 
 class OnlineFeatures:
@@ -61,11 +81,10 @@ class OnlineFeatures:
     def needs(self, kind: str) -> bool:
         return self.history_us[kind] > 0
 
-    def compute(self, tx: Transaction, events: Mapping[str, Sequence[Event]]) -> dict[str, float]:
-        """The feature values of ``tx``; ``events[kind]`` are its entities' events, in (time, id) order."""
+    def compute(self, tx: Transaction, events: Mapping[str, Events]) -> dict[str, float]:
+        """The feature values of ``tx``; ``events[kind]`` are its entities' events."""
         t = tx.ts_us
         values: dict[str, float] = {}
-        aggregates = {f.name: self._window(f, tx, t, events.get(f.entity or "", ())) for f in self.windows}
         day = t // US_PER_DAY
         for f in self.fs.features:
             if f.aggregation == "value":
@@ -78,7 +97,7 @@ class OnlineFeatures:
                 den = values[f.of or ""]
                 values[f.name] = float(tx.amount) / den if den != 0 else 0.0
             else:
-                n, total = aggregates[f.name]
+                n, total = self._window(f, tx, t, events.get(f.entity or "", EMPTY))
                 if f.aggregation == "count":
                     values[f.name] = n
                 elif f.aggregation == "sum":
@@ -88,20 +107,14 @@ class OnlineFeatures:
         return values
 
     @staticmethod
-    def _window(f: Feature, tx: Transaction, t: int, events: Sequence[Event]) -> tuple[int, float]:
-        value_index = 2 if f.column in (None, s.TX_AMOUNT) else 3
-        lo = t - (f.delay_days + f.window_days) * US_PER_DAY
-        n, total = 0, 0.0
+    def _window(f: Feature, tx: Transaction, t: int, ev: Events) -> tuple[int, float]:
+        amounts = f.column in (None, s.TX_AMOUNT)
+        column = ev.amounts if amounts else ev.frauds
+        start = bisect_right(ev.ts, t - (f.delay_days + f.window_days) * US_PER_DAY)
         if f.delay_days == 0:
-            for e in events:
-                if e[0] > lo and (e[0], e[1]) < (t, tx.transaction_id):
-                    n += 1
-                    total += e[value_index]
-            current = tx.amount if value_index == 2 else 0.0
-            return n + 1, total + current
-        hi = t - f.delay_days * US_PER_DAY
-        for e in events:
-            if lo < e[0] <= hi:
-                n += 1
-                total += e[value_index]
-        return n, total
+            end = bisect_left(ev.ts, t)
+            while end < len(ev.ts) and ev.ts[end] == t and ev.ids[end] < tx.transaction_id:
+                end += 1  # same time, earlier id: it came first
+            return end - start + 1, sum(column[start:end]) + (tx.amount if amounts else 0.0)
+        end = bisect_right(ev.ts, t - f.delay_days * US_PER_DAY)
+        return max(0, end - start), float(sum(column[start:end]))

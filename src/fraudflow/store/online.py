@@ -20,20 +20,20 @@ import json
 import os
 import sqlite3
 import threading
-from collections import defaultdict
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features.definitions import CUSTOMER, TERMINAL
-from fraudflow.features.online import Event, Transaction
+from fraudflow.features.online import Events, Transaction
 
 KINDS = {CUSTOMER: 0, TERMINAL: 1}
 SQLITE_FILE = "online.sqlite"
 
 
 class OnlineStore(Protocol):
-    def events(self, kind: str, entity: int, since_us: int) -> list[Event]: ...
+    def events(self, kind: str, entity: int, since_us: int) -> Events: ...
     def answer(self, tx_id: int) -> str | None: ...
     def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool: ...
     def add_labels(self, labels: dict[int, int]) -> int: ...
@@ -66,29 +66,52 @@ class MemoryStore:
     """The in-memory double: the same contract, for tests and single-process replays."""
 
     def __init__(self) -> None:
-        self._events: dict[tuple[str, int], list[tuple[int, int, float]]] = defaultdict(list)
+        # per entity: parallel lists (ts, ids, amounts), in (time, id) order
+        self._events: dict[tuple[str, int], tuple[list[int], list[int], list[float]]] = {}
         self._labels: dict[int, int] = {}
         self._answers: dict[int, str] = {}
         self._meta: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def events(self, kind: str, entity: int, since_us: int) -> list[Event]:
-        return [(t, i, a, self._labels.get(i, 0)) for t, i, a in self._events.get((kind, entity), ()) if t > since_us]
+    def events(self, kind: str, entity: int, since_us: int) -> Events:
+        cols = self._events.get((kind, entity))
+        if cols is None:
+            return Events([], [], [], [])
+        ts, ids, amounts = cols
+        a = bisect_right(ts, since_us)
+        ids_ = ids[a:]
+        labels = self._labels
+        return Events(ts[a:], ids_, amounts[a:], [labels.get(i, 0) for i in ids_] if labels else [0] * len(ids_))
 
     def answer(self, tx_id: int) -> str | None:
         return self._answers.get(tx_id)
+
+    def _insert(self, kind: str, entity: int, ts: int, tx_id: int, amount: float) -> None:
+        cols = self._events.setdefault((kind, entity), ([], [], []))
+        t, ids, amounts = cols
+        if not t or (t[-1], ids[-1]) < (ts, tx_id):
+            at = len(t)
+        else:
+            at = bisect_left(list(zip(t, ids, strict=True)), (ts, tx_id))
+            if at < len(t) and (t[at], ids[at]) == (ts, tx_id):
+                return
+        t.insert(at, ts)
+        ids.insert(at, tx_id)
+        amounts.insert(at, amount)
+
+    def _trim(self, kind: str, entity: int, older_than: int) -> None:
+        t, ids, amounts = self._events[(kind, entity)]
+        cut = bisect_right(t, older_than)
+        if cut:
+            del t[:cut], ids[:cut], amounts[:cut]
 
     def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
         with self._lock:
             if tx.transaction_id in self._answers:
                 return False
-            t = tx.ts_us
             for kind, keep in keep_us.items():
-                key = (kind, tx.entity(kind))
-                evs = [e for e in self._events[key] if e[0] > t - keep or (e[0], e[1]) > (t, tx.transaction_id)]
-                evs.append((t, tx.transaction_id, tx.amount))
-                evs.sort(key=lambda e: (e[0], e[1]))
-                self._events[key] = evs
+                self._insert(kind, tx.entity(kind), tx.ts_us, tx.transaction_id, tx.amount)
+                self._trim(kind, tx.entity(kind), tx.ts_us - keep)
             self._answers[tx.transaction_id] = answer
             return True
 
@@ -98,12 +121,11 @@ class MemoryStore:
 
     def load(self, rows: Iterable[tuple[int, int, int, int, float]], labels: dict[int, int]) -> int:
         n = 0
-        for ts, tx_id, customer, terminal, amount in rows:
-            self._events[(CUSTOMER, customer)].append((ts, tx_id, amount))
-            self._events[(TERMINAL, terminal)].append((ts, tx_id, amount))
-            n += 1
-        for key in self._events:
-            self._events[key].sort(key=lambda e: (e[0], e[1]))
+        with self._lock:
+            for ts, tx_id, customer, terminal, amount in rows:
+                self._insert(CUSTOMER, customer, ts, tx_id, amount)
+                self._insert(TERMINAL, terminal, ts, tx_id, amount)
+                n += 1
         self._labels.update(labels)
         return n
 
@@ -117,7 +139,11 @@ class MemoryStore:
         return sorted(self._answers.items())
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        with self._lock:
+            self._events.clear()
+            self._labels.clear()
+            self._answers.clear()
+            self._meta.clear()
 
     def close(self) -> None:
         pass
@@ -146,14 +172,14 @@ class SQLiteStore:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.Lock()
 
-    def events(self, kind: str, entity: int, since_us: int) -> list[Event]:
+    def events(self, kind: str, entity: int, since_us: int) -> Events:
         with self._lock:
             rows = self._con.execute(
                 "SELECT e.ts, e.tx_id, e.amount, COALESCE(l.fraud, 0) FROM events e LEFT JOIN labels l"
                 " ON l.tx_id = e.tx_id WHERE e.kind = ? AND e.entity = ? AND e.ts > ? ORDER BY e.ts, e.tx_id",
                 (KINDS[kind], entity, since_us),
             ).fetchall()
-        return rows
+        return Events.from_rows(rows)
 
     def answer(self, tx_id: int) -> str | None:
         with self._lock:
@@ -261,7 +287,7 @@ class RedisStore:
     def _member(tx_id: int, amount: float) -> str:
         return f"{tx_id}:{float(amount)!r}"
 
-    def events(self, kind: str, entity: int, since_us: int) -> list[Event]:
+    def events(self, kind: str, entity: int, since_us: int) -> Events:
         raw = self._r.zrangebyscore(self._key(kind, entity), f"({since_us}", "+inf", withscores=True)
         parsed = []
         for member, score in raw:
@@ -269,7 +295,9 @@ class RedisStore:
             parsed.append((int(score), int(tx_id), float(amount)))
         parsed.sort(key=lambda e: (e[0], e[1]))
         labels = self._r.hmget(f"{self.ns}:labels", [e[1] for e in parsed]) if parsed else []
-        return [(t, i, a, int(v) if v is not None else 0) for (t, i, a), v in zip(parsed, labels, strict=True)]
+        return Events.from_rows(
+            [(t, i, a, int(v) if v is not None else 0) for (t, i, a), v in zip(parsed, labels, strict=True)]
+        )
 
     def answer(self, tx_id: int) -> str | None:
         v = self._r.hget(f"{self.ns}:answers", tx_id)
@@ -328,4 +356,4 @@ class RedisStore:
 
 
 def dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+    return json.dumps(obj, separators=(",", ":"))
