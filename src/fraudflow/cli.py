@@ -438,3 +438,7 @@ def serve(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # python -m fraudflow.cli
+    main()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from fraudflow.errors import ConfigError, FraudflowError
@@ -67,32 +68,39 @@ def build_scorer(settings: Settings) -> Scorer:
     return Scorer(store, fs, model, model_id, settings.threshold)
 
 
+def get_scorer(request: Request) -> Scorer:
+    scorer: Scorer | None = getattr(request.app.state, "scorer", None)
+    if scorer is None:
+        raise HTTPException(503, "not ready")
+    return scorer
+
+
+def check_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    expected: str | None = request.app.state.settings.api_key
+    if expected is not None and not (
+        x_api_key is not None and hmac.compare_digest(x_api_key.encode(), expected.encode())
+    ):
+        raise HTTPException(401, "missing or wrong X-API-Key header")
+
+
+ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+AUTHORIZED = [Depends(check_key)]
+
+
 def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     """The service. ``scorer`` is built from ``settings`` at startup unless given (tests)."""
-    state: dict[str, Scorer] = {}
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["scorer"] = scorer or build_scorer(settings)
+        app.state.scorer = scorer or build_scorer(settings)
         yield
-        state["scorer"].store.close()
+        app.state.scorer.store.close()
 
     app = FastAPI(title="fraudflow scoring service", version="1", lifespan=lifespan)
-
-    def get_scorer() -> Scorer:
-        if "scorer" not in state:
-            raise HTTPException(503, "not ready")
-        return state["scorer"]
-
-    def check_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
-        if settings.api_key is not None and not (
-            x_api_key is not None and hmac.compare_digest(x_api_key.encode(), settings.api_key.encode())
-        ):
-            raise HTTPException(401, "missing or wrong X-API-Key header")
-
-    ScorerDep = Annotated[Scorer, Depends(get_scorer)]
-    Authorized = [Depends(check_key)]
+    app.state.settings = settings
+    app.state.scorer = None
+    Authorized = AUTHORIZED
 
     @app.middleware("http")
     async def limit_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -104,6 +112,14 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
             response = await call_next(request)
         metrics.request(request.url.path, response.status_code, time.perf_counter() - t0)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending input is left out: it may be huge, or NaN, which JSON cannot carry back
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(FraudflowError)
     async def fraudflow_error(request: Request, exc: FraudflowError) -> JSONResponse:
@@ -147,10 +163,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health)
-    def readyz() -> Health:
-        if "scorer" not in state:
-            raise HTTPException(503, "not ready")
-        return Health(status="ready", model_id=state["scorer"].model_id)
+    def readyz(request: Request) -> Health:
+        return Health(status="ready", model_id=get_scorer(request).model_id)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:

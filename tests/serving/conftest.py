@@ -1,0 +1,81 @@
+"""A small lake with a trained model, and a real `fraudflow serve` process on a loopback port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fraudflow import WorldParams, generate
+from fraudflow.features import FRAUDFLOW, build_features
+from fraudflow.lake import Lake
+from fraudflow.training import workflow
+from tests.conftest import free_port
+
+WORLD = WorldParams(n_customers=300, n_terminals=500, nb_days=45, radius=10.0, start_date=dt.date(2018, 4, 1))
+API_KEY = "test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def served_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("served")
+    generate(root, WORLD)
+    build_features(root, FRAUDFLOW)
+    workflow.train(Lake(root), dt.date(2018, 4, 10), {"n_estimators": 30, "max_depth": 3})
+    return root
+
+
+@dataclass
+class Server:
+    url: str
+    root: Path
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    port: int
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def start_server(root: Path, port: int | None = None, api_key: str | None = None, online: str | None = None) -> Server:
+    port = port or free_port()
+    env = {**os.environ, "FRAUDFLOW_API_KEY": api_key or ""}
+    cmd = [sys.executable, "-m", "fraudflow.cli", "serve", "--data", str(root), "--port", str(port)]
+    if online:
+        cmd += ["--online", online]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return Server(url, root, proc, env, port)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+@pytest.fixture(scope="session")
+def server(served_lake: Path) -> Iterator[Server]:
+    s = start_server(served_lake)
+    yield s
+    s.stop()
