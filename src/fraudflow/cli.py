@@ -436,6 +436,76 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+def replay(
+    data: Data,
+    url: Annotated[str, typer.Option("--url", help="The running service.")] = "http://127.0.0.1:8000",
+    days: Annotated[int, typer.Option("--days", help="Days to continue the world by.")] = 1,
+    rate: Annotated[float, typer.Option("--rate", help="Transactions per second.")] = 500.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight (1: exact order).")] = 8,
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Variable with the API key.")] = "FRAUDFLOW_API_KEY",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Continue the world past the lake's last day and send it to the service as live traffic."""
+    import os
+
+    from rich.live import Live
+
+    from fraudflow.lake import Lake
+    from fraudflow.serving.replay import ReplayStats
+    from fraudflow.serving.replay import replay as run
+
+    def line(st: ReplayStats) -> str:
+        return (
+            f"sent {st.sent:,} ({st.rate:,.0f}/s)  ok {st.ok:,}  errors {st.errors}  alerts {st.alerts}  "
+            f"labels {st.labels_sent}  p50 {st.percentile(50):.1f} ms  p99 {st.percentile(99):.1f} ms"
+        )
+
+    try:
+        with Live("starting", console=console, transient=True, refresh_per_second=4) as live:
+            result = run(
+                Lake(data),
+                url,
+                days=days,
+                rate=rate,
+                concurrency=concurrency,
+                api_key=os.environ.get(api_key_env) or None,
+                on_tick=lambda st: live.update(line(st)),
+            )
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(result, default=float))
+        return
+    t = Table(title=f"replay of {days} day(s) to {url}", show_header=False)
+    for key, value in result.items():
+        t.add_row(key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+    out.print(t)
+
+
+@app.command()
+def consistency(data: Data, online: Online = None) -> None:
+    """Recompute every served feature vector in batch and report mismatches per feature."""
+    from fraudflow.lake import Lake
+    from fraudflow.serving.consistency import check
+    from fraudflow.store.online import open_store
+
+    try:
+        lake = Lake(data)
+        store = open_store(online, lake.root if lake.local else None)
+        report_ = check(lake, store, workflow_feature_set(lake))
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    t = Table(title=f"{report_.compared:,} of {report_.served:,} served transactions recomputed in batch")
+    t.add_column("feature")
+    t.add_column("mismatches", justify="right")
+    for name, n in report_.mismatches.items():
+        t.add_row(name, str(n))
+    out.print(t)
+    if not report_.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
