@@ -4,8 +4,14 @@
     <root>/transactions/     tx_date=YYYY-MM-DD/part-0.parquet
     <root>/features/         tx_date=YYYY-MM-DD/part-0.parquet
 
-Writes are atomic per file (written aside under a hidden name that no ``*.parquet`` glob
-matches, then moved into place) and idempotent (writing a day again replaces its file).
+Writes are atomic and idempotent (writing a day again replaces it, never duplicates it):
+
+- on a local disk a file is written aside under a hidden name no ``*.parquet`` glob matches, then
+  moved into place (``os.replace``);
+- on an object store (S3 and the like: no rename) a partition's data goes to a new object, then
+  a small ``_manifest.json`` naming it is written last. Readers trust only what a manifest lists,
+  so a write interrupted before its manifest leaves the previous version in force; objects the
+  manifest no longer names are deleted after it is written.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from fraudflow.errors import LakeError
 from fraudflow.schema import PARTITION_COLUMN
 
 PART_NAME = "part-0.parquet"
+MANIFEST = "_manifest.json"
 # snappy: the Parquet default of Spark and Athena, and twice as fast to write as zstd here.
 # Dictionary encoding is off: ids and amounts barely repeat, and it doubled write times.
 COMPRESSION = "snappy"
@@ -34,9 +41,19 @@ COMPRESSION = "snappy"
 class Lake:
     """A lake rooted at ``url``."""
 
-    def __init__(self, url: str | os.PathLike[str]) -> None:
+    def __init__(self, url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> None:
         self.url = str(url).rstrip("/") or "/"
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        options = dict(storage_options or {})
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if self.url.startswith(("s3://", "s3a://")):
+            self.url = "s3://" + self.url.split("://", 1)[1]
+            if endpoint and "endpoint_url" not in options.get("client_kwargs", {}):
+                options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        except (ImportError, ValueError) as exc:
+            hint = "for s3:// install the aws extra: pip install 'fraudflow[aws]'"
+            raise LakeError(f"{self.url}: {exc} ({hint})") from exc
         self.local = "file" in _protocols(self.fs)
 
     def __repr__(self) -> str:
@@ -52,6 +69,14 @@ class Lake:
     def partition_file(self, table: str, day: dt.date) -> str:
         return f"{self.partition_dir(table, day)}/{PART_NAME}"
 
+    def dataset(self, table: str) -> pads.Dataset:
+        """The table's complete partitions as one Arrow dataset, ``tx_date`` a date column."""
+        files = [p for d in self.partitions(table) for p in self.partition_files(table, d)]
+        partitioning = pads.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
+        return pads.dataset(
+            files, filesystem=self.fs, format="parquet", partitioning=partitioning, partition_base_dir=self.path(table)
+        )
+
     def glob(self, table: str) -> str:
         """The URL pattern DuckDB, Spark or pandas read the table with."""
         return f"{self.url}/{table}/*/*.parquet"
@@ -60,20 +85,43 @@ class Lake:
         return bool(self.fs.exists(self.path(*parts)))
 
     def partitions(self, table: str) -> list[dt.date]:
-        """Days present in ``table``, ascending."""
+        """Days present in ``table`` (complete ones only), ascending."""
         base = self.path(table)
         if not self.fs.exists(base):
             return []
+        marker = PART_NAME if self.local else MANIFEST
+        present = {p.rstrip("/") for p in self.fs.find(base, maxdepth=2)} if not self.local else None
         days = []
         for entry in self.fs.ls(base, detail=False):
             name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith(f"{PARTITION_COLUMN}=") and self.fs.exists(f"{entry}/{PART_NAME}"):
+            if not name.startswith(f"{PARTITION_COLUMN}="):
+                continue
+            done = f"{entry.rstrip('/')}/{marker}"
+            if (present is not None and done in present) or (present is None and self.fs.exists(done)):
                 days.append(dt.date.fromisoformat(name.split("=", 1)[1]))
         return sorted(days)
+
+    def partition_files(self, table: str, day: dt.date) -> list[str]:
+        """The data files of one day: the part file, or what the partition's manifest lists."""
+        directory = self.partition_dir(table, day)
+        if self.local:
+            path = f"{directory}/{PART_NAME}"
+            return [path] if self.fs.exists(path) else []
+        manifest = f"{directory}/{MANIFEST}"
+        if not self.fs.exists(manifest):
+            return []
+        return [f"{directory}/{name}" for name in self.read_json(manifest)["files"]]
 
     # writes ----------------------------------------------------------------------------------
     def write_table(self, path: str, table: pa.Table) -> None:
         """Write ``table`` as Parquet at ``path`` atomically."""
+        if not self.local:  # one object PUT is atomic: the old version stays until the new one is whole
+            try:
+                with self.fs.open(path, "wb") as f:
+                    pq.write_table(table, f, compression=COMPRESSION, use_dictionary=False)
+            except OSError as exc:
+                raise LakeError(f"could not write {path}: {exc}") from exc
+            return
         parent = path.rsplit("/", 1)[0]
         tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
         try:
@@ -89,11 +137,24 @@ class Lake:
             raise LakeError(f"could not write {path}: {exc}") from exc
 
     def write_partition(self, table: str, day: dt.date, data: pa.Table) -> str:
-        path = self.partition_file(table, day)
-        self.write_table(path, data)
-        return path
+        if self.local:
+            path = self.partition_file(table, day)
+            self.write_table(path, data)
+            return path
+        directory = self.partition_dir(table, day)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        self.write_table(f"{directory}/{name}", data)
+        self.write_json(f"{directory}/{MANIFEST}", {"files": [name], "rows": data.num_rows})  # the commit
+        for stale in self.fs.ls(directory, detail=False):
+            if stale.endswith(".parquet") and stale.rsplit("/", 1)[-1] != name:
+                self.fs.rm(stale)
+        return f"{directory}/{name}"
 
     def write_json(self, path: str, obj: Any) -> None:
+        if not self.local:
+            with self.fs.open(path, "w") as f:
+                f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+            return
         parent = path.rsplit("/", 1)[0]
         tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
         self.fs.makedirs(parent, exist_ok=True)
@@ -113,7 +174,7 @@ class Lake:
 
     def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None) -> pa.Table:
         """The given days of ``table``, concatenated in the order given (read in parallel)."""
-        paths = [self.partition_file(table, d) for d in days]
+        paths = [p for d in days for p in self.partition_files(table, d)]
         if not paths:
             raise LakeError(f"{self.url}/{table}: no partitions to read")
         try:

@@ -129,3 +129,18 @@ def test_an_api_key_when_configured(served_lake: Path, tmp_path: Path) -> None:
         assert httpx.get(f"{s.url}/healthz").status_code == 200
     finally:
         s.stop()
+
+
+def test_the_served_score_is_the_models_prediction(server: Server) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from fraudflow.lake import Lake
+    from fraudflow.training import model
+
+    body = httpx.post(f"{server.url}/v1/score", json={**BASE, "TRANSACTION_ID": 10_000_500}).json()
+    m = model.load(Lake(server.root), body["model_id"])
+    expected = m.predict(pa.table({k: [v] for k, v in body["features"].items()}))[0]
+    assert body["score"] == pytest.approx(float(expected), abs=1e-6)
+    assert {t["feature"] for t in body["top_features"]} <= set(m.features)
+    assert np.isfinite([t["contribution"] for t in body["top_features"]]).all()

@@ -173,7 +173,7 @@ def _batches(lake: Lake, days: list[dt.date], history: int) -> list[list[dt.date
     import pyarrow.parquet as pq
 
     sample = days[len(days) // 2]
-    with lake.fs.open(lake.partition_file("transactions", sample), "rb") as f:
+    with lake.fs.open(lake.partition_files("transactions", sample)[0], "rb") as f:
         per_day = max(1, pq.ParquetFile(f).metadata.num_rows)
     size = max(1, BATCH_ROWS // per_day - history)
     return [days[i : i + size] for i in range(0, len(days), size)]

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudflow.errors import ConfigError, FraudflowError
 from fraudflow.features.online import Transaction
 from fraudflow.lake import Lake
-from fraudflow.serving.engine import Scored, Scorer
+from fraudflow.serving.engine import Scorer
 from fraudflow.serving.materialize import materialize
 from fraudflow.serving.metrics import Metrics
 from fraudflow.serving.schemas import (
@@ -68,6 +69,44 @@ def build_scorer(settings: Settings) -> Scorer:
     return Scorer(store, fs, model, model_id, settings.threshold)
 
 
+class LimitAndMeasure:
+    """Pure ASGI middleware: refuse bodies over the limit (413), time every request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_and_watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = JSONResponse({"detail": f"body over {self.max_body_bytes} bytes"}, 413)
+            await response(scope, receive, send_and_watch)
+        else:
+            received = [0]
+
+            async def receive_limited() -> Message:
+                message = await receive()
+                received[0] += len(message.get("body", b""))
+                if received[0] > self.max_body_bytes:  # a chunked body with no length: cut it off
+                    raise HTTPException(413, f"body over {self.max_body_bytes} bytes")
+                return message
+
+            await self.app(scope, receive_limited, send_and_watch)
+        self.metrics.request(scope["path"], status[0], time.perf_counter() - t0)
+
+
 def get_scorer(request: Request) -> Scorer:
     scorer: Scorer | None = getattr(request.app.state, "scorer", None)
     if scorer is None:
@@ -98,20 +137,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
         app.state.scorer.store.close()
 
     app = FastAPI(title="fraudflow scoring service", version="1", lifespan=lifespan)
+    app.add_middleware(LimitAndMeasure, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.scorer = None
     Authorized = AUTHORIZED
-
-    @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        t0 = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            response: Response = JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes"}, 413)
-        else:
-            response = await call_next(request)
-        metrics.request(request.url.path, response.status_code, time.perf_counter() - t0)
-        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,35 +154,40 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     async def fraudflow_error(request: Request, exc: FraudflowError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400 if isinstance(exc, ValueError) else 503)
 
-    def answer(s: Scorer, scored: Scored, score: float) -> ScoreOut:
-        alert = score >= s.threshold
-        metrics.score(score, alert, scored.duplicate)
-        return ScoreOut(
-            TRANSACTION_ID=scored.transaction_id,
-            score=score,
-            alert=alert,
-            threshold=s.threshold,
-            model_id=s.model_id,
-            features=scored.features,
-            duplicate=scored.duplicate,
-            top_features=[Contribution(feature=f, contribution=c) for f, c in s.top_features(scored)],
-        )
+    def answers(s: Scorer, txs: list[TransactionIn]) -> list[ScoreOut]:
+        scored = [s.features(_transaction(t)) for t in txs]
+        scores, tops = s.explain(scored)
+        out = []
+        for x, score, top in zip(scored, scores.tolist(), tops, strict=True):
+            alert = score >= s.threshold
+            metrics.score(score, alert, x.duplicate)
+            out.append(
+                ScoreOut(
+                    TRANSACTION_ID=x.transaction_id,
+                    score=score,
+                    alert=alert,
+                    threshold=s.threshold,
+                    model_id=s.model_id,
+                    features=x.features,
+                    duplicate=x.duplicate,
+                    top_features=[Contribution(feature=f, contribution=c) for f, c in top],
+                )
+            )
+        return out
 
     @app.post("/v1/score", response_model=ScoreOut, dependencies=Authorized)
-    def score(tx: TransactionIn, s: ScorerDep) -> ScoreOut:
-        scored, scores = s.score_many([_transaction(tx)])
-        return answer(s, scored[0], float(scores[0]))
+    async def score(tx: TransactionIn, s: ScorerDep) -> ScoreOut:
+        return answers(s, [tx])[0]
 
     @app.post("/v1/score/batch", response_model=BatchOut, dependencies=Authorized)
-    def score_batch(batch: BatchIn, s: ScorerDep) -> BatchOut:
+    async def score_batch(batch: BatchIn, s: ScorerDep) -> BatchOut:
         ids = [t.TRANSACTION_ID for t in batch.transactions]
         if len(set(ids)) != len(ids):
             raise HTTPException(422, "TRANSACTION_ID appears twice in the batch")
-        scored, scores = s.score_many([_transaction(t) for t in batch.transactions])
-        return BatchOut(results=[answer(s, x, float(p)) for x, p in zip(scored, scores, strict=True)])
+        return BatchOut(results=answers(s, batch.transactions))
 
     @app.post("/v1/labels", response_model=LabelsOut, dependencies=Authorized)
-    def labels(body: LabelsIn, s: ScorerDep) -> LabelsOut:
+    async def labels(body: LabelsIn, s: ScorerDep) -> LabelsOut:
         n = s.store.add_labels({label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels})
         metrics.labels += n
         return LabelsOut(accepted=n)

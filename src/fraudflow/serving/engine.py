@@ -73,13 +73,24 @@ class Scorer:
         x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
         return self.model.predict_matrix((x - self.model.mean) / self.model.scale)
 
-    def top_features(self, scored: Scored, k: int = TOP_FEATURES) -> list[tuple[str, float]]:
-        if self.model is None:
-            return []
-        x = np.array([[scored.features[f] for f in self.model.features]], dtype=np.float64)
-        contrib = self.model.contributions((x - self.model.mean) / self.model.scale)[0, :-1]
-        order = np.argsort(-np.abs(contrib))[:k]
-        return [(self.model.features[i], float(contrib[i])) for i in order]
+    def explain(
+        self, scored: Sequence[Scored], k: int = TOP_FEATURES
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """Scores and each one's ``k`` strongest contributions, from one call to XGBoost.
+
+        XGBoost's contributions (SHAP values, plus the bias) add up to the margin, so the score is
+        their sum through the logistic function: one model call gives both.
+        """
+        if self.model is None or not scored:
+            return np.zeros(len(scored)), [[] for _ in scored]
+        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
+        contrib = self.model.contributions((x - self.model.mean) / self.model.scale)
+        scores = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
+        tops = []
+        for row in contrib[:, :-1]:
+            order = np.argsort(-np.abs(row))[:k]
+            tops.append([(self.model.features[i], float(row[i])) for i in order])
+        return scores, tops
 
     def score_many(self, txs: Sequence[Transaction]) -> tuple[list[Scored], np.ndarray]:
         scored = [self.features(tx) for tx in txs]

@@ -131,18 +131,30 @@ def available_terminals(
     """Terminals available to customers ``ids`` as CSR ``(indptr, terminal_ids)``."""
     cx = profiles.customer_x[ids]
     cy = profiles.customer_y[ids]
-    counts = _count_near(cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius)
+    args = (cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius)
+    counts = _near(*args, _NONE, _NONE.astype(np.int32), False)
     indptr = np.zeros(len(cx) + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     out = np.empty(indptr[-1], dtype=np.int32)
-    _fill_near(cx, cy, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius, indptr, out)
+    _near(*args, indptr, out, True)
     return indptr, out
 
 
 def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float) -> np.ndarray:
     """How many terminals each customer can use."""
-    return _count_near(
-        profiles.customer_x, profiles.customer_y, grid.starts, grid.ids, grid.x, grid.y, grid.cell, grid.n_cells, radius
+    return _near(
+        profiles.customer_x,
+        profiles.customer_y,
+        grid.starts,
+        grid.ids,
+        grid.x,
+        grid.y,
+        grid.cell,
+        grid.n_cells,
+        radius,
+        _NONE,
+        _NONE.astype(np.int32),
+        False,
     )
 
 
@@ -153,8 +165,9 @@ def _cell_range(v: float, cell: float, n_cells: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius):
-    out = np.zeros(cx.shape[0], dtype=np.int64)
+def _near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius, indptr, out, fill):
+    """Count (``fill`` False) or list (``fill`` True, at ``indptr``) each customer's terminals."""
+    counts = np.zeros(cx.shape[0], dtype=np.int64)
     for i in numba.prange(cx.shape[0]):
         x0, x1 = _cell_range(cx[i], cell, n_cells)
         y0, y1 = _cell_range(cy[i], cell, n_cells)
@@ -165,24 +178,13 @@ def _count_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius):
                 for k in range(starts[c], starts[c + 1]):
                     t = ids[k]
                     if np.sqrt((cx[i] - tx[t]) ** 2 + (cy[i] - ty[t]) ** 2) < radius:
+                        if fill:
+                            out[indptr[i] + n] = t
                         n += 1
-        out[i] = n
-    return out
+        counts[i] = n
+        if fill:  # cells are visited column by column, so ids are not globally ascending: sort them
+            out[indptr[i] : indptr[i] + n].sort()
+    return counts
 
 
-@numba.njit(cache=True, parallel=True)
-def _fill_near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius, indptr, out):
-    for i in numba.prange(cx.shape[0]):
-        x0, x1 = _cell_range(cx[i], cell, n_cells)
-        y0, y1 = _cell_range(cy[i], cell, n_cells)
-        p = indptr[i]
-        for gx in range(x0, x1 + 1):
-            for gy in range(y0, y1 + 1):
-                c = gx * n_cells + gy
-                for k in range(starts[c], starts[c + 1]):
-                    t = ids[k]
-                    if np.sqrt((cx[i] - tx[t]) ** 2 + (cy[i] - ty[t]) ** 2) < radius:
-                        out[p] = t
-                        p += 1
-        # cells are visited column by column, so ids are not globally ascending: sort them
-        out[indptr[i] : p].sort()
+_NONE = np.zeros(1, dtype=np.int64)

@@ -13,7 +13,6 @@ from typing import Literal
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import sqlglot
 
 from fraudflow import schema as s
@@ -23,7 +22,6 @@ from fraudflow.store import offline
 
 Kind = Literal["train", "test"]
 DIALECTS = {"duckdb": "duckdb", "spark": "spark", "athena": "athena", "trino": "trino"}
-PARTITIONING = pads.partitioning(pa.schema([(s.PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
 def split_days(start: dt.date, kind: Kind, days: int = 7, delay: int = 7) -> tuple[dt.date, dt.date]:
@@ -92,8 +90,7 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     for table in ("transactions", offline.TABLE):
         if not lake.partitions(table):
             continue
-        dataset = pads.dataset(lake.path(table), filesystem=lake.fs, format="parquet", partitioning=PARTITIONING)
-        con.register(f"{table}_dataset", dataset)
+        con.register(f"{table}_dataset", lake.dataset(table))
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_dataset")
     return con
 

@@ -69,7 +69,7 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """XGBoost's own per-feature contributions (SHAP values); last column is the bias."""
-        return self.booster.predict(xgb.DMatrix(x, feature_names=self.features), pred_contribs=True)
+        return self.booster.predict(xgb.DMatrix(x), pred_contribs=True, validate_features=False)
 
 
 def fit(
@@ -165,6 +165,9 @@ def load(lake: Lake, model_id: str, expect_version: str | None = None) -> Model:
         except FileNotFoundError as exc:
             raise LakeError(f"{folder}: no {MODEL_FILE}") from exc
         booster.load_model(local)
+    # one thread: a model scores one transaction at a time, and OpenMP's spinning workers would
+    # compete with the service for the cores (batch scoring is fast enough on one)
+    booster.set_param({"nthread": 1})
     return Model(
         booster,
         meta["features"],
