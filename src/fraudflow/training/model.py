@@ -69,7 +69,7 @@ class Model:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """XGBoost's own per-feature contributions (SHAP values); last column is the bias."""
-        return self.booster.predict(xgb.DMatrix(x), pred_contribs=True, validate_features=False)
+        return self.booster.predict(xgb.DMatrix(x, nthread=1), pred_contribs=True, validate_features=False)
 
 
 def fit(
