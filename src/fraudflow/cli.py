@@ -506,6 +506,33 @@ def consistency(data: Data, online: Online = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command("athena-ddl")
+def athena_ddl(
+    data: Data,
+    start: Annotated[str, typer.Option("--start", help="First training day of the query.")] = "2018-07-25",
+    kind: Annotated[str, typer.Option("--kind", help="train or test.")] = "train",
+) -> None:
+    """Print Athena/Glue DDL for the lake (partition projection) and the training-set query."""
+    from fraudflow.cloud.athena import ddl
+    from fraudflow.lake import Lake
+    from fraudflow.store import offline
+    from fraudflow.training.datasets import training_set_sql
+
+    try:
+        lake = Lake(data)
+        fs = offline.registered(lake) or DEFAULT
+        days = lake.partitions("transactions")
+        first = days[0] if days else dt.date(2018, 4, 1)
+        first_train = _date(start, "--start")
+        assert first_train is not None
+        if kind not in ("train", "test"):
+            raise ConfigError(f"--kind must be train or test, got {kind!r}")
+        statements = [*ddl(lake, fs, first), training_set_sql(first_train, fs.names, kind=kind, dialect="athena")]  # type: ignore[arg-type]
+    except FraudflowError as exc:
+        raise fail(exc) from exc
+    typer.echo(";\n\n".join(statements) + ";")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

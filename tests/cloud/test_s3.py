@@ -49,7 +49,8 @@ def test_generate_features_train_evaluate_on_s3_equal_local(s3_root: str, tmp_pa
             assert f.read() == (tmp_path / "world" / name).read_bytes()
     drop = ("folds",)
     assert {k: v for k, v in s3_metrics.items() if k not in drop} == {
-        k: v for k, v in local_metrics.items() if k not in drop}
+        k: v for k, v in local_metrics.items() if k not in drop
+    }
     model_dir = s3.path("models", workflow.model.latest_model(s3))
     assert {p.rsplit("/", 1)[-1] for p in s3.fs.ls(model_dir)} >= {"model.ubj", "metadata.json", "metrics.json"}
 

@@ -21,8 +21,23 @@ def test_replay_then_consistency_finds_no_mismatch(served_lake: Path, tmp_path: 
     shutil.copytree(served_lake, root)
     server = start_server(root)
     try:
-        out = runner.invoke(app, ["replay", "--data", str(root), "--url", server.url, "--days", "2",
-                                  "--rate", "2000", "--concurrency", "1", "--json"])
+        out = runner.invoke(
+            app,
+            [
+                "replay",
+                "--data",
+                str(root),
+                "--url",
+                server.url,
+                "--days",
+                "2",
+                "--rate",
+                "2000",
+                "--concurrency",
+                "1",
+                "--json",
+            ],
+        )
         assert out.exit_code == 0, out.output
         summary = json.loads(out.stdout)
         assert summary["answered"] == summary["transactions"] > 500 and summary["errors"] == 0

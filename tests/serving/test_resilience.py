@@ -18,9 +18,16 @@ from tests.serving.conftest import Server, start_server
 
 def traffic(n: int) -> list[dict[str, object]]:
     t0 = dt.datetime(2018, 5, 16, 0, 0, 0)
-    return [{"TRANSACTION_ID": 20_000_000 + i, "TX_DATETIME": (t0 + dt.timedelta(seconds=37 * i)).isoformat(),
-             "CUSTOMER_ID": i % 50, "TERMINAL_ID": (7 * i) % 90, "TX_AMOUNT": round(5 + (i * 13.37) % 200, 2)}
-            for i in range(n)]
+    return [
+        {
+            "TRANSACTION_ID": 20_000_000 + i,
+            "TX_DATETIME": (t0 + dt.timedelta(seconds=37 * i)).isoformat(),
+            "CUSTOMER_ID": i % 50,
+            "TERMINAL_ID": (7 * i) % 90,
+            "TX_AMOUNT": round(5 + (i * 13.37) % 200, 2),
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.mark.slow
@@ -73,7 +80,22 @@ def test_sigkill_mid_replay_then_restart(served_lake: Path, tmp_path: Path) -> N
 def test_schemathesis_finds_no_server_error(server: Server) -> None:
     exe = Path(sys.executable).parent / "schemathesis"
     result = subprocess.run(
-        [str(exe), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "40",
-         "--workers", "1", "--generation-deterministic", "--request-timeout", "10"],
-        capture_output=True, text=True, timeout=600)
+        [
+            str(exe),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--workers",
+            "1",
+            "--generation-deterministic",
+            "--request-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-4000:]
