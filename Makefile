@@ -30,7 +30,10 @@ check: $(STAMP)  ## lint and type-check
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## the benchmark scripts; figures go to docs/BENCHMARKS.md
-	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python -m benchmarks.simulate
+	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.serve
+	$(BIN)/python -m benchmarks.lambda_generator
 
 clean:
 	rm -rf $(VENV) $(DEMO_ROOT) .pytest_cache .mypy_cache .ruff_cache

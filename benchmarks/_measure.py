@@ -39,3 +39,11 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def throughput_row(
+    what: str, rows: int, seconds: float, peak_rss_mb: float | None = None, digits: int = 2
+) -> list[str]:
+    """A table row: what, rows, seconds, rows/s, peak RSS (blank when not measured)."""
+    rss = "" if peak_rss_mb is None else f"{peak_rss_mb:,.0f}"
+    return [what, f"{rows:,}", f"{seconds:.{digits}f}", f"{rows / seconds:,.0f}", rss]

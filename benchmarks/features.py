@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks._measure import machine, peak_rss_mb, run_case, table
+from benchmarks._measure import machine, peak_rss_mb, run_case, table, throughput_row
 
 
 def _lake(copies: int = 1) -> str:
@@ -110,44 +110,38 @@ def main() -> None:
     for copies in (1, 2, 4):
         r = run_case("features", "compiled", "--copies", str(copies))
         rows.append(
-            [
+            throughput_row(
                 f"fraudflow compiled engine, {copies}x the default rows (median of 5)",
-                f"{r['rows']:,}",
-                f"{r['seconds']:.2f}",
-                f"{r['rows'] / r['seconds']:,.0f}",
-                f"{r['peak_rss_mb']:,.0f}",
-            ]
+                r["rows"],
+                r["seconds"],
+                r["peak_rss_mb"],
+                digits=2,
+            )
         )
     d = run_case("features", "duckdb")
     rows.append(
-        [
-            "fraudflow DuckDB SQL engine (median of 3)",
-            f"{d['rows']:,}",
-            f"{d['seconds']:.2f}",
-            f"{d['rows'] / d['seconds']:,.0f}",
-            f"{d['peak_rss_mb']:,.0f}",
-        ]
+        throughput_row("fraudflow DuckDB SQL engine (median of 3)", d["rows"], d["seconds"], d["peak_rss_mb"], digits=2)
     )
     i = run_case("features", "incremental")
     rows.append(
-        [
+        throughput_row(
             "fraudflow incremental: the last day only (37 days of history read)",
-            f"{i['rows']:,}",
-            f"{i['seconds']:.2f}",
-            f"{i['rows'] / i['seconds']:,.0f}",
-            "",
-        ]
+            i["rows"],
+            i["seconds"],
+            None,
+            digits=2,
+        )
     )
     if not args.skip_plain:
         p = run_case("features", "plain")
         rows.append(
-            [
+            throughput_row(
                 "plain pandas rolling windows (benchmarks/plain_features.py)",
-                f"{p['rows']:,}",
-                f"{p['seconds']:.1f}",
-                f"{p['rows'] / p['seconds']:,.0f}",
-                f"{p['peak_rss_mb']:,.0f}",
-            ]
+                p["rows"],
+                p["seconds"],
+                p["peak_rss_mb"],
+                digits=1,
+            )
         )
     print(f"machine: {machine()}\n")
     print(table(["what", "rows", "seconds", "rows/s", "peak RSS MB"], rows))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._measure import machine, peak_rss_mb, run_case, table
+from benchmarks._measure import machine, peak_rss_mb, run_case, table, throughput_row
 
 LARGE = dict(n_customers=1_000_000, n_terminals=200_000, nb_days=60)
 
@@ -76,46 +76,46 @@ def main() -> None:
     rows = []
     r = run_case("simulate", "fraudflow")
     rows.append(
-        [
+        throughput_row(
             "fraudflow `generate()`, default world (median of 3, warm JIT cache)",
-            f"{r['rows']:,}",
-            f"{r['seconds']:.2f}",
-            f"{r['rows_per_s']:,.0f}",
-            f"{r['peak_rss_mb']:,.0f}",
-        ]
+            r["rows"],
+            r["seconds"],
+            r["peak_rss_mb"],
+            digits=2,
+        )
     )
     c = run_case("simulate", "cli")
     rows.append(
-        [
+        throughput_row(
             "`fraudflow generate` CLI, default world, new process (imports included)",
-            f"{r['rows']:,}",
-            f"{c['seconds']:.2f}",
-            f"{r['rows'] / c['seconds']:,.0f}",
-            "",
-        ]
+            r["rows"],
+            c["seconds"],
+            None,
+            digits=2,
+        )
     )
     if not args.skip_plain:
         p = run_case("simulate", "plain")
         rows.append(
-            [
+            throughput_row(
                 "plain Python + pandas from the spec (benchmarks/plain_simulator.py)",
-                f"{p['rows']:,}",
-                f"{p['seconds']:.1f}",
-                f"{p['rows_per_s']:,.0f}",
-                f"{p['peak_rss_mb']:,.0f}",
-            ]
+                p["rows"],
+                p["seconds"],
+                p["peak_rss_mb"],
+                digits=1,
+            )
         )
         rows.append(["speed-up, fraudflow over plain", "", f"{p['seconds'] / r['seconds']:.0f}x", "", ""])
     if args.large:
         g = run_case("simulate", "large")
         rows.append(
-            [
+            throughput_row(
                 "fraudflow, 1,000,000 customers x 200,000 terminals x 60 days",
-                f"{g['rows']:,}",
-                f"{g['seconds']:.0f}",
-                f"{g['rows_per_s']:,.0f}",
-                f"{g['peak_rss_mb']:,.0f}",
-            ]
+                g["rows"],
+                g["seconds"],
+                g["peak_rss_mb"],
+                digits=0,
+            )
         )
     print(f"machine: {machine()}\n")
     print(table(["what", "rows", "seconds", "rows/s", "peak RSS MB"], rows))
