@@ -27,6 +27,25 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
+
+@app.callback()
+def _options(
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="S3-compatible endpoint for s3:// roots (else AWS_ENDPOINT_URL).",
+            envvar="AWS_ENDPOINT_URL",
+        ),
+    ] = None,
+) -> None:
+    """Fraud detection end to end: simulate, features, training sets, XGBoost, serving."""
+    import os
+
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by every Lake opened below
+
+
 Root = Annotated[str, typer.Option("--out", "-o", help="Lake root: a folder or any fsspec URL (s3://bucket/prefix).")]
 
 

@@ -88,3 +88,16 @@ def test_a_partition_without_its_manifest_is_not_visible(s3_root: str) -> None:
     assert lake.partitions("t") == []
     with pytest.raises(LakeError, match="no partitions"):
         lake.read_partitions("t", lake.partitions("t"))
+
+
+def test_the_cli_takes_an_endpoint_flag(s3_root: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from fraudflow.cli import app
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    args = ["--endpoint-url", s3_endpoint, "generate", "--out", s3_root, "--customers", "50", "--terminals", "80",
+            "--days", "3", "--radius", "15", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert Lake(s3_root).partitions("transactions") == [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(3)]
