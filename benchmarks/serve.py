@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--workers", type=int, default=1, help="service processes (sharing the SQLite store)")
     args = ap.parse_args()
     if args.case == "inprocess":
         print(json.dumps(case_inprocess(args.root, args.store)))
@@ -229,7 +230,8 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(
             [
-                f"HTTP POST /v1/score, {args.rate:.0f} req/s offered for {args.seconds:.0f} s (SQLite store)",
+                f"HTTP POST /v1/score, {args.rate:.0f} req/s offered for {args.seconds:.0f} s, "
+                f"{args.workers} service process(es), SQLite store",
                 f"{r['requests']:,} ({r['errors']} errors)",
                 f"{r['achieved_rps']:,.0f} req/s",
                 f"p50 {r['p50_ms']:.2f} / p95 {r['p95_ms']:.2f} / p99 {r['p99_ms']:.2f} ms",

@@ -438,21 +438,39 @@ def serve(
     api_key_env: Annotated[
         str, typer.Option("--api-key-env", help="Environment variable holding the API key (unset: no key).")
     ] = "FRAUDFLOW_API_KEY",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Service processes sharing the online store (SQLite or Redis).")
+    ] = 1,
 ) -> None:
     """Serve POST /v1/score with online features (materializes the store on start when behind)."""
+    import dataclasses
     import os
 
     import uvicorn
 
-    from fraudflow.serving.app import Settings, create_app
+    from fraudflow.serving.app import SETTINGS_ENV, Settings, create_app
 
     try:
         settings = Settings(
             data=data, model_id=model, online=online, threshold=threshold, api_key=os.environ.get(api_key_env) or None
         )
+        if workers < 1 or (workers > 1 and online == "memory://"):
+            raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
     except FraudflowError as exc:
         raise fail(exc) from exc
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    uvicorn.run(
+        "fraudflow.serving.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command()

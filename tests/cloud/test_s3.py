@@ -96,8 +96,22 @@ def test_the_cli_takes_an_endpoint_flag(s3_root: str, s3_endpoint: str, monkeypa
     from fraudflow.cli import app
 
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    args = ["--endpoint-url", s3_endpoint, "generate", "--out", s3_root, "--customers", "50", "--terminals", "80",
-            "--days", "3", "--radius", "15", "--json"]
+    args = [
+        "--endpoint-url",
+        s3_endpoint,
+        "generate",
+        "--out",
+        s3_root,
+        "--customers",
+        "50",
+        "--terminals",
+        "80",
+        "--days",
+        "3",
+        "--radius",
+        "15",
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert Lake(s3_root).partitions("transactions") == [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(3)]

@@ -52,12 +52,16 @@ class Server:
             self.proc.wait(10)
 
 
-def start_server(root: Path, port: int | None = None, api_key: str | None = None, online: str | None = None) -> Server:
+def start_server(
+    root: Path, port: int | None = None, api_key: str | None = None, online: str | None = None, workers: int = 1
+) -> Server:
     port = port or free_port()
     env = {**os.environ, "FRAUDFLOW_API_KEY": api_key or ""}
     cmd = [sys.executable, "-m", "fraudflow.cli", "serve", "--data", str(root), "--port", str(port)]
     if online:
         cmd += ["--online", online]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -99,3 +99,27 @@ def test_schemathesis_finds_no_server_error(server: Server) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_the_sqlite_store(served_lake: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = tmp_path / "workers.sqlite"
+    server = start_server(served_lake, online=f"sqlite://{db}", workers=2)
+    txs = traffic(300)
+    try:
+        with httpx.Client(timeout=10) as client, ThreadPoolExecutor(8) as pool:
+            first = list(pool.map(lambda t: client.post(f"{server.url}/v1/score", json=t), txs))
+            again = list(pool.map(lambda t: client.post(f"{server.url}/v1/score", json=t), txs))
+    finally:
+        server.stop()
+    assert all(r.status_code == 200 for r in first + again)
+    assert all(r.json()["duplicate"] for r in again)  # whichever process answered the first time
+    assert [r.json()["features"] for r in again] == [r.json()["features"] for r in first]
+    con = sqlite3.connect(db)
+    ids = tuple(int(t["TRANSACTION_ID"]) for t in txs)  # type: ignore[arg-type]
+    marks = ",".join("?" * len(ids))
+    assert con.execute(f"SELECT count(*) FROM answers WHERE tx_id IN ({marks})", ids).fetchone()[0] == len(txs)
+    n = con.execute(f"SELECT count(*) FROM events WHERE kind = 0 AND tx_id IN ({marks})", ids).fetchone()[0]
+    assert n == len(txs)

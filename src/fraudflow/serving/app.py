@@ -210,5 +210,16 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     return app
 
 
+SETTINGS_ENV = "FRAUDFLOW_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process (``uvicorn --factory``), its settings passed as JSON in the env."""
+    import json
+    import os
+
+    return create_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))
+
+
 def _transaction(tx: TransactionIn) -> Transaction:
     return Transaction(tx.TRANSACTION_ID, tx.TX_DATETIME, tx.CUSTOMER_ID, tx.TERMINAL_ID, float(tx.TX_AMOUNT))

@@ -1,7 +1,8 @@
 """Score arriving transactions: online features from the store, the model, the answer.
 
-For each transaction, under one lock: an answered TRANSACTION_ID gets its stored feature vector
-back (same answer, counted once); otherwise its entities' events are read, the features computed
+For each transaction, alone (inside the store's ``exclusive()``, which with SQLite holds across
+processes): an answered TRANSACTION_ID gets its stored feature vector back (same answer, counted
+once); otherwise its entities' events are read, the features computed
 (``features.online``), and the transaction committed with its feature vector, atomically. The
 score is a pure function of the vector and the model, so it is computed after the commit, in
 batches when many transactions arrive together.
@@ -10,7 +11,6 @@ batches when many transactions arrive together.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,11 +46,10 @@ class Scorer:
         self.model = model
         self.model_id = model_id
         self.threshold = threshold
-        self._lock = threading.Lock()
 
     def features(self, tx: Transaction) -> Scored:
         """Online features of ``tx``, committed to the store (or the stored ones if answered before)."""
-        with self._lock:
+        with self.store.exclusive():
             stored = self.store.answer(tx.transaction_id)
             if stored is not None:
                 return Scored(tx.transaction_id, json.loads(stored)["features"], True)

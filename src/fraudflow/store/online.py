@@ -8,7 +8,11 @@ One interface and one contract (``tests/store/test_online_contract.py`` runs it 
   drop events older than ``keep_us`` before it, and store the answer; False (and no change) when
   the TRANSACTION_ID was answered before;
 - ``answer(tx_id)`` -> the stored answer of an answered TRANSACTION_ID, else None;
-- ``add_labels({tx_id: fraud})``; ``load(...)`` for materialization; ``meta`` key/values.
+- ``add_labels({tx_id: fraud})``; ``load(...)`` for materialization; ``meta`` key/values;
+- ``exclusive()`` -> a context in which reads and the commit of one transaction happen alone:
+  across threads for every store, and across processes for SQLite (one ``BEGIN IMMEDIATE``
+  transaction), so several service processes can share a SQLite file. Redis serializes only
+  within a process (its commit is still atomic and idempotent).
 
 A commit is one database transaction (SQLite) or one Lua script (Redis), so a process killed at any
 point leaves a request either fully recorded or not at all.
@@ -21,7 +25,8 @@ import os
 import sqlite3
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from fraudflow.errors import ConfigError, LakeError
@@ -33,6 +38,7 @@ SQLITE_FILE = "online.sqlite"
 
 
 class OnlineStore(Protocol):
+    def exclusive(self) -> AbstractContextManager[None]: ...
     def events(self, kind: str, entity: int, since_us: int) -> Events: ...
     def answer(self, tx_id: int) -> str | None: ...
     def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool: ...
@@ -71,7 +77,10 @@ class MemoryStore:
         self._labels: dict[int, int] = {}
         self._answers: dict[int, str] = {}
         self._meta: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return _locked(self._lock)
 
     def events(self, kind: str, entity: int, since_us: int) -> Events:
         cols = self._events.get((kind, entity))
@@ -170,7 +179,23 @@ class SQLiteStore:
             self._con.executescript(self.SCHEMA)
         except sqlite3.Error as exc:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._in_transaction = False
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")  # the database's write lock: other processes wait
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            else:
+                self._con.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def events(self, kind: str, entity: int, since_us: int) -> Events:
         with self._lock:
@@ -187,28 +212,24 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
+        if self._in_transaction:  # inside exclusive(): its transaction commits it
+            return self._write(tx, answer, keep_us)
+        with self.exclusive():
+            return self._write(tx, answer, keep_us)
+
+    def _write(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
         t = tx.ts_us
-        with self._lock:
-            cur = self._con.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                cur.execute("INSERT OR IGNORE INTO answers VALUES (?, ?)", (tx.transaction_id, answer))
-                if cur.rowcount == 0:
-                    cur.execute("ROLLBACK")
-                    return False
-                for kind, keep in keep_us.items():
-                    entity = tx.entity(kind)
-                    cur.execute(
-                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)",
-                        (KINDS[kind], entity, t, tx.transaction_id, tx.amount),
-                    )
-                    cur.execute(
-                        "DELETE FROM events WHERE kind = ? AND entity = ? AND ts <= ?", (KINDS[kind], entity, t - keep)
-                    )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        cur = self._con.cursor()
+        cur.execute("INSERT OR IGNORE INTO answers VALUES (?, ?)", (tx.transaction_id, answer))
+        if cur.rowcount == 0:
+            return False
+        for kind, keep in keep_us.items():
+            entity = tx.entity(kind)
+            cur.execute(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)",
+                (KINDS[kind], entity, t, tx.transaction_id, tx.amount),
+            )
+            cur.execute("DELETE FROM events WHERE kind = ? AND entity = ? AND ts <= ?", (KINDS[kind], entity, t - keep))
         return True
 
     def add_labels(self, labels: dict[int, int]) -> int:
@@ -279,6 +300,10 @@ class RedisStore:
         except redis.RedisError as exc:
             raise LakeError(f"{url}: cannot reach Redis: {exc}") from exc
         self._commit = self._r.register_script(_COMMIT)
+        self._lock = threading.RLock()
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return _locked(self._lock)
 
     def _key(self, kind: str, entity: int) -> str:
         return f"{self.ns}:ev:{KINDS[kind]}:{entity}"
@@ -353,6 +378,12 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+@contextmanager
+def _locked(lock: threading.RLock) -> Iterator[None]:
+    with lock:
+        yield
 
 
 def dumps(obj: object) -> str:
