@@ -192,6 +192,8 @@ def main() -> None:
                 root,
                 "--port",
                 str(port),
+                "--workers",
+                str(args.workers),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
