@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fraudflow import schema
 from fraudflow.errors import ConfigError, FraudflowError
-from fraudflow.features.definitions import DEFAULT, FeatureSet
+from fraudflow.features.definitions import DEFAULT
 
 app = typer.Typer(
     name="fraudflow",
@@ -402,10 +402,11 @@ def materialize(data: Data, online: Online = None) -> None:
     from fraudflow.lake import Lake
     from fraudflow.serving.materialize import materialize as run
     from fraudflow.store.online import open_store
+    from fraudflow.training.workflow import feature_set
 
     try:
         lake = Lake(data)
-        fs = workflow_feature_set(lake)
+        fs = feature_set(lake)
         store = open_store(online, lake.root if lake.local else None)
         with console.status("materializing"):
             summary = run(lake, store, fs)
@@ -419,12 +420,6 @@ def materialize(data: Data, online: Online = None) -> None:
             f"materialized {summary.rows:,} transactions ({summary.frauds:,} fraud labels) of {summary.days} days, "
             f"through {summary.through}"
         )
-
-
-def workflow_feature_set(lake: object) -> FeatureSet:
-    from fraudflow.training.workflow import feature_set
-
-    return feature_set(lake)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -526,11 +521,12 @@ def consistency(data: Data, online: Online = None) -> None:
     from fraudflow.lake import Lake
     from fraudflow.serving.consistency import check
     from fraudflow.store.online import open_store
+    from fraudflow.training.workflow import feature_set
 
     try:
         lake = Lake(data)
         store = open_store(online, lake.root if lake.local else None)
-        report_ = check(lake, store, workflow_feature_set(lake))
+        report_ = check(lake, store, feature_set(lake))
     except FraudflowError as exc:
         raise fail(exc) from exc
     t = Table(title=f"{report_.compared:,} of {report_.served:,} served transactions recomputed in batch")

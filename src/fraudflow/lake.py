@@ -77,10 +77,6 @@ class Lake:
             files, filesystem=self.fs, format="parquet", partitioning=partitioning, partition_base_dir=self.path(table)
         )
 
-    def glob(self, table: str) -> str:
-        """The URL pattern DuckDB, Spark or pandas read the table with."""
-        return f"{self.url}/{table}/*/*.parquet"
-
     def exists(self, *parts: str) -> bool:
         return bool(self.fs.exists(self.path(*parts)))
 
