@@ -16,7 +16,21 @@ runner = CliRunner()
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("generate", "ingest", "features", "training-set"):
+    for command in (
+        "generate",
+        "ingest",
+        "features",
+        "training-set",
+        "train",
+        "evaluate",
+        "report",
+        "pipeline",
+        "materialize",
+        "serve",
+        "replay",
+        "consistency",
+        "athena-ddl",
+    ):
         assert command in result.output
 
 
