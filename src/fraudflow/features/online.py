@@ -15,10 +15,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
 
 from fraudflow import schema as s
-from fraudflow.features.definitions import CUSTOMER, TERMINAL, Feature, FeatureSet
+from fraudflow.features.definitions import CUSTOMER, TERMINAL, FeatureSet
 from fraudflow.features.kernels import US_PER_DAY, US_PER_HOUR
 
 ENTITIES = (CUSTOMER, TERMINAL)
@@ -26,13 +25,35 @@ EPOCH = dt.datetime(1970, 1, 1)
 ONE_US = dt.timedelta(microseconds=1)
 
 
-class Events(NamedTuple):
-    """One entity's recent transactions, in (time, id) order, as columns."""
+class Events:
+    """One entity's recent transactions, in (time, id) order, as columns.
 
-    ts: list[int]  # microseconds since the epoch
-    ids: list[int]  # TRANSACTION_ID
-    amounts: list[float]  # TX_AMOUNT
-    frauds: list[int]  # TX_FRAUD known so far (0 until a label arrives)
+    ``frauds`` (the labels known so far, 0 until one arrives) are looked up only when a window
+    over TX_FRAUD asks for them: customer windows never do.
+    """
+
+    __slots__ = ("_frauds", "_labels", "amounts", "ids", "ts")
+
+    def __init__(
+        self,
+        ts: list[int],
+        ids: list[int],
+        amounts: list[float],
+        frauds: list[int] | None = None,
+        labels: Mapping[int, int] | None = None,
+    ) -> None:
+        self.ts = ts  # microseconds since the epoch
+        self.ids = ids  # TRANSACTION_ID
+        self.amounts = amounts  # TX_AMOUNT
+        self._frauds = frauds
+        self._labels = labels
+
+    @property
+    def frauds(self) -> list[int]:
+        if self._frauds is None:
+            labels = self._labels or {}
+            self._frauds = [labels.get(i, 0) for i in self.ids] if labels else [0] * len(self.ids)
+        return self._frauds
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[int, int, float, int]]) -> Events:
@@ -77,6 +98,19 @@ class OnlineFeatures:
             kind: max((f.history_days for f in self.windows if f.entity == kind), default=0) * US_PER_DAY
             for kind in ENTITIES
         }
+        # the plan, resolved once: (name, aggregation, entity, lower bound, delay, uses amounts, of)
+        self._plan = [
+            (
+                f.name,
+                f.aggregation,
+                f.entity or "",
+                f.history_days * US_PER_DAY,
+                f.delay_days * US_PER_DAY,
+                f.column in (None, s.TX_AMOUNT),
+                f.of or "",
+            )
+            for f in fs.features
+        ]
 
     def needs(self, kind: str) -> bool:
         return self.history_us[kind] > 0
@@ -84,37 +118,45 @@ class OnlineFeatures:
     def compute(self, tx: Transaction, events: Mapping[str, Events]) -> dict[str, float]:
         """The feature values of ``tx``; ``events[kind]`` are its entities' events."""
         t = tx.ts_us
+        amount = float(tx.amount)
         values: dict[str, float] = {}
+        bounds: dict[tuple[str, int, int], tuple[int, int]] = {}
         day = t // US_PER_DAY
-        for f in self.fs.features:
-            if f.aggregation == "value":
-                values[f.name] = float(tx.amount)
-            elif f.aggregation == "weekend":
-                values[f.name] = 1 if (day + 3) % 7 >= 5 else 0
-            elif f.aggregation == "night":
-                values[f.name] = 1 if (t // US_PER_HOUR) % 24 <= 6 else 0
-            elif f.aggregation == "ratio":
-                den = values[f.of or ""]
-                values[f.name] = float(tx.amount) / den if den != 0 else 0.0
+        for name, aggregation, entity, back_us, delay_us, amounts, of in self._plan:
+            if aggregation == "value":
+                values[name] = amount
+            elif aggregation == "weekend":
+                values[name] = 1 if (day + 3) % 7 >= 5 else 0
+            elif aggregation == "night":
+                values[name] = 1 if (t // US_PER_HOUR) % 24 <= 6 else 0
+            elif aggregation == "ratio":
+                den = values[of]
+                values[name] = amount / den if den != 0 else 0.0
             else:
-                n, total = self._window(f, tx, t, events.get(f.entity or "", EMPTY))
-                if f.aggregation == "count":
-                    values[f.name] = n
-                elif f.aggregation == "sum":
-                    values[f.name] = total
+                ev = events.get(entity, EMPTY)
+                key = (entity, back_us, delay_us)
+                if key not in bounds:  # a count and a mean over one window share its bounds
+                    bounds[key] = _bounds(ev, t, tx.transaction_id, back_us, delay_us)
+                start, end = bounds[key]
+                current = delay_us == 0  # the window ends with this transaction, which it holds
+                n = end - start + (1 if current else 0)
+                if aggregation == "count":
+                    values[name] = n
+                    continue
+                if amounts:
+                    total = sum(ev.amounts[start:end]) + (amount if current else 0.0)
                 else:
-                    values[f.name] = total / n if n else 0.0
+                    total = float(sum(ev.frauds[start:end]))
+                values[name] = total if aggregation == "sum" else (total / n if n else 0.0)
         return values
 
-    @staticmethod
-    def _window(f: Feature, tx: Transaction, t: int, ev: Events) -> tuple[int, float]:
-        amounts = f.column in (None, s.TX_AMOUNT)
-        column = ev.amounts if amounts else ev.frauds
-        start = bisect_right(ev.ts, t - (f.delay_days + f.window_days) * US_PER_DAY)
-        if f.delay_days == 0:
-            end = bisect_left(ev.ts, t)
-            while end < len(ev.ts) and ev.ts[end] == t and ev.ids[end] < tx.transaction_id:
-                end += 1  # same time, earlier id: it came first
-            return end - start + 1, sum(column[start:end]) + (tx.amount if amounts else 0.0)
-        end = bisect_right(ev.ts, t - f.delay_days * US_PER_DAY)
-        return max(0, end - start), float(sum(column[start:end]))
+
+def _bounds(ev: Events, t: int, tx_id: int, back_us: int, delay_us: int) -> tuple[int, int]:
+    """Slice of ``ev`` in the window: ts in (t - back, t - delay], or before (t, tx_id) if no delay."""
+    start = bisect_right(ev.ts, t - back_us)
+    if delay_us == 0:
+        end = bisect_left(ev.ts, t)
+        while end < len(ev.ts) and ev.ts[end] == t and ev.ids[end] < tx_id:
+            end += 1  # same time, earlier id: it came first
+        return start, end
+    return start, max(start, bisect_right(ev.ts, t - delay_us))

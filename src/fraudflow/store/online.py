@@ -88,9 +88,9 @@ class MemoryStore:
             return Events([], [], [], [])
         ts, ids, amounts = cols
         a = bisect_right(ts, since_us)
-        ids_ = ids[a:]
-        labels = self._labels
-        return Events(ts[a:], ids_, amounts[a:], [labels.get(i, 0) for i in ids_] if labels else [0] * len(ids_))
+        if a == 0:  # the usual case (histories are trimmed): no copy; read before the next commit
+            return Events(ts, ids, amounts, labels=self._labels)
+        return Events(ts[a:], ids[a:], amounts[a:], labels=self._labels)
 
     def answer(self, tx_id: int) -> str | None:
         return self._answers.get(tx_id)
