@@ -401,12 +401,12 @@ def materialize(data: Data, online: Online = None) -> None:
     """Load the online store from the lake (the last 37 days and their labels), incrementally."""
     from fraudflow.lake import Lake
     from fraudflow.serving.materialize import materialize as run
+    from fraudflow.store import offline
     from fraudflow.store.online import open_store
-    from fraudflow.training.workflow import feature_set
 
     try:
         lake = Lake(data)
-        fs = feature_set(lake)
+        fs = offline.required(lake)
         store = open_store(online, lake.root if lake.local else None)
         with console.status("materializing"):
             summary = run(lake, store, fs)
@@ -520,13 +520,13 @@ def consistency(data: Data, online: Online = None) -> None:
     """Recompute every served feature vector in batch and report mismatches per feature."""
     from fraudflow.lake import Lake
     from fraudflow.serving.consistency import check
+    from fraudflow.store import offline
     from fraudflow.store.online import open_store
-    from fraudflow.training.workflow import feature_set
 
     try:
         lake = Lake(data)
         store = open_store(online, lake.root if lake.local else None)
-        report_ = check(lake, store, feature_set(lake))
+        report_ = check(lake, store, offline.required(lake))
     except FraudflowError as exc:
         raise fail(exc) from exc
     t = Table(title=f"{report_.compared:,} of {report_.served:,} served transactions recomputed in batch")

@@ -47,6 +47,8 @@ class Scorer:
         self.model = model
         self.model_id = model_id
         self.threshold = threshold
+        self._keep = {kind: self.online.history_us[kind] for kind in ENTITIES}  # history each entity keeps
+        self._read = [kind for kind in ENTITIES if self.online.needs(kind)]
 
     def features(self, tx: Transaction) -> Scored:
         """Online features of ``tx``, committed to the store (or the stored ones if answered before)."""
@@ -55,14 +57,9 @@ class Scorer:
             if stored is not None:
                 return Scored(tx.transaction_id, json.loads(stored)["features"], True)
             t = tx.ts_us
-            events = {
-                kind: self.store.events(kind, tx.entity(kind), t - self.online.history_us[kind])
-                for kind in ENTITIES
-                if self.online.needs(kind)
-            }
+            events = {kind: self.store.events(kind, tx.entity(kind), t - self._keep[kind]) for kind in self._read}
             values = self.online.compute(tx, events)
-            keep = {kind: self.online.history_us[kind] for kind in ENTITIES}
-            if not self.store.commit(tx, _answer_json(values, tx), keep):
+            if not self.store.commit(tx, _answer_json(values, tx), self._keep):
                 stored = self.store.answer(tx.transaction_id)
                 return Scored(tx.transaction_id, json.loads(stored or "{}").get("features", values), True)
             return Scored(tx.transaction_id, values, False)
@@ -70,8 +67,7 @@ class Scorer:
     def scores(self, scored: Sequence[Scored]) -> np.ndarray:
         if self.model is None or not scored:
             return np.zeros(len(scored))
-        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
-        return self.model.predict_matrix((x - self.model.mean) / self.model.scale)
+        return self.model.predict_matrix(self._inputs(scored))
 
     def explain(
         self, scored: Sequence[Scored], k: int = TOP_FEATURES
@@ -83,14 +79,18 @@ class Scorer:
         """
         if self.model is None or not scored:
             return np.zeros(len(scored)), [[] for _ in scored]
-        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
-        contrib = self.model.contributions((x - self.model.mean) / self.model.scale)
+        contrib = self.model.contributions(self._inputs(scored))
         scores = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
         tops = []
         for row in contrib[:, :-1]:
             order = np.argsort(-np.abs(row))[:k]
             tops.append([(self.model.features[i], float(row[i])) for i in order])
         return scores, tops
+
+    def _inputs(self, scored: Sequence[Scored]) -> np.ndarray:
+        assert self.model is not None
+        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
+        return self.model.standardize(x)
 
     def score_many(self, txs: Sequence[Transaction]) -> tuple[list[Scored], np.ndarray]:
         scored = [self.features(tx) for tx in txs]

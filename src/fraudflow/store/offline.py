@@ -61,10 +61,16 @@ def register(lake: Lake, fs: FeatureSet, replace: bool = False) -> None:
         lake.write_json(lake.path(TABLE, REGISTRY), fs.to_json())
 
 
-def check_version(lake: Lake, version: str) -> FeatureSet:
+def required(lake: Lake) -> FeatureSet:
+    """The lake's feature set; a LakeError saying what to run when there are no features yet."""
     current = registered(lake)
     if current is None:
         raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
+    return current
+
+
+def check_version(lake: Lake, version: str) -> FeatureSet:
+    current = required(lake)
     if current.version != version:
         raise FeatureError(
             f"{lake.url}/{TABLE} holds feature set version {current.version}, expected {version}: "
@@ -86,10 +92,7 @@ def read_features(
         check_version(lake, version)
     days = [d for d in lake.partitions(TABLE) if (start is None or d >= start) and (end is None or d <= end)]
     if not days:
-        fs = registered(lake)
-        if fs is None:
-            raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
-        return feature_schema(fs).empty_table()
+        return feature_schema(required(lake)).empty_table()
     table = lake.read_partitions(TABLE, days)
     if as_of is not None:
         table = table.filter(pc.less_equal(table[WRITE_TIME], pa.scalar(np.datetime64(as_of, "us"))))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlglot
 
 from fraudflow import schema as s
-from fraudflow.errors import ConfigError, LakeError
+from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
@@ -106,9 +106,7 @@ def training_set(
 ) -> pa.Table:
     """Run the training-set query on the lake's offline store with DuckDB."""
     lake = data if isinstance(data, Lake) else Lake(data)
-    fs = offline.registered(lake)
-    if fs is None:
-        raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
+    fs = offline.required(lake)
     if version is not None:
         offline.check_version(lake, version)
     sql = training_set_sql(start, fs.names, kind=kind, days=days, delay=delay)

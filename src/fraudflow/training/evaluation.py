@@ -144,11 +144,7 @@ def select(
 
     ``features`` are the model inputs (default: every feature of the lake's set).
     """
-    fs = offline.registered(lake)
-    if fs is None:
-        from fraudflow.errors import LakeError
-
-        raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
+    fs = offline.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
     validation = [load_split(lake, d) for d in fold_starts(validation_start, n_folds)]
     tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]

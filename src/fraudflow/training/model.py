@@ -59,6 +59,10 @@ class Model:
         if missing:
             raise FeatureError(f"the model needs features {missing}, absent from the input")
         x = np.column_stack([table[f].to_numpy().astype(np.float64) for f in self.features])
+        return self.standardize(x)
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        """Inputs in the model's feature order, scaled with the training statistics."""
         return (x - self.mean) / self.scale
 
     def predict(self, table: pa.Table) -> np.ndarray:

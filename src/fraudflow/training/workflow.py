@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow import schema as s
-from fraudflow.errors import LakeError
 from fraudflow.features import build_features
 from fraudflow.features.definitions import FRAUDFLOW, FeatureSet
 from fraudflow.lake import Lake
@@ -37,13 +36,6 @@ FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimat
 
 #: (test start, test table, scores) of one fold
 Fold = tuple[dt.date, pa.Table, np.ndarray]
-
-
-def feature_set(lake: Lake) -> FeatureSet:
-    fs = offline.registered(lake)
-    if fs is None:
-        raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
-    return fs
 
 
 def model_inputs(fs: FeatureSet) -> list[str]:
@@ -74,7 +66,7 @@ def train(
     Each test fold gets its own model (trained on its own window, as the protocol requires); the
     model saved is the one of ``start``. Returns the model id, its metrics and the folds' scores.
     """
-    fs = feature_set(lake)
+    fs = offline.required(lake)
     names = model_inputs(fs)
     params = {**FRAUDFLOW_PARAMS, **(params or {})}
     test_starts = test_starts or [start]
@@ -145,7 +137,7 @@ def tune(
         validation_start=validation_start,
         test_start=test_start,
         seed=seed,
-        features=model_inputs(feature_set(lake)),
+        features=model_inputs(offline.required(lake)),
     )
 
 
@@ -159,7 +151,7 @@ def write_report(
     """
     meta = lake.read_json(lake.path("models", model_id, model.METADATA_FILE))
     saved_metrics = lake.read_json(lake.path("models", model_id, model.METRICS_FILE))
-    fs = feature_set(lake)
+    fs = offline.required(lake)
     saved = model.load(lake, model_id, expect_version=fs.version)
     if folds is None:
         folds = []
