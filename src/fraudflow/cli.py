@@ -47,6 +47,14 @@ def _options(
 
 
 Root = Annotated[str, typer.Option("--out", "-o", help="Lake root: a folder or any fsspec URL (s3://bucket/prefix).")]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark (default local[*]; or FRAUDFLOW_SPARK_MASTER).",
+        envvar="FRAUDFLOW_SPARK_MASTER",
+    ),
+]
 
 
 @contextmanager
@@ -87,6 +95,11 @@ def generate(
     radius: Annotated[float, typer.Option("--radius", help="A customer uses terminals closer than this.")] = 5.0,
     from_day: Annotated[int, typer.Option("--from-day", help="First day index: continue a world from day N.")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: all cores).")] = None,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="local (compiled kernel, threads) or spark (the same kernel in Spark tasks)."),
+    ] = "local",
+    spark_master: SparkMaster = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Simulate the handbook's transaction world into the lake (exact, any scale)."""
@@ -103,7 +116,15 @@ def generate(
             radius=radius,
         )
         with progress_bar(not as_json) as bar:
-            summary = run(out_, params, from_day=from_day, workers=workers, progress=bar)
+            summary = run(
+                out_,
+                params,
+                from_day=from_day,
+                workers=workers,
+                progress=bar,
+                engine=engine,
+                spark_master=spark_master,
+            )
     except FraudflowError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -159,7 +180,10 @@ def features(
     to_date: Annotated[
         str | None, typer.Option("--to-date", help="Last day, YYYY-MM-DD (default: last in the lake).")
     ] = None,
-    engine: Annotated[str, typer.Option("--engine", help="compiled (fast) or duckdb (the SQL).")] = "compiled",
+    engine: Annotated[
+        str, typer.Option("--engine", help="compiled (fast), duckdb (the SQL) or spark (the SQL on Spark).")
+    ] = "compiled",
+    spark_master: SparkMaster = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Recompute every day (after changing definitions).")
     ] = False,
@@ -183,6 +207,7 @@ def features(
                 engine=engine,
                 rebuild=rebuild,
                 progress=bar,
+                spark_master=spark_master,
             )
     except FraudflowError as exc:
         raise fail(exc) from exc
@@ -263,6 +288,10 @@ def train(
     data: Data,
     start: Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")] = "2018-07-25",
     tune: Annotated[bool, typer.Option("--tune", help="Choose parameters on the validation folds first.")] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (XGBoost here) or spark (Spark SQL sets, XGBoost's Spark estimator).")
+    ] = "local",
+    spark_master: SparkMaster = None,
 ) -> None:
     """Train fraudflow's XGBoost on one split, evaluate it, save it with its report."""
     from fraudflow.lake import Lake
@@ -279,7 +308,7 @@ def train(
                 chosen = workflow.tune(lake, validation_start=first - dt.timedelta(days=14))["params"]
                 params = {**workflow.FRAUDFLOW_BASE, **chosen}
         with console.status("training"):
-            model_id, metrics, folds = workflow.train(lake, first, params)
+            model_id, metrics, folds = workflow.train(lake, first, params, engine=engine, spark_master=spark_master)
             path = workflow.write_report(lake, model_id, folds)
     except FraudflowError as exc:
         raise fail(exc) from exc

@@ -49,6 +49,7 @@ class Lake:
             self.url = "s3://" + self.url.split("://", 1)[1]
             if endpoint and "endpoint_url" not in options.get("client_kwargs", {}):
                 options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+        self.storage_options = options  # what another process (a Spark task) needs to open it too
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:

@@ -1,8 +1,9 @@
 """The batch feature engine: features of a range of days, from the lake into the offline store.
 
-Two engines compute the same definitions: ``compiled`` (the default: numba kernels, O(rows)) and
-``duckdb`` (the generated SQL of ``features.sql``, the same text Spark and Athena run). Tests check
-them against each other and against the handbook's published features.
+Three engines compute the same definitions: ``compiled`` (the default: numba kernels, O(rows)),
+``duckdb`` (the generated SQL of ``features.sql``) and ``spark`` (the same SQL in Spark's dialect,
+for data beyond one machine: ``fraudflow.distributed``). Tests check them against each other and
+against the handbook's published features.
 
 A day's features need the transactions of the ``history_days`` (37) before it and never anything
 after it, so new days are computed incrementally and a recomputed day replaces its partition.
@@ -31,8 +32,8 @@ from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
-Engine = Literal["compiled", "duckdb"]
-ENGINES: tuple[str, ...] = ("compiled", "duckdb")
+Engine = Literal["compiled", "duckdb", "spark"]
+ENGINES: tuple[str, ...] = ("compiled", "duckdb", "spark")
 BATCH_ROWS = 20_000_000  # rows computed at once (history included) before splitting by days
 Progress = Callable[[str, int, int], None]
 
@@ -63,6 +64,8 @@ def compute(tx: pa.Table, fs: FeatureSet = DEFAULT, engine: str = "compiled") ->
         return _compute_compiled(tx, fs)
     if engine == "duckdb":
         return _compute_duckdb(tx, fs)
+    if engine == "spark":
+        raise ConfigError("the spark engine reads the lake itself: use build_features(..., engine='spark')")
     raise ConfigError(f"unknown feature engine {engine!r}; expected one of {ENGINES}")
 
 
@@ -141,8 +144,12 @@ def build_features(
     engine: str = "compiled",
     rebuild: bool = False,
     progress: Progress | None = None,
+    spark_master: str | None = None,
 ) -> FeatureSummary:
-    """Compute the features of days ``from_date..to_date`` (default: every day) into the store."""
+    """Compute the features of days ``from_date..to_date`` (default: every day) into the store.
+
+    ``engine="spark"`` runs one Spark job over all the days (``spark_master``: default ``local[*]``).
+    """
     if engine not in ENGINES:
         raise ConfigError(f"unknown feature engine {engine!r}; expected one of {ENGINES}")
     lake = data if isinstance(data, Lake) else Lake(data)
@@ -160,6 +167,13 @@ def build_features(
     if rebuild:
         days = available
     report = progress or (lambda stage, done, total: None)
+    if engine == "spark":
+        from fraudflow.distributed import features as spark_features
+        from fraudflow.distributed.session import spark_session
+
+        rows = spark_features.build(spark_session(spark_master), lake, fs, days, available)
+        report("days", len(days), len(days))
+        return FeatureSummary(rows, len(days), time.perf_counter() - t0, engine, fs.version)
     written = rows = 0
     for batch in _batches(lake, days, fs.history_days):
         rows += _build_batch(lake, fs, engine, batch, available)

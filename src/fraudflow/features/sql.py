@@ -1,4 +1,4 @@
-"""The batch SQL of a feature set, generated from its definitions (DuckDB dialect).
+"""The batch SQL of a feature set, generated from its definitions (DuckDB or Spark SQL).
 
 Windows are RANGE frames over the transaction time in microseconds. A frame that ends at the
 current row also holds later rows of the same entity with the same timestamp (SQL peers); the
@@ -10,11 +10,24 @@ in an inner query and the features are derived from those columns.
 from __future__ import annotations
 
 from fraudflow import schema as s
+from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import Feature, FeatureSet
 
 US_PER_DAY = 86_400_000_000
 TS = "TS_US"
 INPUT = (s.TRANSACTION_ID, s.TX_DATETIME, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT, s.TX_FRAUD)
+
+#: The only expressions the dialects spell differently (Spark's timestamps are read in UTC).
+DIALECTS: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "epoch_us": f"epoch_us({s.TX_DATETIME})",
+        "weekend": f"dayofweek({s.TX_DATETIME}) IN (0, 6)",  # Sunday = 0
+    },
+    "spark": {
+        "epoch_us": f"unix_micros({s.TX_DATETIME})",
+        "weekend": f"dayofweek({s.TX_DATETIME}) IN (1, 7)",  # Sunday = 1
+    },
+}
 
 
 def _frame(f: Feature) -> str:
@@ -58,16 +71,16 @@ def _sum(f: Feature) -> str:
     return f"({total} - S_{f.column}_{f.entity}_PEERS)" if f.delay_days == 0 else total
 
 
-def expression(f: Feature, fs: FeatureSet | None = None) -> str:
+def expression(f: Feature, fs: FeatureSet | None = None, dialect: str = "duckdb") -> str:
     """The SQL expression of one feature over the inner query's columns."""
     if f.aggregation == "ratio":
         assert fs is not None, "a ratio needs its feature set"
-        den = expression(fs.features[fs.names.index(f.of or "")], fs)
+        den = expression(fs.features[fs.names.index(f.of or "")], fs, dialect)
         return f"CASE WHEN ({den}) = 0 THEN 0.0 ELSE CAST({f.column} AS DOUBLE) / ({den}) END"
     if f.aggregation == "value":
         return f"CAST({f.column} AS DOUBLE)"
     if f.aggregation == "weekend":
-        return f"CAST(dayofweek({s.TX_DATETIME}) IN (0, 6) AS BIGINT)"  # DuckDB: Sunday = 0
+        return f"CAST({DIALECTS[dialect]['weekend']} AS BIGINT)"
     if f.aggregation == "night":
         return f"CAST(hour({s.TX_DATETIME}) <= 6 AS BIGINT)"
     if f.aggregation == "count":
@@ -78,13 +91,15 @@ def expression(f: Feature, fs: FeatureSet | None = None) -> str:
     return f"CASE WHEN {n} = 0 THEN 0.0 ELSE CAST({_sum(f)} AS DOUBLE) / {n} END"
 
 
-def features_sql(fs: FeatureSet, source: str = "tx") -> str:
+def features_sql(fs: FeatureSet, source: str = "tx", dialect: str = "duckdb") -> str:
     """SELECT TRANSACTION_ID, TX_DATETIME and every feature of ``fs`` from relation ``source``."""
+    if dialect not in DIALECTS:
+        raise ConfigError(f"unknown feature SQL dialect {dialect!r}; expected one of {sorted(DIALECTS)}")
     inner = ",\n    ".join(f"{expr} AS {name}" for name, expr in _aggregates(fs).items())
     inner = f",\n    {inner}" if inner else ""
-    cols = ",\n  ".join(f"{expression(f, fs)} AS {f.name}" for f in fs.features)
+    cols = ",\n  ".join(f"{expression(f, fs, dialect)} AS {f.name}" for f in fs.features)
     return (
-        f"WITH base AS (SELECT {', '.join(INPUT)}, epoch_us({s.TX_DATETIME}) AS {TS} FROM {source}),\n"
+        f"WITH base AS (SELECT {', '.join(INPUT)}, {DIALECTS[dialect]['epoch_us']} AS {TS} FROM {source}),\n"
         f"agg AS (SELECT *{inner}\n  FROM base)\n"
         f"SELECT {s.TRANSACTION_ID}, {s.TX_DATETIME},\n  {cols}\nFROM agg"
     )

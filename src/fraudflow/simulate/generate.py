@@ -44,6 +44,7 @@ Progress = Callable[[str, int, int], None]
 BYTES_PER_ROW = 8 + 4 + 4 + 8 + 4
 CHUNK_BYTES = 256 * 2**20  # rows + terminal lists of one chunk of customers
 IN_MEMORY_BYTES = 1024 * 2**20  # above this, chunks are spilled to disk between the phases
+SIMULATION_ENGINES = ("local", "spark")
 
 
 @dataclass
@@ -165,15 +166,33 @@ def generate(
     chunk_customers: int | None = None,
     spill: bool | None = None,
     progress: Progress | None = None,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> Summary:
     """Generate days ``from_day..params.nb_days-1`` of the world ``params`` into the lake ``out``.
 
     Rows are exactly those of one run over days ``0..params.nb_days-1``, whatever ``from_day``,
     ``workers`` (threads of the compiled kernel and of the writers), ``chunk_customers`` and
     ``spill`` (keep chunks on disk between the phases; by default only for large worlds).
+    ``engine="spark"`` runs the same kernel in Spark tasks (``spark_master``: default ``local[*]``;
+    ``workers`` and ``spill`` are Spark's business there) and writes the same files.
     """
     params = params or WorldParams()
     lake = out if isinstance(out, Lake) else Lake(out)
+    if engine == "spark":
+        from fraudflow.distributed import simulate as spark_simulate
+        from fraudflow.distributed.session import spark_session
+
+        return spark_simulate.generate(
+            spark_session(spark_master),
+            lake,
+            params,
+            from_day=from_day,
+            chunk_customers=chunk_customers,
+            progress=progress,
+        )
+    if engine != "local":
+        raise ConfigError(f"unknown simulation engine {engine!r}; expected one of {SIMULATION_ENGINES}")
     if not 0 <= from_day < params.nb_days:
         raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if workers is not None:

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow import schema as s
+from fraudflow.errors import ConfigError
 from fraudflow.features import build_features
 from fraudflow.features.definitions import FRAUDFLOW, FeatureSet
 from fraudflow.lake import Lake
@@ -33,6 +34,8 @@ FRAUDFLOW_BASE: dict[str, Any] = {"tree_method": "exact", "base_score": 0.5}
 FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [50, 100], "learning_rate": [0.1, 0.3]}
 PIPELINE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [100], "learning_rate": [0.1]}
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
+
+TRAINING_ENGINES = ("local", "spark")
 
 #: (test start, test table, scores) of one fold
 Fold = tuple[dt.date, pa.Table, np.ndarray]
@@ -60,26 +63,29 @@ def train(
     test_starts: list[dt.date] | None = None,
     extra: dict[str, Any] | None = None,
     seed: int = 0,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> tuple[str, dict[str, Any], list[Fold]]:
     """Fit on the split starting ``start``, score the test folds ``test_starts``, save model and metrics.
 
     Each test fold gets its own model (trained on its own window, as the protocol requires); the
     model saved is the one of ``start``. Returns the model id, its metrics and the folds' scores.
+    ``engine="spark"`` builds the sets with Spark SQL and fits XGBoost's Spark estimator.
     """
     fs = offline.required(lake)
     names = model_inputs(fs)
     params = {**FRAUDFLOW_PARAMS, **(params or {})}
+    fit_split = _split_fitter(lake, names, fs.version, params, seed, engine, spark_master)
     test_starts = test_starts or [start]
     folds: list[Fold] = []
     saved = None
     for fold_start in test_starts:
-        split = load_split(lake, fold_start)
-        fitted = model.fit(split.train, names, fs.version, params, seed=seed)
-        folds.append((fold_start, split.test, fitted.predict(split.test)))
+        fitted, test = fit_split(fold_start)
+        folds.append((fold_start, test, fitted.predict(test)))
         if fold_start == start:
             saved = fitted
     if saved is None:
-        saved = model.fit(load_split(lake, start).train, names, fs.version, params, seed=seed)
+        saved = fit_split(start)[0]
     first, last = split_days(start, "train")
     model_id = model.new_model_id()
     model.save(
@@ -97,6 +103,32 @@ def train(
     result = fold_metrics(folds)
     model.save_metrics(lake, model_id, result)
     return model_id, result, folds
+
+
+def _split_fitter(
+    lake: Lake,
+    names: list[str],
+    version: str,
+    params: dict[str, Any],
+    seed: int,
+    engine: str,
+    spark_master: str | None,
+) -> Callable[[dt.date], tuple[model.Model, pa.Table]]:
+    """``fit_split(start) -> (model, test set)`` for the engine."""
+    if engine == "spark":
+        from fraudflow.distributed import train as spark_train
+        from fraudflow.distributed.session import spark_session
+
+        spark = spark_session(spark_master)
+        return lambda start: spark_train.fit_split(spark, lake, start, names, params, seed)
+    if engine != "local":
+        raise ConfigError(f"unknown training engine {engine!r}; expected one of {TRAINING_ENGINES}")
+
+    def fit_local(start: dt.date) -> tuple[model.Model, pa.Table]:
+        split = load_split(lake, start)
+        return model.fit(split.train, names, version, params, seed=seed), split.test
+
+    return fit_local
 
 
 def fold_metrics(folds: list[Fold]) -> dict[str, Any]:

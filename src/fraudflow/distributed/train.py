@@ -1,0 +1,99 @@
+"""Training on Spark: the training-set SQL in Spark's dialect, XGBoost's Spark estimator.
+
+The split is built by ``training.datasets.training_set_sql(..., dialect="spark")`` over the lake's
+``transactions`` and ``features`` (read by Spark tasks), standardised with statistics Spark
+computes, and fitted by ``xgboost.spark.SparkXGBClassifier``. The result is the same ``Model``
+(an XGBoost booster and its scaler) the local engine saves, so evaluation, reports and the
+scoring service cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from fraudflow import schema as s
+from fraudflow.distributed.lake_io import read_table
+from fraudflow.errors import ConfigError
+from fraudflow.lake import Lake
+from fraudflow.store import offline
+from fraudflow.training import model
+from fraudflow.training.datasets import Kind, split_days, training_set_sql
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: XGBoost parameters the Spark estimator takes as they are (the rest are refused, not dropped).
+ESTIMATOR_PARAMS = ("max_depth", "n_estimators", "learning_rate", "tree_method", "base_score", "min_child_weight")
+
+
+def training_set(
+    spark: SparkSession, lake: Lake, start: dt.date, kind: Kind = "train", days: int = 7, delay: int = 7
+) -> DataFrame:
+    """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
+    fs = offline.required(lake)
+    first, last = start, split_days(start, "test", days, delay)[1]
+    for table in ("transactions", offline.TABLE):
+        present = [d for d in lake.partitions(table) if first <= d <= last]
+        if not present:
+            raise ConfigError(f"{lake.url}/{table}: no partitions between {first} and {last}")
+        read_table(spark, lake, table, present).createOrReplaceTempView(table)
+    return spark.sql(training_set_sql(start, fs.names, kind=kind, days=days, delay=delay, dialect="spark"))
+
+
+def fit(train: DataFrame, features: list[str], version: str, params: dict[str, Any], seed: int = 0) -> model.Model:
+    """Standardise (population statistics, as the local fit) and fit SparkXGBClassifier on one worker."""
+    from pyspark.sql import functions as F
+    from xgboost.spark import SparkXGBClassifier
+
+    # XGBoost's distributed training has no exact tree method: histograms (256 bins) stand in.
+    params = {**params, "tree_method": "hist"} if params.get("tree_method", "exact") == "exact" else dict(params)
+    unknown = sorted(set(params) - set(ESTIMATOR_PARAMS))
+    if unknown:
+        raise ConfigError(f"parameters {unknown} are not passed to the Spark estimator; use {ESTIMATOR_PARAMS}")
+    row = train.agg(
+        *(F.avg(c).alias(f"m{i}") for i, c in enumerate(features)),
+        *(F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(features)),
+        F.count("*").alias("n"),
+        F.sum(s.TX_FRAUD).alias("frauds"),
+    ).first()
+    assert row is not None
+    if not row["n"]:
+        raise ConfigError("the training set is empty")
+    mean = np.array([row[f"m{i}"] for i in range(len(features))], dtype=np.float64)
+    scale = np.array([row[f"s{i}"] for i in range(len(features))], dtype=np.float64)
+    scale[scale == 0] = 1.0
+    scaled = train.select(
+        *(
+            ((F.col(c).cast("double") - float(m)) / float(sd)).alias(c)
+            for c, m, sd in zip(features, mean, scale, strict=True)
+        ),
+        F.col(s.TX_FRAUD).cast("double").alias(s.TX_FRAUD),
+    )
+    estimator = SparkXGBClassifier(
+        features_col=features, label_col=s.TX_FRAUD, num_workers=1, random_state=seed, **params
+    )
+    booster = estimator.fit(scaled).get_booster()
+    booster.feature_names = list(features)
+    return model.Model(
+        booster,
+        list(features),
+        version,
+        mean,
+        scale,
+        dict(params),
+        {"train_rows": int(row["n"]), "train_frauds": int(row["frauds"]), "seed": seed, "engine": "spark"},
+    )
+
+
+def fit_split(
+    spark: SparkSession, lake: Lake, start: dt.date, features: list[str], params: dict[str, Any], seed: int = 0
+) -> tuple[model.Model, pa.Table]:
+    """Fit on the split's training days with Spark; return the model and the split's test set (Arrow)."""
+    fs = offline.required(lake)
+    fitted = fit(training_set(spark, lake, start, "train"), features, fs.version, params, seed)
+    test = training_set(spark, lake, start, "test").toArrow()
+    return fitted, test
