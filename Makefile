@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= demo-lake
 PYTEST_ARGS ?=
 
-.PHONY: install redis demo test test-fast check bench clean
+.PHONY: install system demo test test-fast check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,13 @@ install: $(STAMP)  ## create .venv and install fraudflow with its test tools
 demo: $(STAMP)  ## run the whole pipeline on embedded defaults into ./demo-lake
 	$(BIN)/fraudflow pipeline --out $(DEMO_ROOT)
 
-redis:  ## a redis-server binary for the Redis store's tests (Debian package when missing)
-	@bash .ci/ensure-redis
+system:  ## redis-server and Java 17 for the Redis and Spark tests (Debian packages when missing)
+	@bash .ci/ensure-system
 
-test: $(STAMP) redis  ## the whole test suite (slow end-to-end tests included)
+test: $(STAMP) system  ## the whole test suite (slow end-to-end tests included)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-test-fast: $(STAMP) redis  ## the suite without the slow tests
+test-fast: $(STAMP) system  ## the suite without the slow tests
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 check: $(STAMP)  ## lint and type-check

@@ -87,7 +87,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory):
 
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (.ci/ensure-redis)")
+        pytest.fail("redis-server is not installed: `make test` installs it (.ci/ensure-system)")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
