@@ -37,6 +37,7 @@ bench: $(STAMP)  ## the benchmark scripts; figures go to docs/BENCHMARKS.md
 	$(BIN)/python -m benchmarks.features
 	$(BIN)/python -m benchmarks.serve
 	$(BIN)/python -m benchmarks.lambda_generator
+	$(BIN)/python -m benchmarks.scale
 
 clean:
 	rm -rf $(VENV) $(DEMO_ROOT) .pytest_cache .mypy_cache .ruff_cache

@@ -47,3 +47,43 @@ def throughput_row(
     """A table row: what, rows, seconds, rows/s, peak RSS (blank when not measured)."""
     rss = "" if peak_rss_mb is None else f"{peak_rss_mb:,.0f}"
     return [what, f"{rows:,}", f"{seconds:.{digits}f}", f"{rows / seconds:,.0f}", rss]
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of process ``root`` and all its descendants (Linux /proc), in MiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21])  # pages
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_case_tree(module: str, case: str, *args: str, interval: float = 0.2) -> dict[str, Any]:
+    """``run_case``, also sampling the peak resident memory of the whole process tree (a JVM and
+    its Python workers included), returned as ``peak_tree_rss_mb``."""
+    import time
+
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", "--case", case, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=os.getcwd())
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc.pid))
+        time.sleep(interval)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out)
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_tree_rss_mb": peak}

@@ -10,6 +10,7 @@ scoring service cannot tell them apart.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,8 +74,9 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
         ),
         F.col(s.TX_FRAUD).cast("double").alias(s.TX_FRAUD),
     )
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     estimator = SparkXGBClassifier(
-        features_col=features, label_col=s.TX_FRAUD, num_workers=1, random_state=seed, **params
+        features_col=features, label_col=s.TX_FRAUD, num_workers=1, random_state=seed, verbose=False, **params
     )
     booster = estimator.fit(scaled).get_booster()
     booster.feature_names = list(features)
