@@ -12,7 +12,7 @@ import pytest
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.distributed import features as spark_features
 from fraudflow.distributed.lake_io import read_table
-from fraudflow.errors import ConfigError
+from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features import build_features
 from fraudflow.features.batch import compute
 from fraudflow.features.definitions import FRAUDFLOW
@@ -88,3 +88,14 @@ def test_spark_dialect_is_the_only_difference(spark) -> None:
         features_sql(FRAUDFLOW, dialect="oracle")
     with pytest.raises(ConfigError, match="reads the lake itself"):
         compute(pa.table({"x": [1]}), FRAUDFLOW, "spark")
+
+
+def test_a_corrupt_partition_is_named_and_nothing_is_written(spark, tmp_path: Path) -> None:
+    generate(tmp_path, WorldParams(n_customers=100, n_terminals=200, nb_days=12, radius=8.0))
+    lake = Lake(tmp_path)
+    bad = lake.partition_file("transactions", dt.date(2018, 4, 5))
+    data = Path(bad).read_bytes()
+    Path(bad).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    with pytest.raises(LakeError, match=r"tx_date=2018-04-05/part-0\.parquet: could not read it as Parquet"):
+        build_features(lake, engine="spark")
+    assert lake.partitions("features") == []

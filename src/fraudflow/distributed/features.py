@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from fraudflow import schema as s
 from fraudflow.distributed.lake_io import from_spark, lake_args, read_table
+from fraudflow.distributed.session import spark_job
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.lake import Lake
@@ -52,5 +53,6 @@ def build(spark: SparkSession, lake: Lake, fs: FeatureSet, days: list[dt.date], 
         Lake(url, options).write_partition(offline.TABLE, day, from_spark(t, target))
         return pa.table({"day": pa.array([day], pa.date32()), "rows": pa.array([t.num_rows], pa.int64())})
 
-    written = feats.groupBy(s.PARTITION_COLUMN).applyInArrow(write, "day DATE, rows BIGINT").collect()
+    with spark_job("features"):
+        written = feats.groupBy(s.PARTITION_COLUMN).applyInArrow(write, "day DATE, rows BIGINT").collect()
     return sum(int(r["rows"]) for r in written)

@@ -86,8 +86,11 @@ def read_table(
         here = Lake(url, options)
         for batch in batches:
             for path, day in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                with here.fs.open(path, "rb") as f:
-                    t = pq.read_table(f, columns=wanted)
+                try:
+                    with here.fs.open(path, "rb") as f:
+                        t = pq.read_table(f, columns=wanted)
+                except (OSError, pa.ArrowException) as exc:
+                    raise LakeError(f"{path}: could not read it as Parquet ({exc})") from exc
                 t = t.append_column(PARTITION_COLUMN, pa.array([day] * t.num_rows, pa.date32()))
                 yield from to_spark(t).to_batches()
 

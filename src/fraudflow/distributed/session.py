@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from fraudflow import errors
 from fraudflow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,3 +59,24 @@ def spark_session(master: str | None = None) -> SparkSession:
         raise ConfigError(f"could not start Spark ({exc}); {INSTALL_HINT}") from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def spark_job(what: str) -> Iterator[None]:
+    """Run Spark actions; a task's fraudflow error comes back as itself, not as a Java trace."""
+    try:
+        yield
+    except Exception as exc:
+        from pyspark.errors import PySparkException
+
+        if not isinstance(exc, PySparkException):
+            raise
+        text = str(exc)
+        found = re.findall(r"fraudflow\.errors\.(\w+): (.+)", text)
+        if found:
+            name, message = found[-1]
+            cls = getattr(errors, name, None)
+            if isinstance(cls, type) and issubclass(cls, errors.FraudflowError):
+                raise cls(message.strip()) from exc
+        first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        raise errors.FraudflowError(f"{what} failed on Spark: {first.strip()}") from exc

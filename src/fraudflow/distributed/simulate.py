@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow.distributed.lake_io import lake_args
+from fraudflow.distributed.session import spark_job
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.simulate.frauds import plan_frauds
@@ -105,7 +106,8 @@ def generate(
     rows = ranges.mapInArrow(simulate, ROWS).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         stats = rows.groupBy("day").agg(F.count("*").alias("n"), F.sum("seconds").alias("s"), F.max("seq").alias("m"))
-        per_day = {int(r["day"]): r for r in stats.collect()}
+        with spark_job("simulation"):
+            per_day = {int(r["day"]): r for r in stats.collect()}
         report("customers", params.n_customers, params.n_customers)
         meta = per_day.pop(SUMMARY_DAY)
         n_before, max_day = int(meta["s"]), int(meta["m"])
@@ -132,7 +134,8 @@ def generate(
             )
 
         days = rows.where(F.col("day") != SUMMARY_DAY).groupBy("day")
-        written = days.applyInArrow(write, "day INT, " + ", ".join(f"{k} BIGINT" for k in OUT)).collect()
+        with spark_job("simulation"):
+            written = days.applyInArrow(write, "day INT, " + ", ".join(f"{k} BIGINT" for k in OUT)).collect()
     finally:
         rows.unpersist()
     for r in written:

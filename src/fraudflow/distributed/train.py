@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from fraudflow import schema as s
 from fraudflow.distributed.lake_io import read_table
+from fraudflow.distributed.session import spark_job
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.store import offline
@@ -55,13 +56,13 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
     unknown = sorted(set(params) - set(ESTIMATOR_PARAMS))
     if unknown:
         raise ConfigError(f"parameters {unknown} are not passed to the Spark estimator; use {ESTIMATOR_PARAMS}")
-    row = train.agg(
-        *(F.avg(c).alias(f"m{i}") for i, c in enumerate(features)),
-        *(F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(features)),
-        F.count("*").alias("n"),
-        F.sum(s.TX_FRAUD).alias("frauds"),
-    ).first()
-    assert row is not None
+    with spark_job("training"):
+        row = train.agg(
+            *(F.avg(c).alias(f"m{i}") for i, c in enumerate(features)),
+            *(F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(features)),
+            F.count("*").alias("n"),
+            F.sum(s.TX_FRAUD).alias("frauds"),
+        ).collect()[0]
     if not row["n"]:
         raise ConfigError("the training set is empty")
     mean = np.array([row[f"m{i}"] for i in range(len(features))], dtype=np.float64)
@@ -78,7 +79,8 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
     estimator = SparkXGBClassifier(
         features_col=features, label_col=s.TX_FRAUD, num_workers=1, random_state=seed, verbose=False, **params
     )
-    booster = estimator.fit(scaled).get_booster()
+    with spark_job("training"):
+        booster = estimator.fit(scaled).get_booster()
     booster.feature_names = list(features)
     return model.Model(
         booster,
@@ -97,5 +99,6 @@ def fit_split(
     """Fit on the split's training days with Spark; return the model and the split's test set (Arrow)."""
     fs = offline.required(lake)
     fitted = fit(training_set(spark, lake, start, "train"), features, fs.version, params, seed)
-    test = training_set(spark, lake, start, "test").toArrow()
+    with spark_job("the test set"):
+        test = training_set(spark, lake, start, "test").toArrow()
     return fitted, test
