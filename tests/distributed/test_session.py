@@ -28,7 +28,8 @@ def test_the_local_engines_never_import_pyspark(tmp_path: Path) -> None:
 def test_without_pyspark_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
-    with pytest.raises(ConfigError, match=r"needs pyspark: install the spark extra \(pip install 'fraudflow\[spark\]'\)"):
+    hint = r"needs pyspark: install the spark extra \(pip install 'fraudflow\[spark\]'\)"
+    with pytest.raises(ConfigError, match=hint):
         spark_session()
 
 
@@ -38,5 +39,5 @@ def test_without_java_the_error_says_what_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ConfigError, match="needs Java 17 .*apt-get install openjdk-17-jre-headless"):
+    with pytest.raises(ConfigError, match=r"needs Java 17 .*apt-get install openjdk-17-jre-headless"):
         spark_session()
