@@ -36,5 +36,7 @@ def test_spark_writes_the_local_engines_files(spark, tmp_path: Path, from_day: i
 def test_spark_engine_refuses_bad_arguments(spark, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="from_day"):
         generate(tmp_path, SMALL, from_day=SMALL.nb_days, engine="spark")
+    with pytest.raises(ConfigError, match=r"Spark sets the parallelism \(--spark-master local\[N\]\)"):
+        generate(tmp_path, SMALL, engine="spark", workers=2)
     with pytest.raises(ConfigError, match="unknown simulation engine 'flink'"):
         generate(tmp_path, SMALL, engine="flink")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +35,14 @@ def compute(spark: SparkSession, tx: DataFrame, fs: FeatureSet) -> DataFrame:
     return spark.sql(features_sql(fs, source=view, dialect="spark"))
 
 
-def build(spark: SparkSession, lake: Lake, fs: FeatureSet, days: list[dt.date], available: list[dt.date]) -> int:
+def build(
+    spark: SparkSession,
+    lake: Lake,
+    fs: FeatureSet,
+    days: list[dt.date],
+    available: list[dt.date],
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
     """Compute and write the features of ``days``; returns the rows written."""
     from pyspark.sql import functions as F
 
@@ -53,6 +61,6 @@ def build(spark: SparkSession, lake: Lake, fs: FeatureSet, days: list[dt.date], 
         Lake(url, options).write_partition(offline.TABLE, day, from_spark(t, target))
         return pa.table({"day": pa.array([day], pa.date32()), "rows": pa.array([t.num_rows], pa.int64())})
 
-    with spark_job("features"):
+    with spark_job("features", spark, progress):
         written = feats.groupBy(s.PARTITION_COLUMN).applyInArrow(write, "day DATE, rows BIGINT").collect()
     return sum(int(r["rows"]) for r in written)

@@ -6,7 +6,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,17 @@ def spark_session(master: str | None = None) -> SparkSession:
 
 
 @contextmanager
-def spark_job(what: str) -> Iterator[None]:
-    """Run Spark actions; a task's fraudflow error comes back as itself, not as a Java trace."""
+def spark_job(
+    what: str, spark: SparkSession | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> Iterator[None]:
+    """Run Spark actions; a task's fraudflow error comes back as itself, not as a Java trace.
+
+    With ``spark`` and ``progress``, the running stages' tasks are reported twice a second as
+    ``progress("<what> tasks", done, total)``.
+    """
+    stop = threading.Event()
+    if spark is not None and progress is not None:
+        threading.Thread(target=_report_tasks, args=(spark, f"{what} tasks", progress, stop), daemon=True).start()
     try:
         yield
     except Exception as exc:
@@ -80,3 +90,19 @@ def spark_job(what: str) -> Iterator[None]:
                 raise cls(message.strip()) from exc
         first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
         raise errors.FraudflowError(f"{what} failed on Spark: {first.strip()}") from exc
+    finally:
+        stop.set()
+
+
+def _report_tasks(
+    spark: SparkSession, label: str, progress: Callable[[str, int, int], None], stop: threading.Event
+) -> None:
+    tracker = spark.sparkContext.statusTracker()
+    while not stop.wait(0.5):
+        done = total = 0
+        for stage in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(stage)
+            if info is not None:
+                done, total = done + info.numCompletedTasks, total + info.numTasks
+        if total:
+            progress(label, done, total)

@@ -106,7 +106,7 @@ def generate(
     rows = ranges.mapInArrow(simulate, ROWS).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         stats = rows.groupBy("day").agg(F.count("*").alias("n"), F.sum("seconds").alias("s"), F.max("seq").alias("m"))
-        with spark_job("simulation"):
+        with spark_job("simulate", spark, report):
             per_day = {int(r["day"]): r for r in stats.collect()}
         report("customers", params.n_customers, params.n_customers)
         meta = per_day.pop(SUMMARY_DAY)
@@ -134,7 +134,7 @@ def generate(
             )
 
         days = rows.where(F.col("day") != SUMMARY_DAY).groupBy("day")
-        with spark_job("simulation"):
+        with spark_job("write days", spark, report):
             written = days.applyInArrow(write, "day INT, " + ", ".join(f"{k} BIGINT" for k in OUT)).collect()
     finally:
         rows.unpersist()

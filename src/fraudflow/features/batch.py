@@ -171,7 +171,7 @@ def build_features(
         from fraudflow.distributed import features as spark_features
         from fraudflow.distributed.session import spark_session
 
-        rows = spark_features.build(spark_session(spark_master), lake, fs, days, available)
+        rows = spark_features.build(spark_session(spark_master), lake, fs, days, available, report)
         report("days", len(days), len(days))
         return FeatureSummary(rows, len(days), time.perf_counter() - t0, engine, fs.version)
     written = rows = 0

@@ -180,6 +180,8 @@ def generate(
     params = params or WorldParams()
     lake = out if isinstance(out, Lake) else Lake(out)
     if engine == "spark":
+        if workers is not None or spill is not None:
+            raise ConfigError("with the spark engine, Spark sets the parallelism (--spark-master local[N]) and spills")
         from fraudflow.distributed import simulate as spark_simulate
         from fraudflow.distributed.session import spark_session
 
