@@ -19,7 +19,7 @@ runner = CliRunner()
 @pytest.mark.slow
 def test_generate_features_train_with_the_spark_engine(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "lake")
-    small = ["--customers", "400", "--terminals", "800", "--days", "60"]
+    small = ["--customers", "300", "--terminals", "600", "--days", "36"]
     result = runner.invoke(app, ["generate", "--out", root, *small, "--engine", "spark", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -30,7 +30,7 @@ def test_generate_features_train_with_the_spark_engine(spark, tmp_path: Path) ->
     result = runner.invoke(app, ["features", "--data", root, "--engine", "spark", "--feature-set", "fraudflow"])
     assert result.exit_code == 0, result.output
     assert "engine spark" in result.output
-    result = runner.invoke(app, ["train", "--data", root, "--start", "2018-05-01", "--engine", "spark"])
+    result = runner.invoke(app, ["train", "--data", root, "--start", "2018-04-10", "--engine", "spark"])
     assert result.exit_code == 0, result.output
     lake = Lake(root)
     (model_id,) = model.list_models(lake)
