@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 ROWS = "day INT, seconds BIGINT, customer INT, terminal INT, amount DOUBLE, seq INT"
+COLUMNS = ["day", "seconds", "customer", "terminal", "amount", "seq"]
 SUMMARY_DAY = -1  # the summary row of a chunk: seconds = rows before from_day, seq = last day seen
 OUT = ("rows", "s1", "s2", "s3")  # per written day: rows, frauds of scenarios 1, 2, 3
 _WORLDS: dict[str, World] = {}  # per Python worker: profiles and terminal lists, built once
@@ -95,11 +96,10 @@ def generate(
                         pa.array(b.amount),
                         pa.array(b.seq),
                     ],
-                    names=["day", "seconds", "customer", "terminal", "amount", "seq"],
+                    names=COLUMNS,
                 )
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(v, t) for v, t in _summary_row(b.n_before, b.last_day)],
-                    names=["day", "seconds", "customer", "terminal", "amount", "seq"],
+                    [pa.array(v, t) for v, t in _summary_row(b.n_before, b.last_day)], names=COLUMNS
                 )
 
     ranges = spark.createDataFrame(chunks, "lo BIGINT, hi BIGINT").repartition(len(chunks))
@@ -121,15 +121,15 @@ def generate(
         def write(day_rows: pa.Table) -> pa.Table:
             day = int(day_rows["day"][0].as_py())
             t = day_rows.sort_by([("seconds", "ascending"), ("customer", "ascending"), ("seq", "ascending")])
-            cols = {c: t[c].to_numpy() for c in ("seconds", "customer", "terminal", "amount", "seq")}
+            cols = {c: t[c].to_numpy() for c in COLUMNS[1:]}
             table, scenario = day_table(params, day, cols, plan, int(offsets[day]))
             Lake(url, options).write_partition("transactions", params.start_date + dt.timedelta(days=day), table)
             n = np.bincount(scenario, minlength=4)
-            counts = [table.num_rows, *n[1:4].tolist()]
+            figures = [table.num_rows, *n[1:4].tolist()]
             return pa.table(
                 {
                     "day": pa.array([day], pa.int32()),
-                    **{k: pa.array([v], pa.int64()) for k, v in zip(OUT, counts, strict=True)},
+                    **{k: pa.array([v], pa.int64()) for k, v in zip(OUT, figures, strict=True)},
                 }
             )
 
