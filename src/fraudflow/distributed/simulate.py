@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from fraudflow.distributed.lake_io import lake_args
 from fraudflow.distributed.session import spark_job
-from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.simulate.frauds import plan_frauds
 from fraudflow.simulate.generate import Progress, Summary, World, day_table, write_world
@@ -59,12 +58,13 @@ def generate(
     chunk_customers: int | None = None,
     progress: Progress | None = None,
 ) -> Summary:
-    """Generate days ``from_day..params.nb_days-1`` of ``params`` into ``lake`` with Spark."""
+    """Generate days ``from_day..params.nb_days-1`` of ``params`` into ``lake`` with Spark.
+
+    Called by ``simulate.generate(..., engine="spark")``, which checks the arguments.
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    if not 0 <= from_day < params.nb_days:
-        raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     report = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     world = World(params)
@@ -73,8 +73,6 @@ def generate(
     n_days = params.nb_days - from_day
     tasks = spark.sparkContext.defaultParallelism * 4
     size = chunk_customers or min(world.chunk_size(n_days), math.ceil(params.n_customers / tasks))
-    if size < 1:
-        raise ConfigError(f"chunk_customers must be at least 1, got {size}")
     chunks = [(lo, min(lo + size, params.n_customers)) for lo in range(0, params.n_customers, size)]
     world_json = params.to_json()
     to_day = params.nb_days

@@ -179,6 +179,10 @@ def generate(
     """
     params = params or WorldParams()
     lake = out if isinstance(out, Lake) else Lake(out)
+    if not 0 <= from_day < params.nb_days:
+        raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
+    if chunk_customers is not None and chunk_customers < 0:  # 0: the default size
+        raise ConfigError(f"chunk_customers must be at least 1, got {chunk_customers}")
     if engine == "spark":
         if workers is not None or spill is not None:
             raise ConfigError("with the spark engine, Spark sets the parallelism (--spark-master local[N]) and spills")
@@ -195,8 +199,6 @@ def generate(
         )
     if engine != "local":
         raise ConfigError(f"unknown simulation engine {engine!r}; expected one of {SIMULATION_ENGINES}")
-    if not 0 <= from_day < params.nb_days:
-        raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if workers is not None:
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")
@@ -209,8 +211,6 @@ def generate(
 
     n_days = params.nb_days - from_day
     size = chunk_customers or world.chunk_size(n_days)
-    if size < 1:
-        raise ConfigError(f"chunk_customers must be at least 1, got {size}")
     if spill is None:
         spill = (2.0 * params.n_customers * n_days * BYTES_PER_ROW) > IN_MEMORY_BYTES
     with tempfile.TemporaryDirectory(prefix="fraudflow-") if spill else contextlib.nullcontext() as tmp:
