@@ -52,7 +52,7 @@ def build(
     feats = feats.withColumn(s.PARTITION_COLUMN, F.to_date(s.TX_DATETIME)).where(F.col(s.PARTITION_COLUMN).isin(days))
     url, options = lake_args(lake)
     target = offline.feature_schema(fs)
-    write_time = np.datetime64(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "us")
+    write_time = offline.write_time_now()
 
     def write(day_rows: pa.Table) -> pa.Table:
         day = day_rows[s.PARTITION_COLUMN][0].as_py()

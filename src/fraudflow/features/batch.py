@@ -201,7 +201,7 @@ def _build_batch(lake: Lake, fs: FeatureSet, engine: str, batch: list[dt.date], 
     tx = _time_ordered(tx)
     feats = compute(tx, fs, engine)
     dates = feats[s.TX_DATETIME].to_numpy().astype("datetime64[D]")
-    write_time = pa.array(np.full(feats.num_rows, np.datetime64(_now(), "us")), pa.timestamp("us"))
+    write_time = pa.array(np.full(feats.num_rows, offline.write_time_now()), pa.timestamp("us"))
     feats = feats.add_column(2, offline.WRITE_TIME, write_time).cast(offline.feature_schema(fs))
     bounds = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"))
     ends = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"), side="right")
@@ -226,7 +226,3 @@ def _time_ordered(tx: pa.Table) -> pa.Table:
     if bool(np.all(later | same)):
         return tx
     return tx.take(pc.sort_indices(tx, [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -26,6 +26,11 @@ REGISTRY = "_registry.json"
 WRITE_TIME = "WRITE_TIME"
 
 
+def write_time_now() -> np.datetime64:
+    """The WRITE_TIME of rows written now: UTC, microseconds."""
+    return np.datetime64(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "us")
+
+
 def feature_schema(fs: FeatureSet) -> pa.Schema:
     types = {"int64": pa.int64(), "float64": pa.float64()}
     return pa.schema(
