@@ -20,6 +20,7 @@ from fraudflow import schema as s
 from fraudflow.distributed.lake_io import read_table
 from fraudflow.distributed.session import spark_job
 from fraudflow.errors import ConfigError
+from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 from fraudflow.training import model
@@ -32,17 +33,28 @@ if TYPE_CHECKING:
 ESTIMATOR_PARAMS = ("max_depth", "n_estimators", "learning_rate", "tree_method", "base_score", "min_child_weight")
 
 
-def training_set(
-    spark: SparkSession, lake: Lake, start: dt.date, kind: Kind = "train", days: int = 7, delay: int = 7
-) -> DataFrame:
-    """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
-    fs = offline.required(lake)
+def register_split(spark: SparkSession, lake: Lake, start: dt.date, days: int = 7, delay: int = 7) -> None:
+    """Views ``transactions`` and ``features`` over the days the split's two queries read."""
     first, last = start, split_days(start, "test", days, delay)[1]
     for table in ("transactions", offline.TABLE):
         present = [d for d in lake.partitions(table) if first <= d <= last]
         if not present:
             raise ConfigError(f"{lake.url}/{table}: no partitions between {first} and {last}")
         read_table(spark, lake, table, present).createOrReplaceTempView(table)
+
+
+def training_set(
+    spark: SparkSession, lake: Lake, start: dt.date, kind: Kind = "train", days: int = 7, delay: int = 7
+) -> DataFrame:
+    """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
+    fs = offline.required(lake)
+    register_split(spark, lake, start, days, delay)
+    return _split_query(spark, fs, start, kind, days, delay)
+
+
+def _split_query(
+    spark: SparkSession, fs: FeatureSet, start: dt.date, kind: Kind, days: int = 7, delay: int = 7
+) -> DataFrame:
     return spark.sql(training_set_sql(start, fs.names, kind=kind, days=days, delay=delay, dialect="spark"))
 
 
@@ -94,11 +106,20 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
 
 
 def fit_split(
-    spark: SparkSession, lake: Lake, start: dt.date, features: list[str], params: dict[str, Any], seed: int = 0
+    spark: SparkSession,
+    lake: Lake,
+    fs: FeatureSet,
+    start: dt.date,
+    features: list[str],
+    params: dict[str, Any],
+    seed: int = 0,
 ) -> tuple[model.Model, pa.Table]:
-    """Fit on the split's training days with Spark; return the model and the split's test set (Arrow)."""
-    fs = offline.required(lake)
-    fitted = fit(training_set(spark, lake, start, "train"), features, fs.version, params, seed)
+    """Fit on the split's training days with Spark; return the model and the split's test set (Arrow).
+
+    ``fs`` is the lake's registered feature set; ``features`` the model's inputs among them.
+    """
+    register_split(spark, lake, start)
+    fitted = fit(_split_query(spark, fs, start, "train"), features, fs.version, params, seed)
     with spark_job("the test set"):
-        test = training_set(spark, lake, start, "test").toArrow()
+        test = _split_query(spark, fs, start, "test").toArrow()
     return fitted, test

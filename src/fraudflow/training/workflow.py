@@ -75,7 +75,7 @@ def train(
     fs = offline.required(lake)
     names = model_inputs(fs)
     params = {**FRAUDFLOW_PARAMS, **(params or {})}
-    fit_split = _split_fitter(lake, names, fs.version, params, seed, engine, spark_master)
+    fit_split = _split_fitter(lake, fs, names, params, seed, engine, spark_master)
     test_starts = test_starts or [start]
     folds: list[Fold] = []
     saved = None
@@ -107,8 +107,8 @@ def train(
 
 def _split_fitter(
     lake: Lake,
+    fs: FeatureSet,
     names: list[str],
-    version: str,
     params: dict[str, Any],
     seed: int,
     engine: str,
@@ -120,13 +120,13 @@ def _split_fitter(
         from fraudflow.distributed.session import spark_session
 
         spark = spark_session(spark_master)
-        return lambda start: spark_train.fit_split(spark, lake, start, names, params, seed)
+        return lambda start: spark_train.fit_split(spark, lake, fs, start, names, params, seed)
     if engine != "local":
         raise ConfigError(f"unknown training engine {engine!r}; expected one of {TRAINING_ENGINES}")
 
     def fit_local(start: dt.date) -> tuple[model.Model, pa.Table]:
         split = load_split(lake, start)
-        return model.fit(split.train, names, version, params, seed=seed), split.test
+        return model.fit(split.train, names, fs.version, params, seed=seed), split.test
 
     return fit_local
 
