@@ -1,38 +1,64 @@
-# One target per thing a person does. Every target creates .venv and installs on first use.
+# One target per thing a person does. Every target creates .venv and installs on first use, from
+# the committed lock (uv.lock): the same versions on every machine, whatever the registry did since.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# uv comes from the package registry at a pinned version, into its own small venv
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 DEMO_ROOT ?= demo-lake
 PYTEST_ARGS ?=
 
-.PHONY: install system demo test test-fast check bench clean
+# uv installs into .venv with the system Python; it never downloads an interpreter of its own
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+.PHONY: install install-dev system demo test test-fast check lock lock-check bench clean
 
-install: $(STAMP)  ## create .venv and install fraudflow with its test tools
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q uv==$(UV_VERSION)
 
-demo: $(STAMP)  ## run the whole pipeline on embedded defaults into ./demo-lake
+# the runtime set: what `fraudflow` needs to run (no extras); --inexact keeps a dev install whole
+$(VENV)/.runtime-stamp: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --inexact
+	touch $@
+
+# the development set: the runtime set, every extra (aws, redis, spark) and the test tools
+$(VENV)/.dev-stamp: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --extra dev
+	touch $@ $(VENV)/.runtime-stamp
+
+install: $(VENV)/.runtime-stamp  ## create .venv with fraudflow's runtime dependencies, from the lock
+
+install-dev: $(VENV)/.dev-stamp  ## create .venv with every extra and the test tools, from the lock
+
+demo: $(VENV)/.runtime-stamp  ## run the whole pipeline on embedded defaults into ./demo-lake
 	$(BIN)/fraudflow pipeline --out $(DEMO_ROOT)
 
 system:  ## redis-server and Java 17 for the Redis and Spark tests (Debian packages when missing)
 	@bash .ci/ensure-system
 
-test: $(STAMP) system  ## the whole test suite (slow end-to-end tests included)
+test: $(VENV)/.dev-stamp system  ## the whole test suite (slow end-to-end tests included)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-test-fast: $(STAMP) system  ## the suite without the slow tests
+test-fast: $(VENV)/.dev-stamp system  ## the suite without the slow tests
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
-check: $(STAMP)  ## lint and type-check
+check: $(VENV)/.dev-stamp  ## lint and type-check
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## the benchmark scripts; figures go to docs/BENCHMARKS.md
+lock: | $(UV)  ## refresh uv.lock deliberately: the newest versions pyproject.toml allows
+	$(UV) lock --upgrade
+
+lock-check: | $(UV)  ## fail when uv.lock is stale against pyproject.toml
+	$(UV) lock --check
+
+bench: $(VENV)/.dev-stamp  ## the benchmark scripts; figures go to docs/BENCHMARKS.md
+	$(BIN)/python -m benchmarks.cli_startup
 	$(BIN)/python -m benchmarks.simulate
 	$(BIN)/python -m benchmarks.features
 	$(BIN)/python -m benchmarks.serve
@@ -40,4 +66,4 @@ bench: $(STAMP)  ## the benchmark scripts; figures go to docs/BENCHMARKS.md
 	$(BIN)/python -m benchmarks.scale
 
 clean:
-	rm -rf $(VENV) $(DEMO_ROOT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(DEMO_ROOT) .pytest_cache .mypy_cache .ruff_cache
