@@ -9,26 +9,43 @@ import json
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraudflow.features import DEFAULT
-from fraudflow.fingerprint import features_fingerprint, transactions_fingerprint
+from fraudflow.fingerprint import features_fingerprint, quantise, transactions_fingerprint
 
 HERE = Path(__file__).parent
+#: Least distance (in units of 1e-6) of any oracle float from a rounding boundary of the hash:
+#: engines agree with the oracle within 1e-9 relative, which moves these values by < 1e-3 units.
+MIN_MARGIN = 0.01
+
+
+def oracle_features(handbook: Path) -> tuple[pa.Table, pa.Table]:
+    tx = pq.read_table(handbook / "transactions.parquet")
+    feats = pq.read_table(handbook / "features.parquet")
+    return tx, feats.append_column("TX_AMOUNT", tx["TX_AMOUNT"])  # the 15th input is the raw amount
+
+
+def check_margin(feats: pa.Table) -> None:
+    """Refuse a golden file a 1e-9 difference could flip: no value may lie near a boundary."""
+    _, margin = quantise({n: feats[n].to_numpy() for n in DEFAULT.names}, DEFAULT)
+    if margin < MIN_MARGIN:
+        raise SystemExit(f"a feature value lies {margin:.2e} units from a rounding boundary of the hash")
 
 
 def main(handbook: Path) -> None:
-    tx = pq.read_table(handbook / "transactions.parquet")
+    tx, feats = oracle_features(handbook)
     golden = {
         "source": "Fraud-Detection-Handbook/simulated-data-raw (2018-04-01..2018-09-30)",
         "days": transactions_fingerprint(tx),
     }
     (HERE / "handbook_transactions.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
-    feats = pq.read_table(handbook / "features.parquet")
-    feats = feats.append_column("TX_AMOUNT", tx["TX_AMOUNT"])  # the 15th input is the raw amount
+    check_margin(feats)
     golden = {
         "source": "Fraud-Detection-Handbook/simulated-data-transformed (2018-04-01..2018-09-30)",
         "features": DEFAULT.names,
+        "hash": "per day, every feature of every row in canonical order, as int64 (fraudflow.fingerprint)",
         "days": features_fingerprint(tx, feats, DEFAULT),
     }
     (HERE / "handbook_features.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
