@@ -83,11 +83,12 @@ def _count_of(f: Feature, fs: FeatureSet) -> Feature | None:
 def quantise(values: dict[str, np.ndarray], fs: FeatureSet) -> tuple[dict[str, np.ndarray], float]:
     """Each feature as int64, and the smallest distance of a float to a rounding boundary.
 
-    Integers are kept. A mean whose count is in the set is hashed as its window sum (mean x count)
-    in units of 1e-6: amounts are whole cents and labels 0 or 1, so that sum is an integer number
-    of units and lies half a unit from any boundary, where the mean itself (m cents / n rows) lies
-    exactly on one for some n. Other floats are rounded to 1e-6. The distance is in units (0.5 at
-    best); noise of 1e-9 relative moves a value by far less than 1e-3 units on these magnitudes.
+    Integers are kept. A mean whose count is in the set is hashed as its window sum (mean x count;
+    the mean itself when the count is 0) in units of 1e-6: amounts are whole cents and labels 0
+    or 1, so that sum is a whole number of units, half a unit from any boundary, where the mean
+    itself (m cents / n rows) lies exactly on one for some n. Other floats are rounded to 1e-6.
+    The distance is in units (0.5 at best); noise of 1e-9 relative moves these values by far
+    less than 1e-3 units.
     """
     out: dict[str, np.ndarray] = {}
     margin = 0.5
@@ -97,7 +98,9 @@ def quantise(values: dict[str, np.ndarray], fs: FeatureSet) -> tuple[dict[str, n
             out[f.name] = v.astype(np.int64)
             continue
         count = _count_of(f, fs) if f.aggregation == "mean" else None
-        scaled = v.astype(np.float64) * (1 if count is None else values[count.name]) * SCALE
+        # an empty window's mean is 0 by definition: hashed as it is, so a wrong one still shows
+        per = 1 if count is None else np.where(values[count.name] == 0, 1, values[count.name])
+        scaled = v.astype(np.float64) * per * SCALE
         out[f.name] = np.rint(scaled).astype(np.int64)
         if len(scaled):
             margin = min(margin, 0.5 - float(np.max(np.abs(scaled - out[f.name]))))
