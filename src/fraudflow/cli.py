@@ -1,4 +1,9 @@
-"""The ``fraudflow`` command line: thin commands over the package."""
+"""The ``fraudflow`` command line: thin commands over the package.
+
+Each command imports the stages it runs inside its body: ``fraudflow --help`` loads typer and
+rich only, and a command loads numba, DuckDB, XGBoost or FastAPI only when it needs them
+(tests/test_imports.py checks which modules ``--help`` loads).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,15 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from fraudflow import schema
 from fraudflow.errors import ConfigError, FraudflowError
-from fraudflow.features.definitions import DEFAULT
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
     name="fraudflow",
@@ -60,6 +64,8 @@ SparkMaster = Annotated[
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar as a ``progress(stage, done, total)`` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("{task.description:>10}"),
         BarColumn(),
@@ -103,6 +109,8 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Simulate the handbook's transaction world into the lake (exact, any scale)."""
+    from rich.table import Table
+
     from fraudflow.simulate import WorldParams
     from fraudflow.simulate import generate as run
     from fraudflow.simulate.world import parse_date
@@ -232,6 +240,8 @@ def training_set(
     """Build a training or test set with SQL over the offline store (or print the SQL)."""
     import pyarrow.parquet as pq
 
+    from fraudflow import schema
+    from fraudflow.features.definitions import DEFAULT
     from fraudflow.lake import Lake
     from fraudflow.store import offline
     from fraudflow.training import datasets
@@ -263,6 +273,8 @@ def training_set(
 
 
 def _metrics_table(title: str, rows: dict[str, dict[str, float]], bound: float | None = None) -> Table:
+    from rich.table import Table
+
     from fraudflow.training.evaluation import PUBLISHED
 
     t = Table(title=title)
@@ -330,6 +342,7 @@ def evaluate(
     reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
 ) -> None:
     """Judge models by the handbook's protocol and print them beside its published results."""
+    from fraudflow.features.definitions import DEFAULT
     from fraudflow.lake import Lake
     from fraudflow.training import workflow
     from fraudflow.training.evaluation import HANDBOOK_GRID, HANDBOOK_PARAMS, select
@@ -511,6 +524,7 @@ def replay(
     import os
 
     from rich.live import Live
+    from rich.table import Table
 
     from fraudflow.lake import Lake
     from fraudflow.serving.replay import ReplayStats
@@ -547,6 +561,8 @@ def replay(
 @app.command()
 def consistency(data: Data, online: Online = None) -> None:
     """Recompute every served feature vector in batch and report mismatches per feature."""
+    from rich.table import Table
+
     from fraudflow.lake import Lake
     from fraudflow.serving.consistency import check
     from fraudflow.store import offline
@@ -576,6 +592,7 @@ def athena_ddl(
 ) -> None:
     """Print Athena/Glue DDL for the lake (partition projection) and the training-set query."""
     from fraudflow.cloud.athena import ddl
+    from fraudflow.features.definitions import DEFAULT
     from fraudflow.lake import Lake
     from fraudflow.store import offline
     from fraudflow.training.datasets import training_set_sql

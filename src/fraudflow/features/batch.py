@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,7 +51,7 @@ class FeatureSummary:
 
 
 def _timestamps_us(tx: pa.Table) -> np.ndarray:
-    return tx[s.TX_DATETIME].to_numpy().astype("datetime64[us]").view(np.int64)
+    return s.numpy_column(tx[s.TX_DATETIME]).astype("datetime64[us]").view(np.int64)
 
 
 def compute(tx: pa.Table, fs: FeatureSet = DEFAULT, engine: str = "compiled") -> pa.Table:
@@ -70,6 +69,8 @@ def compute(tx: pa.Table, fs: FeatureSet = DEFAULT, engine: str = "compiled") ->
 
 
 def _compute_duckdb(tx: pa.Table, fs: FeatureSet) -> pa.Table:
+    import duckdb  # only this engine needs it: the compiled one starts without it
+
     con = duckdb.connect()
     con.register("tx", tx.select(list(INPUT)))
     sql = f"{features_sql(fs)}\nORDER BY {s.TX_DATETIME}, {s.TRANSACTION_ID}"
@@ -84,9 +85,9 @@ def _compute_compiled(tx: pa.Table, fs: FeatureSet) -> pa.Table:
     columns: list[np.ndarray] = []
     for f in fs.features:
         if f.aggregation == "ratio":
-            columns.append(np.asarray(f.ratio(tx[f.column or ""].to_numpy(), columns[fs.names.index(f.of or "")])))
+            columns.append(np.asarray(f.ratio(s.numpy_column(tx[f.column or ""]), columns[fs.names.index(f.of or "")])))
         elif f.aggregation == "value":
-            columns.append(tx[f.column or ""].to_numpy().astype(np.float64))
+            columns.append(s.numpy_column(tx[f.column or ""]).astype(np.float64))
         elif f.aggregation == "weekend":
             columns.append(weekend)
         elif f.aggregation == "night":
@@ -100,7 +101,8 @@ def _compute_compiled(tx: pa.Table, fs: FeatureSet) -> pa.Table:
             else:
                 columns.append(np.divide(total, n, out=np.zeros(len(n)), where=n > 0))
     return pa.Table.from_arrays(
-        [tx[s.TRANSACTION_ID], tx[s.TX_DATETIME], *columns], names=[s.TRANSACTION_ID, s.TX_DATETIME, *fs.names]
+        [tx[s.TRANSACTION_ID], tx[s.TX_DATETIME], *map(s.arrow_array, columns)],
+        names=[s.TRANSACTION_ID, s.TX_DATETIME, *fs.names],
     )
 
 
@@ -122,11 +124,11 @@ def _windows(tx: pa.Table, ts: np.ndarray, features: list[Feature]) -> dict[str,
     keys = {f.name: _window_key(f, features) for f in features}
     out = {}
     for entity in sorted({k[0] for k in keys.values()}):
-        order, starts = kernels.group_by_entity(tx[entity].to_numpy())
+        order, starts = kernels.group_by_entity(s.numpy_column(tx[entity]))
         ts_sorted = ts[order]
         for column in sorted({k[1] for k in keys.values() if k[0] == entity}):
             windows = sorted({k for k in keys.values() if k[:2] == (entity, column)})
-            values = tx[column].to_numpy().astype(np.float64)[order]
+            values = s.numpy_column(tx[column]).astype(np.float64)[order]
             lo = np.array([w[2] * kernels.US_PER_DAY for w in windows], dtype=np.int64)
             hi = np.array([w[3] * kernels.US_PER_DAY for w in windows], dtype=np.int64)
             counts, sums = kernels.window_count_sum(order, starts, ts_sorted, values, lo, hi)
@@ -200,8 +202,8 @@ def _build_batch(lake: Lake, fs: FeatureSet, engine: str, batch: list[dt.date], 
     tx = lake.read_partitions("transactions", read, columns=list(INPUT))
     tx = _time_ordered(tx)
     feats = compute(tx, fs, engine)
-    dates = feats[s.TX_DATETIME].to_numpy().astype("datetime64[D]")
-    write_time = pa.array(np.full(feats.num_rows, offline.write_time_now()), pa.timestamp("us"))
+    dates = s.numpy_column(feats[s.TX_DATETIME]).astype("datetime64[D]")
+    write_time = s.arrow_array(np.full(feats.num_rows, offline.write_time_now()), pa.timestamp("us"))
     feats = feats.add_column(2, offline.WRITE_TIME, write_time).cast(offline.feature_schema(fs))
     bounds = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"))
     ends = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"), side="right")
@@ -217,8 +219,8 @@ def _build_batch(lake: Lake, fs: FeatureSet, engine: str, batch: list[dt.date], 
 
 
 def _time_ordered(tx: pa.Table) -> pa.Table:
-    ts = tx[s.TX_DATETIME].to_numpy()
-    ids = tx[s.TRANSACTION_ID].to_numpy()
+    ts = s.numpy_column(tx[s.TX_DATETIME])
+    ids = s.numpy_column(tx[s.TRANSACTION_ID])
     if len(ts) < 2:
         return tx
     later = ts[1:] > ts[:-1]

@@ -287,7 +287,7 @@ def day_table(
         fraud,
         scenario,
     ]
-    return pa.Table.from_arrays(columns, schema=schema.TRANSACTIONS), scenario
+    return schema.arrow_table(columns, schema.TRANSACTIONS), scenario
 
 
 def write_world(lake: Lake, world: World, from_day: int) -> int:
@@ -306,7 +306,7 @@ def write_world(lake: Lake, world: World, from_day: int) -> int:
             )
         params = WorldParams.from_json({**old["params"], "nb_days": max(old_params.nb_days, params.nb_days)})
     p = world.profiles
-    customers = pa.Table.from_arrays(
+    customers = schema.arrow_table(
         [
             np.arange(world.params.n_customers, dtype=np.int64),
             p.customer_x,
@@ -316,11 +316,10 @@ def write_world(lake: Lake, world: World, from_day: int) -> int:
             p.mean_nb_tx_per_day,
             terminal_counts(p, world.grid, params.radius),
         ],
-        schema=schema.CUSTOMERS,
+        schema.CUSTOMERS,
     )
-    terminals = pa.Table.from_arrays(
-        [np.arange(params.n_terminals, dtype=np.int64), p.terminal_x, p.terminal_y],
-        schema=schema.TERMINALS,
+    terminals = schema.arrow_table(
+        [np.arange(params.n_terminals, dtype=np.int64), p.terminal_x, p.terminal_y], schema.TERMINALS
     )
     lake.write_table(lake.path("world", "customers.parquet"), customers)
     lake.write_table(lake.path("world", "terminals.parquet"), terminals)
