@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+
 from fraudflow import schema as s
+from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
+from fraudflow.store.offline import feature_schema
 
-ATHENA_TYPES = {"int64": "bigint", "float64": "double", "timestamp": "timestamp"}
+#: Athena's (Hive's) type for each Arrow type the lake writes. Every timestamp unit is Athena's
+#: ``timestamp`` (TX_DATETIME is written in ns, WRITE_TIME in us).
+ATHENA_TYPES = {
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    **{pa.timestamp(u): "timestamp" for u in ("ms", "us", "ns")},
+}
+
+
+def _columns(schema: pa.Schema) -> list[tuple[str, str]]:
+    """The DDL columns of a written schema: the tests compare them with the files' own schema."""
+    unknown = [f"{f.name}: {f.type}" for f in schema if f.type not in ATHENA_TYPES]
+    if unknown:
+        raise ConfigError(f"no Athena type for {', '.join(unknown)}")
+    return [(f.name, ATHENA_TYPES[f.type]) for f in schema]
 
 
 def _table(name: str, location: str, columns: list[tuple[str, str]], first: dt.date) -> str:
@@ -36,15 +54,8 @@ def _table(name: str, location: str, columns: list[tuple[str, str]], first: dt.d
 
 def ddl(lake: Lake, fs: FeatureSet, first: dt.date) -> list[str]:
     """CREATE EXTERNAL TABLE statements for ``transactions`` and ``features``."""
-    tx_cols = [
-        (
-            f.name,
-            "timestamp" if f.name == s.TX_DATETIME else ATHENA_TYPES["int64"] if str(f.type) == "int64" else "double",
-        )
-        for f in s.TRANSACTIONS
-    ]
-    feat_cols = [(s.TRANSACTION_ID, "bigint"), (s.TX_DATETIME, "timestamp"), ("WRITE_TIME", "timestamp")]
-    feat_cols += [(f.name, ATHENA_TYPES[f.dtype]) for f in fs.features]
+    tx_cols = _columns(s.TRANSACTIONS)
+    feat_cols = _columns(feature_schema(fs))
     return [
         _table("transactions", lake.url + "/transactions", tx_cols, first),
         _table("features", lake.url + "/features", feat_cols, first),
