@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from fraudflow.cli import app
 from fraudflow.cloud.lambda_handler import handler
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
@@ -24,6 +31,74 @@ class Context:
 
 def objects(lake: Lake) -> dict[str, bytes]:
     return {p: lake.fs.cat(p) for p in sorted(lake.fs.find(lake.root)) if p.endswith(".parquet")}
+
+
+def local_generate(out: Path, from_day: int, days: int) -> None:
+    """``fraudflow generate`` of the same world on this machine."""
+    args = ["--customers", str(WORLD["customers"]), "--terminals", str(WORLD["terminals"])]
+    args += ["--radius", str(WORLD["radius"]), "--start-date", str(WORLD["start_date"])]
+    result = CliRunner().invoke(
+        app, ["generate", "--out", str(out), *args, "--from-day", str(from_day), "--days", str(days)]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def day_tables(lake: Lake) -> dict[dt.date, pa.Table]:
+    return {day: lake.read_partitions("transactions", [day]) for day in lake.partitions("transactions")}
+
+
+def world_files(lake: Lake) -> dict[str, object]:
+    files: dict[str, object] = {"world.json": lake.read_json(lake.path("world", "world.json"))}
+    for name in ("customers.parquet", "terminals.parquet"):
+        with lake.fs.open(lake.path("world", name), "rb") as f:
+            files[name] = pq.read_table(f)
+    return files
+
+
+def assert_same_days(got: dict[dt.date, pa.Table], expected: dict[dt.date, pa.Table]) -> None:
+    """The same days, each with the same rows in the same order, column by column (schema too)."""
+    assert sorted(got) == sorted(expected)
+    for day, table in expected.items():
+        assert got[day].schema == table.schema, day
+        for name in table.column_names:
+            assert got[day][name].equals(table[name]), f"{day} {name}: not the rows of a local generate"
+
+
+def test_the_handler_writes_what_a_local_generate_writes(s3_root: str, tmp_path: Path) -> None:
+    result = handler({"out": s3_root, "from_day": 5, "days": 3, **WORLD}, Context())
+    local_generate(tmp_path, 5, 3)
+    s3, local = Lake(s3_root), Lake(tmp_path)
+    expected = day_tables(local)
+    assert [d.isoformat() for d in expected] == ["2018-04-06", "2018-04-07", "2018-04-08"]
+    assert_same_days(day_tables(s3), expected)
+    assert result["rows"] == sum(t.num_rows for t in expected.values())
+    got_world, expected_world = world_files(s3), world_files(local)
+    assert got_world["world.json"] == expected_world["world.json"]
+    for name in ("customers.parquet", "terminals.parquet"):
+        assert got_world[name].equals(expected_world[name]), name  # type: ignore[attr-defined]
+
+
+def test_two_consecutive_invocations_compose_to_one_longer_run(s3_root: str, tmp_path: Path) -> None:
+    """Days 5..7, then 8..11, as one run of days 5..11 gives them.
+
+    The second invocation writes exactly the longer run's days, ids included, and leaves the first's
+    days as they were. Those are, as in any run, provisional in their fraud labels (README: a run's
+    last 13 days): the rows are the longer run's, only frauds and the scenario-3 amounts may differ.
+    """
+    handler({"out": s3_root, "from_day": 5, "days": 3, **WORLD}, Context())
+    s3 = Lake(s3_root)
+    first = day_tables(s3)
+    handler({"out": s3_root, "from_day": 8, "days": 4, **WORLD}, Context())
+    local_generate(tmp_path, 5, 7)
+    one_run, composed = day_tables(Lake(tmp_path)), day_tables(s3)
+    assert len(one_run) == 7
+    new_days = {d: t for d, t in one_run.items() if d >= dt.date(2018, 4, 9)}
+    assert_same_days({d: t for d, t in composed.items() if d in new_days}, new_days)
+    assert_same_days({d: t for d, t in composed.items() if d not in new_days}, first)
+    labels = ("TX_AMOUNT", "TX_FRAUD", "TX_FRAUD_SCENARIO")
+    for day in first:
+        assert composed[day].drop_columns(list(labels)).equals(one_run[day].drop_columns(list(labels))), day
+    assert world_files(s3)["world.json"] == world_files(Lake(tmp_path))["world.json"]
 
 
 def test_a_range_of_days_lands_in_s3_and_again_is_idempotent(s3_root: str) -> None:
