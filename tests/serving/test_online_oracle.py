@@ -1,34 +1,81 @@
-"""The online path replays the handbook and gives its published features (FEATURES.md, Online)."""
+"""The online path replays the handbook and gives its published features (FEATURES.md, Online).
+
+Two oracles: the handbook's ``features.parquet`` (beside the project, in ``../shared``), and on
+any clone the committed golden fingerprints of it, checked on the default world fraudflow
+regenerates. The second check runs through each online store: memory over every day, SQLite and
+Redis over days streamed after a materialized start (the service's own start-up path).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from fraudflow.features import DEFAULT, compute
 from fraudflow.features.online import Transaction
+from fraudflow.fingerprint import features_fingerprint
+from fraudflow.lake import Lake
 from fraudflow.serving.engine import Scorer
-from fraudflow.store.online import MemoryStore
-from tests.conftest import SWAPPED_PAIRS, handbook_file
+from fraudflow.serving.materialize import materialize
+from fraudflow.store.online import MemoryStore, OnlineStore, RedisStore, SQLiteStore
+from tests.conftest import ROOT, SWAPPED_PAIRS, golden, handbook_file, read_lake_table
 from tests.features.test_oracle import CUSTOMER_FEATURES, assert_features_equal
 
 DAYS = 40
+#: The stores other than memory stream these days after a materialized start, past the 37 days of
+#: history a feature looks back on. SQLite streams 9 days, longer than the 7-day label delay, so
+#: labels fed back during the stream reach the terminal risk features of its last days; Redis one
+#: (its store reads each entity's whole history per transaction: about 300 tx/s here).
+STREAMED = {"sqlite": range(100, 109), "redis": range(100, 101)}
 
 
-def replay(tx: pa.Table) -> pa.Table:
+def replay(tx: pa.Table, store: OnlineStore | None = None) -> pa.Table:
     """Each transaction in TRANSACTION_ID order, each fraud label delivered right after it."""
-    scorer = Scorer(MemoryStore(), DEFAULT)
+    scorer = Scorer(store or MemoryStore(), DEFAULT)
     cols = [tx[c].to_pylist() for c in ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")]
     frauds = tx["TX_FRAUD"].to_pylist()
     rows = []
     for values, fraud in zip(zip(*cols, strict=True), frauds, strict=True):
         scored = scorer.features(Transaction(*values))
+        assert not scored.duplicate
         rows.append(scored.features)
         if fraud:
             scorer.store.add_labels({values[0]: 1})
     return pa.table({"TRANSACTION_ID": cols[0], **{n: [r[n] for r in rows] for n in DEFAULT.names}})
+
+
+def days(tx: pa.Table, wanted: range) -> pa.Table:
+    return tx.filter(pc.is_in(tx["TX_TIME_DAYS"], pa.array(list(wanted), tx["TX_TIME_DAYS"].type)))
+
+
+def assert_same_fingerprint(have: object, want: object, where: str = "") -> None:
+    """Equal as the golden JSON reads: floats within 1e-9 (FEATURES.md), everything else exactly."""
+    if isinstance(want, dict):
+        assert isinstance(have, dict) and sorted(have) == sorted(want), where
+        for key, value in want.items():
+            assert_same_fingerprint(have[key], value, f"{where}/{key}")
+    elif isinstance(want, float) and not isinstance(have, str):
+        assert math.isclose(float(have), want, rel_tol=1e-9, abs_tol=1e-9), (where, have, want)  # type: ignore[arg-type]
+    else:
+        assert have == want, (where, have, want)
+
+
+def assert_golden(tx: pa.Table, features: pa.Table, wanted: range) -> None:
+    """The fingerprints of the replayed days are the handbook's (tests/golden)."""
+    expected = golden("handbook_features.json")["days"]
+    got = features_fingerprint(tx, features, DEFAULT)
+    assert sorted(got, key=int) == [str(d) for d in wanted]
+    for day in got:
+        assert_same_fingerprint(got[day], expected[day], f"day {day}")
 
 
 @pytest.mark.slow
@@ -45,3 +92,68 @@ def test_replaying_40_days_gives_the_published_features() -> None:
     # and row for row the batch engine's answer, the documented rows included
     batch = compute(tx, DEFAULT)
     assert_features_equal(got, batch, DEFAULT.names)
+
+
+@pytest.mark.slow
+def test_memory_replay_of_every_day_gives_the_golden_fingerprints(default_lake: Path) -> None:
+    """On any clone: all 183 days of the regenerated world, streamed from an empty store."""
+    tx = read_lake_table(default_lake)
+    assert_golden(tx, replay(tx), range(183))
+
+
+def materialized_before(lake: Path, first: int, into: Path) -> Lake:
+    """A lake of the days a start on day ``first`` materializes (the partitions linked, not copied)."""
+    start = dt.date(2018, 4, 1)
+    for d in range(max(0, first - DEFAULT.history_days - 2), first):
+        name = f"tx_date={start + dt.timedelta(days=d)}"
+        (into / "transactions").mkdir(parents=True, exist_ok=True)
+        (into / "transactions" / name).symlink_to(lake / "transactions" / name, target_is_directory=True)
+    return Lake(into)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_store_streams_after_materializing_give_the_golden_fingerprints(
+    kind: str, default_lake: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Materialize up to day 99 as the service starts, then stream the next days, labels fed back."""
+    store: OnlineStore
+    if kind == "sqlite":
+        store = SQLiteStore(str(tmp_path / "online.sqlite"))
+    else:
+        store = RedisStore(request.getfixturevalue("redis_url"), namespace=f"golden-{tmp_path.name}")
+    try:
+        streamed = STREAMED[kind]
+        summary = materialize(materialized_before(default_lake, streamed[0], tmp_path / "lake"), store, DEFAULT)
+        assert summary.through == dt.date(2018, 4, 1) + dt.timedelta(days=streamed[0] - 1)
+        assert summary.days >= DEFAULT.history_days + 1
+        tx = days(read_lake_table(default_lake), streamed)
+        assert_golden(tx, replay(tx, store), streamed)
+    finally:
+        store.clear()
+        store.close()
+
+
+def run_benchmark(handbook: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "benchmarks.online_oracle", "--handbook", str(handbook)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_the_oracle_benchmark_exits_non_zero_on_a_mismatch(default_lake: Path, tmp_path: Path) -> None:
+    """benchmarks/online_oracle.py on a 1-day oracle (the batch engine's): 0 as is, 1 with one value off."""
+    tx = days(read_lake_table(default_lake), range(1))
+    features = compute(tx, DEFAULT)
+    pq.write_table(tx, tmp_path / "transactions.parquet")
+    pq.write_table(features, tmp_path / "features.parquet")
+    ok = run_benchmark(tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"| transactions replayed | {tx.num_rows:,} |" in ok.stdout
+    name, row = "TERMINAL_ID_NB_TX_7DAY_WINDOW", 1234
+    column = features[name].to_numpy().copy()
+    column[row] += 1
+    pq.write_table(
+        features.set_column(features.column_names.index(name), name, pa.array(column)), tmp_path / "features.parquet"
+    )
+    off = run_benchmark(tmp_path)
+    assert off.returncode == 1, off.stdout + off.stderr
+    assert f"TRANSACTION_ID {features['TRANSACTION_ID'][row].as_py()}: {name}" in off.stdout
