@@ -14,7 +14,6 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fraudflow import schema as s
 from fraudflow.errors import FeatureError, LakeError
@@ -100,5 +99,7 @@ def read_features(
         return feature_schema(required(lake)).empty_table()
     table = lake.read_partitions(TABLE, days)
     if as_of is not None:
+        import pyarrow.compute as pc  # not at import: the feature build never needs it
+
         table = table.filter(pc.less_equal(table[WRITE_TIME], pa.scalar(np.datetime64(as_of, "us"))))
     return table
