@@ -1,0 +1,53 @@
+"""The README's model table, pinned: ``fraudflow evaluate`` on the regenerated default world."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fraudflow.cli import app
+from fraudflow.training.evaluation import PUBLISHED
+
+#: README "Training and evaluation", docs/MODEL.md section 3: test folds, mean and sd over 4 folds.
+README_ROW = {"auc_roc": (0.874, 0.013), "average_precision": (0.703, 0.010), "card_precision_at_100": (0.306, 0.013)}
+CP100_BOUND = 0.419
+
+
+def lake_of_transactions(source: Path, into: Path) -> Path:
+    """A lake holding ``source``'s transactions (partitions linked, not copied), no features yet."""
+    (into / "transactions").mkdir(parents=True)
+    for day in sorted((source / "transactions").glob("tx_date=*")):
+        (into / "transactions" / day.name).symlink_to(day, target_is_directory=True)
+    return into
+
+
+@pytest.mark.slow
+def test_evaluate_gives_the_readme_figures_and_beats_the_handbooks_best(default_lake: Path, tmp_path: Path) -> None:
+    """`fraudflow evaluate --protocol handbook --no-reproduce --json`: the README's first row."""
+    lake = lake_of_transactions(default_lake, tmp_path / "lake")
+    t0 = time.perf_counter()
+    out = CliRunner().invoke(
+        app, ["evaluate", "--data", str(lake), "--protocol", "handbook", "--json", "--no-reproduce"]
+    )
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"evaluate took {time.perf_counter() - t0:.0f} s")
+    assert got["params"] == {
+        "tree_method": "exact",
+        "base_score": 0.5,
+        "max_depth": 3,
+        "n_estimators": 100,
+        "learning_rate": 0.1,
+    }
+    table = {k: (round(got[k], 3), round(got["std"][k], 3)) for k in README_ROW}
+    assert table == README_ROW
+    assert round(got["card_precision_at_100_bound"], 3) == CP100_BOUND
+    assert round(got["cp_gap_closed"], 3) == 0.015  # docs/MODEL.md: closes 1.5 % of the gap
+    best = PUBLISHED["XGBoost, best on test (optimistic)"]
+    for name, value in zip(README_ROW, best, strict=True):
+        assert got[name] >= value, f"{name}: {got[name]:.4f} below the handbook's best {value}"
+    assert [f["start"] for f in got["folds"]] == ["2018-08-15", "2018-08-08", "2018-08-01", "2018-07-25"]
