@@ -23,7 +23,10 @@ from pathlib import Path
 from benchmarks._measure import machine, table
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = (("runtime (`make install`, run by `make demo`)", "install"), ("development (`make install-dev`, run by `make test`)", "install-dev"))
+SETS = (
+    ("runtime (`make install`, run by `make demo`)", "install"),
+    ("development (`make install-dev`, run by `make test`)", "install-dev"),
+)
 
 
 def _make(clone: Path, target: str, cache: Path) -> float:

@@ -18,7 +18,7 @@ from fraudflow.features.batch import compute
 from fraudflow.features.definitions import FRAUDFLOW
 from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.store import offline
-from tests.conftest import HANDBOOK
+from tests.conftest import HANDBOOK, in_ci
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
@@ -32,7 +32,7 @@ def handbook_dataset(request: pytest.FixtureRequest) -> Path:
     The default world is the handbook's dataset: the simulator tests prove it against the oracle
     file and, on any machine, against the golden fingerprints derived from it.
     """
-    name = "handbook_lake" if (HANDBOOK / "transactions.parquet").exists() else "default_lake"
+    name = "handbook_lake" if (HANDBOOK / "transactions.parquet").exists() or in_ci() else "default_lake"
     return Path(request.getfixturevalue(name))
 
 
