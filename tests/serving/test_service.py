@@ -107,7 +107,7 @@ def test_limits(server: Server) -> None:
     )
     assert r.status_code == 413 and "bytes" in r.text
     dup = {"transactions": [BASE, BASE]}
-    assert httpx.post(f"{server.url}/v1/score/batch", json=dup).status_code == 422
+    assert httpx.post(f"{server.url}/v1/score/batch", json=dup).status_code == 409
 
 
 def test_health_ready_metrics(server: Server) -> None:
@@ -144,3 +144,18 @@ def test_the_served_score_is_the_models_prediction(server: Server) -> None:
     assert body["score"] == pytest.approx(float(expected), abs=1e-6)
     assert {t["feature"] for t in body["top_features"]} <= set(m.features)
     assert np.isfinite([t["contribution"] for t in body["top_features"]]).all()
+
+
+def test_the_published_schema_states_what_the_service_accepts(server: Server) -> None:
+    """Bounds as exact JSON integers (2**62, not 4.611686018427388e+18), every error status documented."""
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    tx = schema["components"]["schemas"]["TransactionIn"]["properties"]
+    assert tx["TRANSACTION_ID"]["exclusiveMaximum"] == 2**62 and type(tx["TRANSACTION_ID"]["exclusiveMaximum"]) is int
+    assert (tx["TX_AMOUNT"]["minimum"], tx["TX_AMOUNT"]["maximum"]) == (0, 1e12)
+    for route in ("/v1/score", "/v1/score/batch", "/v1/labels"):
+        assert {"200", "400", "401", "409", "413", "422", "503"} <= set(schema["paths"][route]["post"]["responses"])
+    ok = {**BASE, "TRANSACTION_ID": 10_000_600.0, "TX_AMOUNT": 3}  # 7.0 is an integer to JSON Schema
+    assert httpx.post(f"{server.url}/v1/score", json=ok).json()["TRANSACTION_ID"] == 10_000_600
+    for too_big in (2**62, 2**62 + 94):
+        assert httpx.post(f"{server.url}/v1/score", json={**BASE, "TRANSACTION_ID": too_big}).status_code == 422
+    assert httpx.post(f"{server.url}/v1/score", json={**BASE, "TRANSACTION_ID": 2**62 - 1}).status_code == 200

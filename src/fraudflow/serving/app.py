@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +24,9 @@ from fraudflow.serving.schemas import (
     BatchIn,
     BatchOut,
     Contribution,
+    ErrorOut,
     Health,
+    InvalidOut,
     LabelsIn,
     LabelsOut,
     ScoreOut,
@@ -124,6 +126,15 @@ def check_key(request: Request, x_api_key: Annotated[str | None, Header()] = Non
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 AUTHORIZED = [Depends(check_key)]
+#: What a /v1 route can answer besides 200, published so that clients (and schemathesis) know.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be decoded (it is not UTF-8)"},
+    401: {"model": ErrorOut, "description": "X-API-Key missing or wrong (when the service has a key)"},
+    409: {"model": ErrorOut, "description": "A TRANSACTION_ID appears twice in one batch"},
+    413: {"model": ErrorOut, "description": "The body is over the limit (1 MiB by default)"},
+    422: {"model": InvalidOut, "description": "A field is missing, extra or invalid (each is named)"},
+    503: {"model": ErrorOut, "description": "Not ready, or the online store is unavailable"},
+}
 
 
 def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
@@ -137,6 +148,12 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
         app.state.scorer.store.close()
 
     app = FastAPI(title="fraudflow scoring service", version="1", lifespan=lifespan)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return _exact_integer_bounds(default_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(LimitAndMeasure, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.scorer = None
@@ -177,19 +194,22 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
 
     # answers are built from typed models already: serialize them directly (the schema is still
     # documented) rather than validating them a second time on the way out
-    @app.post("/v1/score", response_model=None, responses={200: {"model": ScoreOut}}, dependencies=Authorized)
+    @app.post("/v1/score", response_model=None, responses={200: {"model": ScoreOut}, **ERRORS}, dependencies=Authorized)
     async def score(tx: TransactionIn, s: ScorerDep) -> Response:
         return Response(answers(s, [tx])[0].model_dump_json(), media_type="application/json")
 
-    @app.post("/v1/score/batch", response_model=None, responses={200: {"model": BatchOut}}, dependencies=Authorized)
+    @app.post(
+        "/v1/score/batch", response_model=None, responses={200: {"model": BatchOut}, **ERRORS}, dependencies=Authorized
+    )
     async def score_batch(batch: BatchIn, s: ScorerDep) -> Response:
         ids = [t.TRANSACTION_ID for t in batch.transactions]
         if len(set(ids)) != len(ids):
-            raise HTTPException(422, "TRANSACTION_ID appears twice in the batch")
+            # 409, not 422: the body is valid by the schema, which cannot say "ids unique"
+            raise HTTPException(409, "TRANSACTION_ID appears twice in the batch")
         body = BatchOut(results=answers(s, batch.transactions)).model_dump_json()
         return Response(body, media_type="application/json")
 
-    @app.post("/v1/labels", response_model=LabelsOut, dependencies=Authorized)
+    @app.post("/v1/labels", response_model=LabelsOut, responses={**ERRORS}, dependencies=Authorized)
     async def labels(body: LabelsIn, s: ScorerDep) -> LabelsOut:
         n = s.store.add_labels({label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels})
         metrics.labels += n
@@ -199,7 +219,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Health)
+    @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
     def readyz(request: Request) -> Health:
         return Health(status="ready", model_id=get_scorer(request).model_id)
 
@@ -219,6 +239,23 @@ def app_from_env() -> FastAPI:
     import os
 
     return create_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))
+
+
+def _exact_integer_bounds(schema: dict[str, Any]) -> dict[str, Any]:
+    """Integer fields' bounds published as JSON integers, as pydantic states them.
+
+    FastAPI's OpenAPI model types every bound as a float, so the ids' ``lt=2**62`` came out as
+    ``4.611686018427388e+18``: a client reading it as a double cannot tell 2**62 from its
+    neighbours (schemathesis sent 2**62 + 94 as schema-valid). The bounds are powers of two and
+    small integers, exact as doubles, so converting back gives pydantic's values exactly.
+    """
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        for prop in component.get("properties", {}).values():
+            if prop.get("type") == "integer":
+                for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                    if isinstance(prop.get(key), float) and prop[key].is_integer():
+                        prop[key] = int(prop[key])
+    return schema
 
 
 def _transaction(tx: TransactionIn) -> Transaction:

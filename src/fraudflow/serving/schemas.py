@@ -11,6 +11,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat,
 MAX_BATCH = 1000
 
 
+#: The years a TX_DATETIME may be written in (published as a pattern, so the schema says it too).
+YEARS = "^(19[7-9][0-9]|2[01][0-9][0-9])-"
+
+
 def _iso_datetime(value: object) -> dt.datetime:
     if not isinstance(value, str):
         raise ValueError("expected an ISO 8601 date-time string such as 2018-10-01T08:30:00")
@@ -18,15 +22,26 @@ def _iso_datetime(value: object) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time (e.g. 2018-10-01T08:30:00)") from None
+    if not 1970 <= parsed.year <= 2199:  # as written: the published pattern can only see that
+        raise ValueError(f"{value!r} is outside 1970..2199")
     if parsed.tzinfo is not None:  # the lake's datetimes are naive: keep the UTC wall time
         parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    if not dt.datetime(1970, 1, 1) <= parsed < dt.datetime(2200, 1, 1):
-        raise ValueError(f"{value!r} is outside 1970..2199")
     return parsed
 
 
-IsoDatetime = Annotated[dt.datetime, BeforeValidator(_iso_datetime)]
-NonNegativeId = Annotated[StrictInt, Field(ge=0, lt=2**62)]
+def _whole_number(value: object) -> object:
+    """JSON Schema counts 7.0 as an integer, so the service takes it as 7 (strings and bools stay refused).
+
+    Above 2**53 a JSON parser may already have rounded a number written with a fraction or an
+    exponent: send such ids as digits only.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+IsoDatetime = Annotated[dt.datetime, BeforeValidator(_iso_datetime), Field(json_schema_extra={"pattern": YEARS})]
+NonNegativeId = Annotated[StrictInt, Field(ge=0, lt=2**62), BeforeValidator(_whole_number)]
 
 
 class TransactionIn(BaseModel):
@@ -36,7 +51,7 @@ class TransactionIn(BaseModel):
     TX_DATETIME: IsoDatetime
     CUSTOMER_ID: NonNegativeId
     TERMINAL_ID: NonNegativeId
-    TX_AMOUNT: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1e12)]
+    TX_AMOUNT: Annotated[StrictFloat, Field(ge=0, le=1e12)]  # ints too (as floats); the bounds published
 
     @field_validator("TX_AMOUNT")
     @classmethod
@@ -76,7 +91,7 @@ class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     TRANSACTION_ID: NonNegativeId
-    TX_FRAUD: Annotated[StrictInt, Field(ge=0, le=1)]
+    TX_FRAUD: Annotated[StrictInt, Field(ge=0, le=1), BeforeValidator(_whole_number)]
 
 
 class LabelsIn(BaseModel):
@@ -87,6 +102,24 @@ class LabelsIn(BaseModel):
 
 class LabelsOut(BaseModel):
     accepted: int
+
+
+class ErrorOut(BaseModel):
+    """An error the service explains in one sentence (400, 401, 409, 413, 503)."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidOut(BaseModel):
+    """422: the fields that failed validation."""
+
+    detail: list[FieldError]
 
 
 class Health(BaseModel):
