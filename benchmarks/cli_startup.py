@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,15 +62,22 @@ def one(x):
 # --- child: one process stopping at a mark after each phase ---------------------------------
 
 
-def case_phases(command: str, spawned: float, started: float, lake: str, tiny: str, normal_exit: bool) -> None:
-    """Run ``command`` in this process, printing the seconds each phase took (JSON)."""
-    marks = {"python": started - spawned, "harness": time.time() - started}
-    last = time.time()
+def case_phases(
+    command: str, spawned: float, started: tuple[float, float], lake: str, tiny: str, normal_exit: bool
+) -> None:
+    """Run ``command`` in this process; print the wall and CPU seconds each phase took (JSON).
+
+    ``started``: ``time.time()`` and ``time.process_time()`` before anything was imported.
+    """
+    marks = {"python": started[0] - spawned, "harness": time.time() - started[0]}
+    cpu = {"python": started[1], "harness": time.process_time() - started[1]}
+    last = (time.time(), time.process_time())
 
     def mark(phase: str) -> None:
         nonlocal last
-        now = time.time()
-        marks[phase] = now - last
+        now = (time.time(), time.process_time())
+        marks[phase] = now[0] - last[0]
+        cpu[phase] = now[1] - last[1]
         last = now
 
     if command != "help":
@@ -104,7 +112,7 @@ def case_phases(command: str, spawned: float, started: float, lake: str, tiny: s
         finally:
             sys.stdout = stdout
     mark("compute")
-    print(json.dumps({"marks": marks, "end": time.time()}), flush=True)
+    print(json.dumps({"marks": marks, "cpu": cpu, "end": time.time(), "end_cpu": time.process_time()}), flush=True)
     if not normal_exit:
         fraudflow.cli._exit_now(0)  # the way the fraudflow program ends
 
@@ -124,10 +132,21 @@ def _first_calls(command: str, tiny: str) -> None:
 # --- parent ---------------------------------------------------------------------------------
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - t0
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> tuple[float, float, Any]:
+    """Wall and CPU (user + system, all threads) seconds of ``cmd`` in a new process, and its result."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    out = subprocess.run(cmd, check=True, env=env, **kwargs)
+    return time.perf_counter() - t0, _children_cpu() - cpu0, out
+
+
+def _wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    wall, cpu, _ = _run(cmd, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return wall, cpu
 
 
 def _program(command: str, root: Path, run: int) -> list[str]:
@@ -138,24 +157,31 @@ def _program(command: str, root: Path, run: int) -> list[str]:
     return [PROGRAM, "features", "--data", str(root / "lake")]
 
 
-def _phases(command: str, root: Path, env: dict[str, str], normal_exit: bool = False) -> dict[str, float]:
+def _phases(command: str, root: Path, env: dict[str, str], normal_exit: bool = False) -> dict[str, dict[str, float]]:
     lake = str(root / ("phases-gen" if command == "generate" else "lake"))
     shutil.rmtree(root / "phases-gen", ignore_errors=True)
     spawned = time.time()
     # the interpreter's start is marked before anything is imported, this module included
     code = (
-        "import time; started = time.time()\n"
+        "import time; started = time.time(), time.process_time()\n"
         "from benchmarks.cli_startup import case_phases\n"
         f"case_phases({command!r}, {spawned!r}, started, {lake!r}, {str(root / 'tiny')!r}, {normal_exit!r})"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    _, cpu, out = _run([sys.executable, "-c", code], env, capture_output=True, text=True)
     ended = time.time()
     child = json.loads(out.stdout.strip().splitlines()[-1])
-    return {**child["marks"], "exit": ended - child["end"]}
+    return {
+        "wall": {**child["marks"], "exit": ended - child["end"]},
+        "cpu": {**child["cpu"], "exit": cpu - child["end_cpu"]},
+    }
 
 
 def _median(samples: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(s.get(k, 0.0) for s in samples) for k in {k for s in samples for k in s}}
+
+
+def _medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def measure(env: dict[str, str], root: Path, runs: int) -> dict[str, Any]:
@@ -163,18 +189,16 @@ def measure(env: dict[str, str], root: Path, runs: int) -> dict[str, Any]:
     kernel_dir = root / "kernel"
     kernel_dir.mkdir(exist_ok=True)
     (kernel_dir / "trivial_kernel.py").write_text(TRIVIAL_KERNEL)
+    kernel = f"import sys; sys.path.insert(0, {str(kernel_dir)!r}); import trivial_kernel; trivial_kernel.one(1)"
     floors = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "import numpy": [sys.executable, "-c", "import numpy"],
         "import numba": [sys.executable, "-c", "import numba"],
-        "numba + 1 cached kernel": [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(kernel_dir)!r}); "
-                                    "import trivial_kernel; trivial_kernel.one(1)"],
-    }  # fmt: skip
+        "numba + 1 cached kernel": [sys.executable, "-c", kernel],
+    }
     for cmd in floors.values():
         _wall(cmd, env)  # warm: bytecode, the kernel's cache
-    result: dict[str, Any] = {
-        "floors": {k: statistics.median(_wall(c, env) for _ in range(runs)) for k, c in floors.items()}
-    }
+    result: dict[str, Any] = {"floors": {k: _medians([_wall(c, env) for _ in range(runs)]) for k, c in floors.items()}}
     for command in COMMANDS:
         _wall(_program(command, root, -1), env)  # warm-up run
         walls = []
@@ -182,31 +206,57 @@ def measure(env: dict[str, str], root: Path, runs: int) -> dict[str, Any]:
             walls.append(_wall(_program(command, root, run), env))
             shutil.rmtree(root / f"gen-{run}", ignore_errors=True)
         _phases(command, root, env)  # warm-up
-        phases = _median([_phases(command, root, env) for _ in range(runs)])
-        teardown = statistics.median(_phases(command, root, env, normal_exit=True)["exit"] for _ in range(3))
-        result[command] = {"wall": statistics.median(walls), "walls": walls, "phases": phases, "teardown": teardown}
+        samples = [_phases(command, root, env) for _ in range(runs)]
+        teardown = [_phases(command, root, env, normal_exit=True) for _ in range(3)]
+        result[command] = {
+            "program": _medians(walls),
+            "walls": [w for w, _ in walls],
+            "wall": _median([p["wall"] for p in samples]),
+            "cpu": _median([p["cpu"] for p in samples]),
+            "teardown": _medians([(t["wall"]["exit"], t["cpu"]["exit"]) for t in teardown]),
+        }
     return result
 
 
 def report(title: str, r: dict[str, Any]) -> str:
-    rows = []
+    names = {
+        "help": "fraudflow --help",
+        "generate": "fraudflow generate --out <tmp>",
+        "features": "fraudflow features --data <tmp>",
+    }
+    summary, phases = [], []
     for command in COMMANDS:
         c = r[command]
-        shown = {"help": "fraudflow --help", "generate": "fraudflow generate --out <tmp>"}
-        name = shown.get(command, "fraudflow features --data <tmp>")
-        ph = c["phases"]
-        fixed = sum(v for k, v in ph.items() if k not in ("compute", "harness"))
-        rows.append(
-            [f"`{name}`", f"{c['wall']:.2f}", f"{ph['compute']:.2f}", f"{fixed:.2f}"]
-            + [f"{ph.get(p, 0.0):.2f}" for p in PHASES]
-            + [f"{c['teardown']:.2f}"]
-        )
-    lines = [f"### {title}", ""]
-    headers = ["command", "wall, new process", "in process", "fixed cost", *PHASES, "exit with teardown"]
-    lines.append(table(headers, rows))
-    floors = ", ".join(f"{k} {v:.2f} s" for k, v in r["floors"].items())
-    lines += ["", f"Floor (the same stack doing nothing, new process): {floors}.", ""]
-    return "\n".join(lines)
+        fixed = {k: sum(v for p, v in c[k].items() if p not in ("compute", "harness")) for k in ("wall", "cpu")}
+        wall, cpu = c["program"]
+        figures = (wall, cpu, c["wall"]["compute"], fixed["wall"], fixed["cpu"], c["teardown"][0])
+        summary.append([f"`{names[command]}`", *(f"{v:.2f}" for v in figures)])
+        for k in ("wall", "cpu"):
+            phases.append([f"`{names[command]}`", k, *(f"{c[k].get(p, 0.0):.2f}" for p in PHASES)])
+    headers = [
+        "command",
+        "new process: wall s",
+        "new process: CPU s",
+        "in process: compute s",
+        "fixed cost: wall s",
+        "fixed cost: CPU s",
+        "exit if Python tore down",
+    ]
+    floors = ", ".join(f"{k} {w:.2f} s (CPU {c:.2f} s)" for k, (w, c) in r["floors"].items())
+    return "\n".join(
+        [
+            f"### {title}",
+            "",
+            table(headers, summary),
+            "",
+            "Breakdown of one new process (seconds, median per phase):",
+            "",
+            table(["command", "", *PHASES], phases),
+            "",
+            f"Floor (the same stack doing nothing, new process, wall): {floors}.",
+            "",
+        ]
+    )
 
 
 def main() -> None:
