@@ -1,4 +1,8 @@
-"""Replay the world's next day into a live service, then prove served features equal batch ones."""
+"""Replay the world's next days into a live service, then prove served features equal batch ones.
+
+Nine days: past the 7-day label delay, so the chargebacks the replay posts during the run reach
+the terminal risk features of its last days, and the test shows they did.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,24 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
+from fraudflow import schema as s
 from fraudflow.cli import app
-from tests.serving.conftest import start_server
+from fraudflow.features import compute
+from fraudflow.lake import Lake
+from fraudflow.store import offline
+from fraudflow.store.online import open_store
+from tests.conftest import read_lake_table
+from tests.serving.conftest import WORLD, start_server
 
 runner = CliRunner()
+DAYS = 9  # > 7, the label delay
+RISK = [f"TERMINAL_ID_RISK_{w}DAY_WINDOW" for w in (1, 7, 30)]
 
 
 @pytest.mark.slow
@@ -30,7 +45,7 @@ def test_replay_then_consistency_finds_no_mismatch(served_lake: Path, tmp_path: 
                 "--url",
                 server.url,
                 "--days",
-                "2",
+                str(DAYS),
                 "--rate",
                 "2000",
                 "--concurrency",
@@ -40,7 +55,7 @@ def test_replay_then_consistency_finds_no_mismatch(served_lake: Path, tmp_path: 
         )
         assert out.exit_code == 0, out.output
         summary = json.loads(out.stdout)
-        assert summary["answered"] == summary["transactions"] > 500 and summary["errors"] == 0
+        assert summary["answered"] == summary["transactions"] > 2000 and summary["errors"] == 0
         assert 0 <= summary["p99_ms"] and 0 <= summary["auc_roc"] <= 1
     finally:
         server.stop()
@@ -50,3 +65,42 @@ def test_replay_then_consistency_finds_no_mismatch(served_lake: Path, tmp_path: 
     # and every feature reports zero mismatches
     rows = [line for line in out.output.splitlines() if "WINDOW" in line or "TX_" in line]
     assert rows and all(line.rstrip().rstrip("│").split()[-1] == "0" for line in rows)
+    assert_label_feedback_reached_the_served_features(root, summary["labels_sent"])
+
+
+def assert_label_feedback_reached_the_served_features(root: Path, labels_sent: int) -> None:
+    """The frauds of the replayed days were posted as labels, and served risk features used them.
+
+    Batch features recomputed as if no label had come back during the replay (the replayed days'
+    TX_FRAUD set to 0) differ from the served ones on the last days; the served ones equal the
+    batch features with the labels (the consistency check above).
+    """
+    tx = read_lake_table(root)
+    replayed = pc.greater_equal(tx[s.TX_TIME_DAYS], WORLD.nb_days)
+    frauds = tx.filter(replayed)[s.TX_FRAUD].to_numpy()
+    late = tx.filter(pc.less(tx[s.TX_TIME_DAYS], WORLD.nb_days + DAYS - 7))
+    # every fraud at least 7 days older than the last transaction was posted, and nothing else
+    assert 0 < int(late.filter(pc.greater_equal(late[s.TX_TIME_DAYS], WORLD.nb_days))[s.TX_FRAUD].to_numpy().sum())
+    assert labels_sent <= int(frauds.sum()) and labels_sent > 0
+    blind = tx.set_column(
+        tx.schema.get_field_index(s.TX_FRAUD),
+        s.TX_FRAUD,
+        pc.if_else(replayed, pa.scalar(0, tx[s.TX_FRAUD].type), tx[s.TX_FRAUD]),
+    )
+    fs = offline.registered(Lake(root))
+    assert fs is not None
+    order = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
+    without = compute(blind.sort_by(order), fs).sort_by(s.TRANSACTION_ID)
+    store = open_store(None, str(root))
+    try:
+        served = {tx_id: json.loads(answer)["features"] for tx_id, answer in store.answers()}
+    finally:
+        store.close()
+    ids = without[s.TRANSACTION_ID].to_numpy()
+    rows = np.flatnonzero(np.isin(ids, np.fromiter(served, np.int64)))
+    changed = 0
+    for k in rows:
+        got = [served[int(ids[k])][n] for n in RISK]
+        blind_values = [without[n][int(k)].as_py() for n in RISK]
+        changed += not np.allclose(got, blind_values, rtol=1e-9, atol=1e-9)
+    assert changed >= 10, f"only {changed} served vectors show the labels fed back during the replay"
