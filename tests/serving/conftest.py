@@ -83,3 +83,59 @@ def server(served_lake: Path) -> Iterator[Server]:
     s = start_server(served_lake)
     yield s
     s.stop()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, on a loopback port, its append-only file in ``dir``."""
+
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        import shutil
+
+        import redis
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed: `make test` installs it (.ci/ensure-system)")
+        # every write is in the append-only file, fsynced, before Redis answers it
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", ""]
+        args += ["--appendonly", "yes", "--appendfsync", "always"]
+        self.proc = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return
+            except redis.BusyLoadingError:
+                time.sleep(0.05)
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server with persistence on (appendonly yes, appendfsync always), for one test."""
+    server = RedisServer(free_port(), tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    yield server
+    server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving.conftest import start_server
+from tests.serving.conftest import RedisServer, Server, start_server
 
 
 def traffic(n: int) -> list[dict[str, object]]:
@@ -76,6 +76,75 @@ def test_sigkill_mid_replay_then_restart(served_lake: Path, tmp_path: Path) -> N
     for kind in (0, 1):
         n = con.execute(f"SELECT count(*) FROM events WHERE kind = ? AND tx_id IN ({marks})", (kind, *ids)).fetchone()
         assert n[0] == len(txs)  # each transaction once in each entity's history
+
+
+def send_until_killed(server: Server, txs: list[dict[str, object]], answered: dict[int, dict[str, object]]) -> None:
+    """Post ``txs`` one after the other, keeping each answer, until the server stops answering."""
+    with httpx.Client(timeout=5) as client:
+        for tx in txs:
+            try:
+                r = client.post(f"{server.url}/v1/score", json=tx)
+            except httpx.TransportError:
+                return
+            if r.status_code == 200:
+                answered[int(tx["TRANSACTION_ID"])] = r.json()  # type: ignore[arg-type]
+
+
+def send_all(server: Server, txs: list[dict[str, object]]) -> list[dict[str, object]]:
+    with httpx.Client(timeout=5) as client:
+        out = []
+        for tx in txs:
+            r = client.post(f"{server.url}/v1/score", json=tx)
+            assert r.status_code == 200, r.text
+            out.append(r.json())
+        return out
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_service_and_redis_mid_replay_then_restart(
+    served_lake: Path, persistent_redis: RedisServer
+) -> None:
+    """With Redis persisting every write before it answers (appendonly, appendfsync always), killing
+    both the service and redis-server mid-replay loses no answered transaction: after both restart,
+    the run finishes with the same vectors as an uninterrupted run, each transaction recorded once."""
+    import redis
+
+    txs = traffic(400)
+    # the uninterrupted run, on another database of the same server
+    clean = start_server(served_lake, online=persistent_redis.url(1))
+    try:
+        uninterrupted = {int(b["TRANSACTION_ID"]): b["features"] for b in send_all(clean, txs)}  # type: ignore[call-overload]
+    finally:
+        clean.stop()
+
+    server = start_server(served_lake, online=persistent_redis.url(0))
+    answered: dict[int, dict[str, object]] = {}
+    sender = threading.Thread(target=send_until_killed, args=(server, txs, answered))
+    sender.start()
+    while len(answered) < 120 and sender.is_alive():
+        time.sleep(0.01)
+    server.kill()
+    persistent_redis.kill()  # Redis dies too: only its append-only file is left
+    sender.join()
+    assert 120 <= len(answered) < len(txs)
+
+    persistent_redis.start()
+    again = start_server(served_lake, port=server.port, online=persistent_redis.url(0))
+    try:
+        after = send_all(again, txs)
+    finally:
+        again.stop()
+    for tx, body in zip(txs, after, strict=True):
+        tx_id = int(tx["TRANSACTION_ID"])  # type: ignore[call-overload]
+        first = answered.get(tx_id)
+        if first is not None:  # answered before the kill: the same answer, not counted again
+            assert body["duplicate"] is True and body["features"] == first["features"], tx_id
+        assert body["features"] == uninterrupted[tx_id], tx_id
+    r = redis.Redis.from_url(persistent_redis.url(0))
+    ids = [str(t["TRANSACTION_ID"]) for t in txs]
+    assert sum(v is not None for v in r.hmget("fraudflow:answers", ids)) == len(txs)
+    members = [m.decode().split(":")[0] for k in r.scan_iter("fraudflow:ev:0:*") for m in r.zrange(k, 0, -1)]
+    assert sorted(m for m in members if m in set(ids)) == sorted(ids)  # each once in its customer's history
 
 
 #: Requests per operation schemathesis must send in the fuzzing phase (and how many examples it is asked for).
