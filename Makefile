@@ -14,6 +14,10 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
+# compile every installed module once at install time: a process that may not write bytecode
+# (PYTHONDONTWRITEBYTECODE, read-only installs) would otherwise recompile numpy and numba from
+# source at every start, seconds per command
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install install-dev system demo test test-fast check lock lock-check bench clean
 
@@ -24,11 +28,13 @@ $(UV):
 # the runtime set: what `fraudflow` needs to run (no extras); --inexact keeps a dev install whole
 $(VENV)/.runtime-stamp: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --inexact
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 # the development set: the runtime set, every extra (aws, redis, spark) and the test tools
 $(VENV)/.dev-stamp: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --extra dev
+	$(BIN)/python -m compileall -q src
 	touch $@ $(VENV)/.runtime-stamp
 
 install: $(VENV)/.runtime-stamp  ## create .venv with fraudflow's runtime dependencies, from the lock

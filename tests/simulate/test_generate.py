@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -87,10 +88,13 @@ def test_continuing_the_default_world_past_the_handbook(tmp_path: Path, default_
     """Spec example: days 0..199 at once equal 0..182 then 183..199 for the new days."""
     long = WorldParams(nb_days=200)
     generate(tmp_path / "long", long)
-    generate(default_lake, long, from_day=183)
+    # continue a copy: the session's default lake is shared by tests that expect its 183 days
+    continued = tmp_path / "continued"
+    shutil.copytree(default_lake, continued)
+    generate(continued, long, from_day=183)
     days = [long.start_date + dt.timedelta(days=d) for d in range(183, 200)]
     assert (
-        Lake(default_lake)
+        Lake(continued)
         .read_partitions("transactions", days)
         .equals(Lake(tmp_path / "long").read_partitions("transactions", days))
     )
