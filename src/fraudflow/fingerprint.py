@@ -37,7 +37,7 @@ SCALE = 10**6
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:
-    a = table.column(name).to_numpy()
+    a: np.ndarray = table.column(name).to_numpy()
     if a.dtype.kind == "M":
         return a.astype("datetime64[ns]").view(np.int64)
     return a.astype(np.float64 if name == s.TX_AMOUNT else np.int64)

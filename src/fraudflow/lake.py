@@ -128,11 +128,8 @@ class Lake:
         tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp"
         try:
             self.fs.makedirs(parent, exist_ok=True)
-            if self.local:  # Arrow's own file writer: no Python file object, no GIL per write
-                pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=False)
-            else:
-                with self.fs.open(tmp, "wb") as f:
-                    pq.write_table(table, f, compression=COMPRESSION, use_dictionary=False)
+            # Arrow's own file writer: no Python file object, no GIL per write
+            pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=False)
             self._move(tmp, path)
         except OSError as exc:
             self._discard(tmp)
@@ -194,10 +191,8 @@ class Lake:
             self.fs.rm(path, recursive=True)
 
     def _move(self, src: str, dst: str) -> None:
-        if self.local:
-            os.replace(src, dst)  # atomic on POSIX
-        else:
-            self.fs.mv(src, dst)
+        """Put a file written aside in place (local lakes only: object stores never write aside)."""
+        os.replace(src, dst)  # atomic on POSIX
 
     def _discard(self, path: str) -> None:
         try:

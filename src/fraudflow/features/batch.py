@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +29,6 @@ from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
-Engine = Literal["compiled", "duckdb", "spark"]
 ENGINES: tuple[str, ...] = ("compiled", "duckdb", "spark")
 BATCH_ROWS = 20_000_000  # rows computed at once (history included) before splitting by days
 Progress = Callable[[str, int, int], None]
@@ -213,7 +211,7 @@ def _build_batch(lake: Lake, fs: FeatureSet, engine: str, batch: list[dt.date], 
         day = sorted(wanted)[i]
         part = feats.slice(int(bounds[i]), int(ends[i] - bounds[i]))
         lake.write_partition(offline.TABLE, day, part)
-        return part.num_rows
+        return int(part.num_rows)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return sum(pool.map(write, range(len(wanted))))

@@ -28,7 +28,6 @@ Aggregation = Literal["value", "weekend", "night", "ratio", "count", "sum", "mea
 ROW_AGGREGATIONS = ("value", "weekend", "night", "ratio")
 WINDOW_AGGREGATIONS = ("count", "sum", "mean")
 INPUT_COLUMNS = (s.TX_AMOUNT, s.TX_FRAUD)
-NIGHT_LAST_HOUR = 6  # hours 0..6 are night: 06:59:59 is night
 
 
 @dataclass(frozen=True)

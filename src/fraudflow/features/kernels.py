@@ -8,10 +8,18 @@ number of rows an entity has (a difference of plain running totals would not).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    I64 = npt.NDArray[np.int64]
+    F64 = npt.NDArray[np.float64]
 
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
@@ -34,7 +42,7 @@ def group_by_entity(entity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _counting_sort(keys, n_keys):
+def _counting_sort(keys: I64, n_keys: int) -> tuple[I64, I64]:
     counts = np.zeros(n_keys + 1, dtype=np.int64)
     for k in keys:
         counts[k + 1] += 1
@@ -64,7 +72,7 @@ def _add(s: float, c: float, x: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, parallel=True)
-def window_count_sum(order, starts, ts, values, lo_us, hi_us):
+def window_count_sum(order: I64, starts: I64, ts: I64, values: F64, lo_us: I64, hi_us: I64) -> tuple[I64, F64]:
     """Count and sum of ``values`` over same-entity rows with ts in (t - lo_us[j], t - hi_us[j]].
 
     ``ts`` and ``values`` are grouped by entity (``starts``), each group in time order; ``order``
@@ -107,7 +115,7 @@ def window_count_sum(order, starts, ts, values, lo_us, hi_us):
 
 
 @numba.njit(cache=True, parallel=True)
-def calendar(ts):
+def calendar(ts: I64) -> tuple[I64, I64]:
     """``(weekend, night)`` flags from microseconds since the epoch (naive datetimes)."""
     n = ts.shape[0]
     weekend = np.empty(n, dtype=np.int64)

@@ -11,12 +11,23 @@ compacted into contiguous columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow.simulate.pyrandom import randbelow, seed_state
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    I32 = npt.NDArray[np.int32]
+    I64 = npt.NDArray[np.int64]
+    F64 = npt.NDArray[np.float64]
+    #: TX_TIME_SECONDS (int64), CUSTOMER_ID, TERMINAL_ID (int32), amount (float64), emission index
+    #: (int32); plain arrays so that a loop over them has one type
+    Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 SECONDS_PER_DAY = 86400
 
@@ -43,26 +54,27 @@ def _draw_amount(mean: float, std: float) -> float:
     if amount < 0:
         amount = np.random.uniform(0, 2 * mean)
     # NumPy's round(x, 2): rint on the scaled value, then divide
-    return np.rint(amount * 100.0) / 100.0
+    rounded: float = np.rint(amount * 100.0) / 100.0
+    return rounded
 
 
 @numba.njit(cache=True, parallel=True)
 def _fill(
-    ids,
-    lam,
-    mean,
-    std,
-    indptr,
-    terminals,
-    from_day,
-    to_day,
-    slots,
-    out_seconds,
-    out_customer,
-    out_terminal,
-    out_amount,
-    out_seq,
-):
+    ids: I64,
+    lam: F64,
+    mean: F64,
+    std: F64,
+    indptr: I64,
+    terminals: I32,
+    from_day: int,
+    to_day: int,
+    slots: I64,
+    out_seconds: I64,
+    out_customer: I32,
+    out_terminal: I32,
+    out_amount: F64,
+    out_seq: I32,
+) -> tuple[I64, I64, I64]:
     """Write customer i's rows into ``slots[i]..slots[i+1]-1``; return the counts it needed."""
     n = ids.shape[0]
     emitted = np.zeros(n, dtype=np.int64)
@@ -102,12 +114,22 @@ def _fill(
 
 
 @numba.njit(cache=True, parallel=True)
-def _compact(src, slots, counts, offsets, dst):
+def _compact(src: np.ndarray, slots: I64, counts: I64, offsets: I64, dst: np.ndarray) -> None:
     for i in numba.prange(counts.shape[0]):
         dst[offsets[i] : offsets[i] + counts[i]] = src[slots[i] : slots[i] + counts[i]]
 
 
-def _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, capacity):
+def _run(
+    ids: I64,
+    lam: F64,
+    mean: F64,
+    std: F64,
+    indptr: I64,
+    terminals: I32,
+    from_day: int,
+    to_day: int,
+    capacity: I64,
+) -> tuple[I64, Columns, I64, I64, I64]:
     slots = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(capacity, out=slots[1:])
     size = int(slots[-1])

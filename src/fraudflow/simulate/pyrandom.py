@@ -69,7 +69,7 @@ def next_u32(mt: np.ndarray) -> np.uint32:
     if mt[N] >= N:
         _twist(mt)
         mt[N] = 0
-    y = mt[mt[N]]
+    y: np.uint32 = mt[mt[N]]
     mt[N] += 1
     y ^= y >> np.uint32(11)
     y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)

@@ -10,13 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    I32 = npt.NDArray[np.int32]
+    I64 = npt.NDArray[np.int64]
+    F64 = npt.NDArray[np.float64]
 
 WORLD_FORMAT_VERSION = 1
 AREA = 100.0  # profiles live on [0, 100) x [0, 100)
@@ -142,7 +149,7 @@ def available_terminals(
 
 def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float) -> np.ndarray:
     """How many terminals each customer can use."""
-    return _near(
+    counts: I64 = _near(
         profiles.customer_x,
         profiles.customer_y,
         grid.starts,
@@ -156,6 +163,7 @@ def terminal_counts(profiles: Profiles, grid: TerminalGrid, radius: float) -> np
         _NONE.astype(np.int32),
         False,
     )
+    return counts
 
 
 @numba.njit(cache=True, inline="always")
@@ -165,7 +173,20 @@ def _cell_range(v: float, cell: float, n_cells: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, parallel=True)
-def _near(cx, cy, starts, ids, tx, ty, cell, n_cells, radius, indptr, out, fill):
+def _near(
+    cx: F64,
+    cy: F64,
+    starts: I64,
+    ids: I32,
+    tx: F64,
+    ty: F64,
+    cell: float,
+    n_cells: int,
+    radius: float,
+    indptr: I64,
+    out: I32,
+    fill: bool,
+) -> I64:
     """Count (``fill`` False) or list (``fill`` True, at ``indptr``) each customer's terminals."""
     counts = np.zeros(cx.shape[0], dtype=np.int64)
     for i in numba.prange(cx.shape[0]):

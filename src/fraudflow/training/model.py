@@ -63,7 +63,8 @@ class Model:
 
     def standardize(self, x: np.ndarray) -> np.ndarray:
         """Inputs in the model's feature order, scaled with the training statistics."""
-        return (x - self.mean) / self.scale
+        scaled: np.ndarray = (x - self.mean) / self.scale
+        return scaled
 
     def predict(self, table: pa.Table) -> np.ndarray:
         return self.predict_matrix(self.matrix(table))

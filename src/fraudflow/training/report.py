@@ -8,11 +8,9 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudflow.training.evaluation import HEADLINE, PUBLISHED
@@ -39,15 +37,22 @@ class ReportData:
     daily: dict[str, np.ndarray]  # "day" (datetime64[D]), "rows", "scenario_1".."scenario_3"
 
 
-def _png(fig: plt.Figure) -> str:
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure drawn by Agg in memory: no pyplot, so the caller's backend (a notebook's) is untouched."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def _curves(d: ReportData) -> str:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure((10, 4))
+    a, b = fig.subplots(1, 2)
     fpr, tpr, _ = roc_curve(d.test_labels, d.test_scores)
     a.plot(fpr, tpr, color="#2c3e50")
     a.plot([0, 1], [0, 1], ls=":", color="grey")
@@ -61,7 +66,8 @@ def _curves(d: ReportData) -> str:
 
 
 def _card_precision(d: ReportData) -> str:
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig = _figure((10, 3.5))
+    ax = fig.subplots()
     x = np.arange(len(d.cp_days))
     ax.bar(x, d.cp_bound_per_day, color="#d5dbdb", label="perfect ranking (bound)")
     ax.bar(x, d.cp_per_day, color="#2980b9", width=0.6, label="model")
@@ -72,7 +78,8 @@ def _card_precision(d: ReportData) -> str:
 
 
 def _scores(d: ReportData) -> str:
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig = _figure((10, 3.5))
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 41).tolist()
     for scen, name in SCENARIOS.items():
         v = d.test_scores[d.test_scenarios == scen]
@@ -86,7 +93,8 @@ def _scores(d: ReportData) -> str:
 
 def _importance(d: ReportData) -> str:
     items = sorted(d.importance.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(items) + 1))
+    fig = _figure((8, 0.3 * len(items) + 1))
+    ax = fig.subplots()
     ax.barh([k for k, _ in items], [v for _, v in items], color="#16a085")
     ax.set(title="Feature importance (XGBoost gain)", xlabel="total gain")
     ax.tick_params(axis="y", labelsize=8)
@@ -94,7 +102,8 @@ def _importance(d: ReportData) -> str:
 
 
 def _daily(d: ReportData) -> str:
-    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    fig = _figure((10, 5))
+    a, b = fig.subplots(2, 1, sharex=True)
     days = d.daily["day"]
     a.plot(days, d.daily["rows"], color="#2c3e50")
     a.set(title="Transactions per day", ylabel="transactions")
