@@ -526,10 +526,13 @@ def serve(
     """Serve POST /v1/score with online features (materializes the store on start when behind)."""
     import dataclasses
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
     from fraudflow.serving.app import SETTINGS_ENV, Settings, create_app
+    from fraudflow.serving.metrics import MULTIPROC_ENV
 
     try:
         settings = Settings(
@@ -540,18 +543,26 @@ def serve(
     except FraudflowError as exc:
         raise fail(exc) from exc
     if workers == 1:
+        os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
         return
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
-    uvicorn.run(
-        "fraudflow.serving.app:app_from_env",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    # the workers' metrics: one fresh folder, given to them before they start (prometheus_client
+    # reads the variable when first imported), so that /metrics sums every worker's counts
+    metrics_dir = tempfile.mkdtemp(prefix="fraudflow-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "fraudflow.serving.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

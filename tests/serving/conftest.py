@@ -53,10 +53,15 @@ class Server:
 
 
 def start_server(
-    root: Path, port: int | None = None, api_key: str | None = None, online: str | None = None, workers: int = 1
+    root: Path,
+    port: int | None = None,
+    api_key: str | None = None,
+    online: str | None = None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Server:
     port = port or free_port()
-    env = {**os.environ, "FRAUDFLOW_API_KEY": api_key or ""}
+    env = {**os.environ, "FRAUDFLOW_API_KEY": api_key or "", **(env or {})}
     cmd = [sys.executable, "-m", "fraudflow.cli", "serve", "--data", str(root), "--port", str(port)]
     if online:
         cmd += ["--online", online]

@@ -166,7 +166,9 @@ def requests_per_route(url: str) -> dict[str, int]:
     """Requests the service counted per route (405s left out: schemathesis' probing of other methods)."""
     counts: dict[str, int] = {}
     for route, status, n in re.findall(
-        r'^fraudflow_requests_total\{route="([^"]*)",status="(\d+)"\} (\d+)$', httpx.get(f"{url}/metrics").text, re.M
+        r'^fraudflow_requests_total\{route="([^"]*)",status="(\d+)"\} (\d+)(?:\.0)?$',
+        httpx.get(f"{url}/metrics").text,
+        re.M,
     ):
         if status != "405":
             counts[route] = counts.get(route, 0) + int(n)

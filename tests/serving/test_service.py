@@ -22,7 +22,7 @@ BASE = {
 
 def scored_total(server: Server) -> int:
     text = httpx.get(f"{server.url}/metrics").text
-    return int(re.search(r"^fraudflow_transactions_scored_total (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    return int(re.search(r"^fraudflow_transactions_scored_total (\d+)(?:\.0)?$", text, re.M).group(1))  # type: ignore[union-attr]
 
 
 def test_score_answers_with_features_contributions_and_model(server: Server) -> None:
@@ -113,8 +113,12 @@ def test_limits(server: Server) -> None:
 def test_health_ready_metrics(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "model_id": None, "detail": None}
     assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
+    from prometheus_client.parser import text_string_to_metric_families
+
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'fraudflow_request_seconds_bucket{route="/v1/score",le="0.01"}' in text
+    # parsed (a malformed exposition fails here), labels compared as a set: their order is free
+    samples = {(s.name, frozenset(s.labels.items())) for f in text_string_to_metric_families(text) for s in f.samples}
+    assert ("fraudflow_request_seconds_bucket", frozenset({("route", "/v1/score"), ("le", "0.01")})) in samples
     assert "fraudflow_alerts_total" in text
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudflow.errors import ConfigError, FraudflowError
@@ -19,7 +20,7 @@ from fraudflow.features.online import Transaction
 from fraudflow.lake import Lake
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.materialize import materialize
-from fraudflow.serving.metrics import Metrics
+from fraudflow.serving.metrics import CONTENT_TYPE, OTHER_ROUTE, Metrics
 from fraudflow.serving.schemas import (
     BatchIn,
     BatchOut,
@@ -106,7 +107,23 @@ class LimitAndMeasure:
                 return message
 
             await self.app(scope, receive_limited, send_and_watch)
-        self.metrics.request(scope["path"], status[0], time.perf_counter() - t0)
+        self.metrics.request(route_of(scope), status[0], time.perf_counter() - t0)
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route the request matches (``/v1/score``), or ``other``.
+
+    A label is never the raw path: a path is user-controlled text (quotes, newlines) and every
+    unknown path would add a series. A route matched but for its method (405) keeps its template.
+    Matched here rather than read from the router's ``scope["route"]``: requests refused by this
+    middleware (413) never reach the router.
+    """
+    for route in scope["app"].router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            path = getattr(route, "path", None)
+            return path if isinstance(path, str) else OTHER_ROUTE
+    return OTHER_ROUTE
 
 
 def get_scorer(request: Request) -> Scorer:
@@ -212,7 +229,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     @app.post("/v1/labels", response_model=LabelsOut, responses={**ERRORS}, dependencies=Authorized)
     async def labels(body: LabelsIn, s: ScorerDep) -> LabelsOut:
         n = s.store.add_labels({label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels})
-        metrics.labels += n
+        metrics.label(n)
         return LabelsOut(accepted=n)
 
     @app.get("/healthz", response_model=Health)
@@ -224,8 +241,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
         return Health(status="ready", model_id=get_scorer(request).model_id)
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def prometheus() -> str:
-        return metrics.render()
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
 

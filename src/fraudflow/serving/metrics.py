@@ -1,84 +1,86 @@
-"""Service metrics in the Prometheus text format: requests, latency, scores, alerts."""
+"""Service metrics through ``prometheus_client``: requests, latency, scores, alerts, labels.
+
+One process (``fraudflow serve``, the app in tests): each ``Metrics`` has a registry of its own.
+Several worker processes (``fraudflow serve --workers N``): the parent gives them one fresh folder
+in ``PROMETHEUS_MULTIPROC_DIR`` before they start; every worker's counts go to its own files there
+and ``/metrics``, whichever worker answers it, sums them all (``MultiProcessCollector``).
+``prometheus_client`` picks its value storage when first imported, so the variable must be set
+before then: it is imported here lazily, never by ``import fraudflow`` or the CLI.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+#: Where the workers of one service keep their counts (prometheus_client's own variable).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The ``/metrics`` content type: Prometheus' text format 0.0.4, which every Prometheus reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The route label of a request matching no route: user-controlled paths never become labels.
+OTHER_ROUTE = "other"
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 
 
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total = 0
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        for i, b in enumerate(self.buckets):
-            if value <= b:
-                self.counts[i] += 1
-        self.total += 1
-        self.sum += value
-
-    def lines(self, name: str, labels: str = "") -> list[str]:
-        sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
-        out += [
-            f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.total}',
-            f"{name}_sum{{{labels}}} {self.sum}",
-            f"{name}_count{{{labels}}} {self.total}",
-        ]
-        return out
-
-
 class Metrics:
+    """The service's metrics; ``render()`` is the ``/metrics`` body."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.latency: dict[str, Histogram] = {}
-        self.scores = Histogram(SCORE_BUCKETS)
-        self.alerts = 0
-        self.scored = 0
-        self.duplicates = 0
-        self.labels = 0
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+        disable_created_metrics()  # no *_created series: the totals are what is watched
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # in multiprocess mode the values live in the shared folder; this registry only keeps the
+        # metric objects of this app (several apps in one process in tests do not collide)
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "fraudflow_requests", "HTTP requests by route template and status", ("route", "status"), registry=r
+        )
+        self.latency = Histogram(
+            "fraudflow_request_seconds",
+            "Request latency by route template",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.scored = Counter("fraudflow_transactions_scored", "Transactions scored (duplicates left out)", registry=r)
+        self.duplicates = Counter("fraudflow_duplicates", "Transactions sent again, answered as before", registry=r)
+        self.alerts = Counter("fraudflow_alerts", "Transactions scored at or over the threshold", registry=r)
+        self.labels = Counter("fraudflow_labels", "Fraud labels accepted", registry=r)
+        self.scores = Histogram(
+            "fraudflow_score", "Scores of the transactions scored", buckets=SCORE_BUCKETS, registry=r
+        )
 
     def request(self, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(route, status)] += 1
-            self.latency.setdefault(route, Histogram(LATENCY_BUCKETS)).observe(seconds)
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def score(self, score: float, alert: bool, duplicate: bool) -> None:
-        with self._lock:
-            if duplicate:
-                self.duplicates += 1
-                return
-            self.scored += 1
-            self.alerts += int(alert)
-            self.scores.observe(score)
+        if duplicate:
+            self.duplicates.inc()
+            return
+        self.scored.inc()
+        if alert:
+            self.alerts.inc()
+        self.scores.observe(score)
 
-    def render(self) -> str:
-        with self._lock:
-            lines = ["# TYPE fraudflow_requests_total counter"]
-            lines += [
-                f'fraudflow_requests_total{{route="{r}",status="{s}"}} {n}'
-                for (r, s), n in sorted(self.requests.items())
-            ]
-            lines.append("# TYPE fraudflow_request_seconds histogram")
-            for route, h in sorted(self.latency.items()):
-                lines += h.lines("fraudflow_request_seconds", f'route="{route}"')
-            lines += [
-                "# TYPE fraudflow_transactions_scored_total counter",
-                f"fraudflow_transactions_scored_total {self.scored}",
-                "# TYPE fraudflow_duplicates_total counter",
-                f"fraudflow_duplicates_total {self.duplicates}",
-                "# TYPE fraudflow_alerts_total counter",
-                f"fraudflow_alerts_total {self.alerts}",
-                "# TYPE fraudflow_labels_total counter",
-                f"fraudflow_labels_total {self.labels}",
-                "# TYPE fraudflow_score histogram",
-            ]
-            lines += self.scores.lines("fraudflow_score")
-            return "\n".join(lines) + "\n"
+    def label(self, n: int) -> None:
+        self.labels.inc(n)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        registry: CollectorRegistry = self.registry
+        if self.multiprocess:
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # every worker's files in the shared folder, summed
+        return generate_latest(registry)

@@ -1,0 +1,102 @@
+"""/metrics: valid Prometheus text whatever the path asked, and one total across worker processes."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.conftest import start_server
+from tests.serving.test_resilience import traffic
+
+
+def requests_total(text: str) -> dict[tuple[str, str], float]:
+    """fraudflow_requests_total by (route, status), parsed by prometheus_client's own parser
+    (which refuses a malformed exposition)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.labels["route"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "fraudflow_requests_total"
+    }
+
+
+def test_unknown_paths_are_counted_as_other_and_the_exposition_stays_valid() -> None:
+    """A path with a quote or a newline once gave an invalid line; every unknown path a new series."""
+    import asyncio
+
+    from fraudflow.serving.app import Settings, create_app
+
+    app = create_app(Settings(data="unused"))  # no lifespan run: no scorer needed
+
+    async def calls() -> tuple[list[int], httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+            statuses = [
+                (await client.get(path)).status_code
+                for path in ('/schemathesis-probe"', "/a%22b%0A%7Dc%201%0Afake_metric%209", "/v1/score/x", "/%0A")
+            ]
+            statuses.append((await client.get("/v1/score")).status_code)  # a route, another method
+            big = b"{" + b" " * (2 << 20) + b"}"
+            statuses.append((await client.post("/v1/score", content=big)).status_code)  # refused before routing
+            return statuses, await client.get("/metrics")
+
+    statuses, r = asyncio.run(calls())
+    assert statuses == [404, 404, 404, 404, 405, 413]
+    assert r.headers["content-type"].startswith("text/plain")
+    counts = requests_total(r.text)
+    assert counts[("other", "404")] == 4
+    assert counts[("/v1/score", "405")] == 1 and counts[("/v1/score", "413")] == 1
+    assert {route for route, _ in counts} == {"other", "/v1/score"}
+    assert "probe" not in r.text and "fake_metric" not in r.text
+
+
+@pytest.mark.slow
+def test_one_scrape_sums_the_requests_of_both_workers(served_lake: Path, tmp_path: Path) -> None:
+    """Many requests, each on a new connection, spread over the two workers; any worker's /metrics
+    reports them all. Each worker's own count is read from its file in the shared folder (created
+    under the server's TMPDIR): both answered some, and the folder is gone once the service stops."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    server = start_server(served_lake, online=f"sqlite://{tmp_path / 'm.sqlite'}", workers=2, env={"TMPDIR": str(tmp)})
+    txs = traffic(240)
+    try:
+        with ThreadPoolExecutor(8) as pool:  # httpx.post: a new connection per request
+            statuses = list(
+                pool.map(lambda t: httpx.post(f"{server.url}/v1/score", json=t, timeout=10).status_code, txs)
+            )
+        assert statuses == [200] * len(txs)
+        text = httpx.get(f"{server.url}/metrics").text
+        assert requests_total(text)[("/v1/score", "200")] == len(txs)
+        assert f"fraudflow_transactions_scored_total {float(len(txs))}" in text
+        # whichever worker answers the scrape, the same totals
+        for _ in range(10):
+            assert requests_total(httpx.get(f"{server.url}/metrics").text)[("/v1/score", "200")] == len(txs)
+
+        (folder,) = tmp.glob("fraudflow-metrics-*")
+        per_worker = []
+        for db in sorted(folder.glob("counter_*.db")):
+            alone = tmp_path / db.stem
+            alone.mkdir()
+            shutil.copy(db, alone)
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(alone))
+            per_worker.append(requests_total_of(registry).get(("/v1/score", "200"), 0.0))
+        assert len(per_worker) == 2 and all(n > 0 for n in per_worker), per_worker
+        assert sum(per_worker) == len(txs)
+    finally:
+        server.stop()
+    assert not list(tmp.glob("fraudflow-metrics-*"))  # removed at exit
+
+
+def requests_total_of(registry: object) -> dict[tuple[str, str], float]:
+    from prometheus_client import generate_latest
+
+    return requests_total(generate_latest(registry).decode())  # type: ignore[arg-type]
