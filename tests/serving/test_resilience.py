@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,25 +38,7 @@ def test_sigkill_mid_replay_then_restart(served_lake: Path, tmp_path: Path) -> N
     db = tmp_path / "kill.sqlite"
     server = start_server(served_lake, online=f"sqlite://{db}")
     txs = traffic(400)
-    answered: dict[int, dict[str, object]] = {}
-
-    def send() -> None:
-        with httpx.Client(timeout=5) as client:
-            for tx in txs:
-                try:
-                    r = client.post(f"{server.url}/v1/score", json=tx)
-                except httpx.TransportError:
-                    return
-                if r.status_code == 200:
-                    answered[int(tx["TRANSACTION_ID"])] = r.json()  # type: ignore[arg-type]
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    while len(answered) < 120 and sender.is_alive():
-        time.sleep(0.01)
-    server.kill()
-    sender.join()
-    assert 120 <= len(answered) < len(txs)
+    answered = kill_mid_replay(server, txs)
 
     again = start_server(served_lake, port=server.port, online=f"sqlite://{db}")
     try:
@@ -76,6 +59,23 @@ def test_sigkill_mid_replay_then_restart(served_lake: Path, tmp_path: Path) -> N
     for kind in (0, 1):
         n = con.execute(f"SELECT count(*) FROM events WHERE kind = ? AND tx_id IN ({marks})", (kind, *ids)).fetchone()
         assert n[0] == len(txs)  # each transaction once in each entity's history
+
+
+def kill_mid_replay(
+    server: Server, txs: list[dict[str, object]], also: Callable[[], None] | None = None
+) -> dict[int, dict[str, object]]:
+    """Send ``txs`` and SIGKILL the server (then run ``also``) once 120 are answered; the answers."""
+    answered: dict[int, dict[str, object]] = {}
+    sender = threading.Thread(target=send_until_killed, args=(server, txs, answered))
+    sender.start()
+    while len(answered) < 120 and sender.is_alive():
+        time.sleep(0.01)
+    server.kill()
+    if also is not None:
+        also()
+    sender.join()
+    assert 120 <= len(answered) < len(txs)
+    return answered
 
 
 def send_until_killed(server: Server, txs: list[dict[str, object]], answered: dict[int, dict[str, object]]) -> None:
@@ -118,15 +118,8 @@ def test_sigkill_of_the_service_and_redis_mid_replay_then_restart(
         clean.stop()
 
     server = start_server(served_lake, online=persistent_redis.url(0))
-    answered: dict[int, dict[str, object]] = {}
-    sender = threading.Thread(target=send_until_killed, args=(server, txs, answered))
-    sender.start()
-    while len(answered) < 120 and sender.is_alive():
-        time.sleep(0.01)
-    server.kill()
-    persistent_redis.kill()  # Redis dies too: only its append-only file is left
-    sender.join()
-    assert 120 <= len(answered) < len(txs)
+    # Redis dies too: only its append-only file is left
+    answered = kill_mid_replay(server, txs, also=persistent_redis.kill)
 
     persistent_redis.start()
     again = start_server(served_lake, port=server.port, online=persistent_redis.url(0))
