@@ -49,16 +49,16 @@ def traffic(root: str) -> list[dict[str, object]]:
 
 
 def case_inprocess(root: str, store_url: str) -> dict[str, float]:
+    from fraudflow.features import registry
     from fraudflow.features.online import Transaction
     from fraudflow.lake import Lake
     from fraudflow.serving.engine import Scorer
     from fraudflow.serving.materialize import materialize
-    from fraudflow.store import offline
     from fraudflow.store.online import open_store
     from fraudflow.training import model
 
     lake = Lake(root)
-    fs = offline.registered(lake)
+    fs = registry.registered(lake)
     assert fs is not None
     store = open_store(store_url.replace("ROOT", root))
     store.clear()

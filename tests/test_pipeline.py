@@ -10,10 +10,9 @@ from typer.testing import CliRunner
 
 from fraudflow import WorldParams
 from fraudflow.cli import app
-from fraudflow.features import FRAUDFLOW
+from fraudflow.features import FRAUDFLOW, registry
 from fraudflow.lake import Lake
 from fraudflow.pipeline import run_pipeline
-from fraudflow.store import offline
 
 SMALL = WorldParams(n_customers=500, n_terminals=1000, nb_days=183)
 runner = CliRunner()
@@ -37,7 +36,7 @@ def test_the_pipeline_leaves_a_model_its_metrics_and_report(piped: tuple[Path, o
     assert len(metrics["folds"]) == 4
     assert 0.5 < metrics["auc_roc"] <= 1
     assert metrics["card_precision_at_100"] <= metrics["card_precision_at_100_bound"] + 1e-12
-    assert offline.registered(Lake(root)) == FRAUDFLOW
+    assert registry.registered(Lake(root)) == FRAUDFLOW
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["features"] == FRAUDFLOW.names and meta["selected_on"] == "validation folds"
 

@@ -285,9 +285,9 @@ def training_set(
     import pyarrow.parquet as pq
 
     from fraudflow import schema
+    from fraudflow.features import registry
     from fraudflow.features.definitions import DEFAULT
     from fraudflow.lake import Lake
-    from fraudflow.store import offline
     from fraudflow.training import datasets
 
     try:
@@ -297,7 +297,7 @@ def training_set(
             raise ConfigError(f"--kind must be train or test, got {kind!r}")
         lake = Lake(data)
         if dialect is not None:
-            fs = offline.registered(lake)
+            fs = registry.registered(lake)
             names = fs.names if fs is not None else DEFAULT.names
             sql = datasets.training_set_sql(first, names, kind=kind, days=days, delay=delay, dialect=dialect)  # type: ignore[arg-type]
             typer.echo(sql)  # not rich: it would wrap long lines inside the SQL
@@ -485,14 +485,14 @@ Online = Annotated[
 @app.command()
 def materialize(data: Data, online: Online = None) -> None:
     """Load the online store from the lake (the last 37 days and their labels), incrementally."""
+    from fraudflow.features import registry
     from fraudflow.lake import Lake
     from fraudflow.serving.materialize import materialize as run
-    from fraudflow.store import offline
     from fraudflow.store.online import open_store
 
     try:
         lake = Lake(data)
-        fs = offline.required(lake)
+        fs = registry.required(lake)
         store = open_store(online, lake.root if lake.local else None)
         with console.status("materializing"):
             summary = run(lake, store, fs)
@@ -618,15 +618,15 @@ def consistency(data: Data, online: Online = None) -> None:
     """Recompute every served feature vector in batch and report mismatches per feature."""
     from rich.table import Table
 
+    from fraudflow.features import registry
     from fraudflow.lake import Lake
     from fraudflow.serving.consistency import check
-    from fraudflow.store import offline
     from fraudflow.store.online import open_store
 
     try:
         lake = Lake(data)
         store = open_store(online, lake.root if lake.local else None)
-        report_ = check(lake, store, offline.required(lake))
+        report_ = check(lake, store, registry.required(lake))
     except FraudflowError as exc:
         raise fail(exc) from exc
     t = Table(title=f"{report_.compared:,} of {report_.served:,} served transactions recomputed in batch")
@@ -647,14 +647,14 @@ def athena_ddl(
 ) -> None:
     """Print Athena/Glue DDL for the lake (partition projection) and the training-set query."""
     from fraudflow.cloud.athena import ddl
+    from fraudflow.features import registry
     from fraudflow.features.definitions import DEFAULT
     from fraudflow.lake import Lake
-    from fraudflow.store import offline
     from fraudflow.training.datasets import training_set_sql
 
     try:
         lake = Lake(data)
-        fs = offline.registered(lake) or DEFAULT
+        fs = registry.registered(lake) or DEFAULT
         days = lake.partitions("transactions")
         first = days[0] if days else dt.date(2018, 4, 1)
         first_train = _date(start, "--start")

@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 from fraudflow import schema as s
 from fraudflow.errors import SchemaError
 from fraudflow.lake import Lake
+from fraudflow.records import SECONDS_PER_DAY
 
 REQUIRED = (s.TRANSACTION_ID, s.TX_DATETIME, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT, s.TX_FRAUD)
 OPTIONAL = (s.TX_TIME_SECONDS, s.TX_TIME_DAYS, s.TX_FRAUD_SCENARIO)
 INT_COLUMNS = (s.TRANSACTION_ID, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_FRAUD, *OPTIONAL)
-SECONDS_PER_DAY = 86400
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from fraudflow import Lake, WorldParams, generate
 from fraudflow.distributed import features as spark_features
 from fraudflow.distributed.lake_io import read_table
 from fraudflow.errors import ConfigError, LakeError
-from fraudflow.features import build_features
+from fraudflow.features import build_features, registry
 from fraudflow.features.batch import compute
 from fraudflow.features.definitions import FRAUDFLOW
 from fraudflow.features.sql import INPUT, features_sql
@@ -72,7 +72,7 @@ def test_build_features_on_spark_writes_the_compiled_engines_store(spark, tmp_pa
     summary = build_features(b, FRAUDFLOW, engine="spark", from_date=first, to_date=last)  # a recompute replaces
     assert summary.days == 21 and summary.engine == "spark"
     assert b.partitions("features") == a.partitions("features")
-    assert offline.registered(b) == FRAUDFLOW
+    assert registry.registered(b) == FRAUDFLOW
     for day in a.partitions("features"):
         expected, got = a.read_partitions("features", [day]), b.read_partitions("features", [day])
         assert got.schema == expected.schema == offline.feature_schema(FRAUDFLOW)

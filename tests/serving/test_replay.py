@@ -18,9 +18,8 @@ from typer.testing import CliRunner
 
 from fraudflow import schema as s
 from fraudflow.cli import app
-from fraudflow.features import compute
+from fraudflow.features import compute, registry
 from fraudflow.lake import Lake
-from fraudflow.store import offline
 from fraudflow.store.online import open_store
 from tests.conftest import read_lake_table
 from tests.serving.conftest import WORLD, start_server
@@ -87,7 +86,7 @@ def assert_label_feedback_reached_the_served_features(root: Path, labels_sent: i
         s.TX_FRAUD,
         pc.if_else(replayed, pa.scalar(0, tx[s.TX_FRAUD].type), tx[s.TX_FRAUD]),
     )
-    fs = offline.registered(Lake(root))
+    fs = registry.registered(Lake(root))
     assert fs is not None
     order = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
     without = compute(blind.sort_by(order), fs).sort_by(s.TRANSACTION_ID)

@@ -11,9 +11,8 @@ import pytest
 
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import FeatureError, LakeError
-from fraudflow.features import DEFAULT, FeatureSet, build_features
+from fraudflow.features import DEFAULT, FeatureSet, build_features, registry
 from fraudflow.features.definitions import customer_spending
-from fraudflow.store import offline
 from tests.conftest import read_lake_table
 from tests.features.test_oracle import assert_features_equal
 
@@ -77,10 +76,10 @@ def test_point_in_time_read_returns_what_was_known(lake: Lake) -> None:
     between = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     time.sleep(0.01)
     build_features(lake, from_date=day(30))
-    known_then = offline.read_features(lake, as_of=between)
+    known_then = registry.read_features(lake, as_of=between)
     assert known_then.num_rows == lake.read_partitions("transactions", [day(i) for i in range(30)]).num_rows
-    assert offline.read_features(lake).num_rows == read_lake_table(lake.url).num_rows
-    window = offline.read_features(lake, day(5), day(6))
+    assert registry.read_features(lake).num_rows == read_lake_table(lake.url).num_rows
+    window = registry.read_features(lake, day(5), day(6))
     assert set(window["TX_DATETIME"].to_numpy().astype("datetime64[D]").astype(dt.date)) == {day(5), day(6)}
 
 
@@ -90,10 +89,10 @@ def test_the_registry_refuses_to_mix_versions(lake: Lake) -> None:
     with pytest.raises(FeatureError, match="refusing to add version"):
         build_features(lake, other)
     with pytest.raises(FeatureError, match=f"expected {other.version}"):
-        offline.read_features(lake, version=other.version)
-    assert offline.read_features(lake, version=DEFAULT.version).num_rows > 0
+        registry.read_features(lake, version=other.version)
+    assert registry.read_features(lake, version=DEFAULT.version).num_rows > 0
     build_features(lake, other, rebuild=True)
-    assert offline.registered(lake) == other
+    assert registry.registered(lake) == other
     assert "CUSTOMER_ID_NB_TX_3DAY_WINDOW" in read_lake_table(lake.url, "features").column_names
 
 
@@ -101,4 +100,4 @@ def test_no_transactions_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LakeError, match="no transactions"):
         build_features(tmp_path)
     with pytest.raises(LakeError, match="no features yet"):
-        offline.read_features(Lake(tmp_path))
+        registry.read_features(Lake(tmp_path))

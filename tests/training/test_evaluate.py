@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudflow.cli import app
-from fraudflow.features import DEFAULT
+from fraudflow.features import DEFAULT, registry
 from fraudflow.lake import Lake
-from fraudflow.store import offline
 from fraudflow.training import workflow
 from fraudflow.training.evaluation import PUBLISHED, TEST_START, fold_starts, load_split, prequential
 
@@ -79,7 +78,7 @@ def test_evaluate_gives_the_readme_figures_and_beats_the_handbooks_best(lake: Pa
 def test_the_handbook_grids_choice_gives_the_readme_figures(lake: Path) -> None:
     """The README's second row, from the parameters the reproduced grid selects (not the selection)."""
     workflow.ensure_features(Lake(lake))
-    fs = offline.required(Lake(lake))
+    fs = registry.required(Lake(lake))
     splits = [load_split(Lake(lake), d) for d in fold_starts(TEST_START)]
     got = prequential(splits, [HANDBOOK_GRID_CHOICE], DEFAULT.names, fs.version)[0]
     assert {k: (round(got.mean(k), 3), round(got.std(k), 3)) for k in HANDBOOK_GRID_ROW} == HANDBOOK_GRID_ROW

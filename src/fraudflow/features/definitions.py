@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from fraudflow import schema as s
 from fraudflow.errors import FeatureError
+from fraudflow.records import CUSTOMER as CUSTOMER
+from fraudflow.records import TERMINAL as TERMINAL
 
-CUSTOMER = s.CUSTOMER_ID
-TERMINAL = s.TERMINAL_ID
 Aggregation = Literal["value", "weekend", "night", "ratio", "count", "sum", "mean"]
 ROW_AGGREGATIONS = ("value", "weekend", "night", "ratio")
 WINDOW_AGGREGATIONS = ("count", "sum", "mean")

@@ -14,15 +14,14 @@ import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+from fraudflow.records import US_PER_DAY as US_PER_DAY
+from fraudflow.records import US_PER_HOUR as US_PER_HOUR
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
     I64 = npt.NDArray[np.int64]
     F64 = npt.NDArray[np.float64]
-
-US_PER_DAY = 86_400_000_000
-US_PER_HOUR = 3_600_000_000
 
 
 def group_by_entity(entity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,82 +10,22 @@ replay of the lake through this path gives the offline store's values (tested on
 
 from __future__ import annotations
 
-import datetime as dt
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Mapping
 
 from fraudflow import schema as s
-from fraudflow.features.definitions import CUSTOMER, TERMINAL, FeatureSet
-from fraudflow.features.kernels import US_PER_DAY, US_PER_HOUR
-
-ENTITIES = (CUSTOMER, TERMINAL)
-EPOCH = dt.datetime(1970, 1, 1)
-ONE_US = dt.timedelta(microseconds=1)
-
-
-class Events:
-    """One entity's recent transactions, in (time, id) order, as columns.
-
-    ``frauds`` (the labels known so far, 0 until one arrives) are looked up only when a window
-    over TX_FRAUD asks for them: customer windows never do.
-    """
-
-    __slots__ = ("_frauds", "_labels", "amounts", "ids", "ts")
-
-    def __init__(
-        self,
-        ts: list[int],
-        ids: list[int],
-        amounts: list[float],
-        frauds: list[int] | None = None,
-        labels: Mapping[int, int] | None = None,
-    ) -> None:
-        self.ts = ts  # microseconds since the epoch
-        self.ids = ids  # TRANSACTION_ID
-        self.amounts = amounts  # TX_AMOUNT
-        self._frauds = frauds
-        self._labels = labels
-
-    @property
-    def frauds(self) -> list[int]:
-        if self._frauds is None:
-            labels = self._labels or {}
-            self._frauds = [labels.get(i, 0) for i in self.ids] if labels else [0] * len(self.ids)
-        return self._frauds
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, int, float, int]]) -> Events:
-        if not rows:
-            return EMPTY
-        ts, ids, amounts, frauds = zip(*rows, strict=True)
-        return cls(list(ts), list(ids), list(amounts), list(frauds))
-
-
-EMPTY = Events([], [], [], [])
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """One arriving transaction, in the lake's columns."""
-
-    transaction_id: int
-    tx_datetime: dt.datetime  # naive
-    customer_id: int
-    terminal_id: int
-    amount: float
-
-    @cached_property
-    def ts_us(self) -> int:
-        return to_us(self.tx_datetime)
-
-    def entity(self, kind: str) -> int:
-        return self.customer_id if kind == CUSTOMER else self.terminal_id
-
-
-def to_us(value: dt.datetime) -> int:
-    return (value - EPOCH) // ONE_US
+from fraudflow.features.definitions import FeatureSet
+from fraudflow.records import CUSTOMER as CUSTOMER
+from fraudflow.records import EMPTY as EMPTY
+from fraudflow.records import ENTITIES as ENTITIES
+from fraudflow.records import EPOCH as EPOCH
+from fraudflow.records import ONE_US as ONE_US
+from fraudflow.records import TERMINAL as TERMINAL
+from fraudflow.records import US_PER_DAY as US_PER_DAY
+from fraudflow.records import US_PER_HOUR as US_PER_HOUR
+from fraudflow.records import Events as Events
+from fraudflow.records import Transaction as Transaction
+from fraudflow.records import to_us as to_us
 
 
 class OnlineFeatures:

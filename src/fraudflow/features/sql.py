@@ -12,8 +12,8 @@ from __future__ import annotations
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import Feature, FeatureSet
+from fraudflow.records import US_PER_DAY
 
-US_PER_DAY = 86_400_000_000
 TS = "TS_US"
 INPUT = (s.TRANSACTION_ID, s.TX_DATETIME, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT, s.TX_FRAUD)
 

@@ -16,6 +16,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudflow.errors import ConfigError, FraudflowError
+from fraudflow.features import registry
 from fraudflow.features.online import Transaction
 from fraudflow.lake import Lake
 from fraudflow.serving.engine import Scorer
@@ -33,7 +34,6 @@ from fraudflow.serving.schemas import (
     ScoreOut,
     TransactionIn,
 )
-from fraudflow.store import offline
 from fraudflow.store.online import open_store
 from fraudflow.training import model as models
 
@@ -62,7 +62,7 @@ class Settings:
 
 def build_scorer(settings: Settings) -> Scorer:
     lake = Lake(settings.data)
-    fs = offline.registered(lake)
+    fs = registry.registered(lake)
     if fs is None:
         raise ConfigError(f"{lake.url}: no features; run `fraudflow features --data {lake.url}` and train a model")
     model_id = settings.model_id or models.latest_model(lake)

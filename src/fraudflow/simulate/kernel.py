@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+from fraudflow.records import SECONDS_PER_DAY as SECONDS_PER_DAY
 from fraudflow.simulate.pyrandom import randbelow, seed_state
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     #: TX_TIME_SECONDS (int64), CUSTOMER_ID, TERMINAL_ID (int32), amount (float64), emission index
     #: (int32); plain arrays so that a loop over them has one type
     Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-SECONDS_PER_DAY = 86400
 
 
 @dataclass(frozen=True)

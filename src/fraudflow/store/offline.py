@@ -6,18 +6,23 @@
 
 A point-in-time read "as of T" returns only rows written at or before T. Readers name the
 feature-set version they expect (a model's); a mismatch is an error, never silent skew.
+
+This module knows the table's columns and the registry's file, not feature objects: a feature set
+comes in as anything with the fields it reads (``FeatureColumns``, ``RegistrySet``), and
+the feature layer's ``registry`` module decodes the registry into a ``FeatureSet`` and reads rows by it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from fraudflow import schema as s
-from fraudflow.errors import FeatureError, LakeError
-from fraudflow.features.definitions import FeatureSet
+from fraudflow.errors import FeatureError
 from fraudflow.lake import Lake
 
 TABLE = "features"
@@ -25,12 +30,45 @@ REGISTRY = "_registry.json"
 WRITE_TIME = "WRITE_TIME"
 
 
+class Column(Protocol):
+    """A feature as a column: its name and dtype (``"int64"`` or ``"float64"``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+
+class FeatureColumns(Protocol):
+    """A feature set as the table's columns."""
+
+    @property
+    def features(self) -> Sequence[Column]: ...
+
+
+class RegistrySet(Protocol):
+    """A feature set as the registry records it (``FeatureSet`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def from_json(self, d: dict[str, Any]) -> RegistrySet:
+        """The set a registry payload describes (a ``FeatureError`` if it is not one)."""
+        ...
+
+
 def write_time_now() -> np.datetime64:
     """The WRITE_TIME of rows written now: UTC, microseconds."""
     return np.datetime64(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "us")
 
 
-def feature_schema(fs: FeatureSet) -> pa.Schema:
+def feature_schema(fs: FeatureColumns) -> pa.Schema:
     types = {"int64": pa.int64(), "float64": pa.float64()}
     return pa.schema(
         [
@@ -42,17 +80,19 @@ def feature_schema(fs: FeatureSet) -> pa.Schema:
     )
 
 
-def registered(lake: Lake) -> FeatureSet | None:
-    """The feature set the lake's features were computed with, if any."""
+def registry_json(lake: Lake) -> dict[str, Any] | None:
+    """The lake's registry as stored (the feature set's JSON), if any."""
     path = lake.path(TABLE, REGISTRY)
     if not lake.fs.exists(path):
         return None
-    return FeatureSet.from_json(lake.read_json(path))
+    stored: dict[str, Any] = lake.read_json(path)
+    return stored
 
 
-def register(lake: Lake, fs: FeatureSet, replace: bool = False) -> None:
+def register(lake: Lake, fs: RegistrySet, replace: bool = False) -> None:
     """Record ``fs`` as the lake's feature set; refuse to mix two versions in one table."""
-    current = registered(lake)
+    stored = registry_json(lake)
+    current = None if stored is None else fs.from_json(stored)
     if current is not None and current.version != fs.version:
         if not replace:
             raise FeatureError(
@@ -65,38 +105,17 @@ def register(lake: Lake, fs: FeatureSet, replace: bool = False) -> None:
         lake.write_json(lake.path(TABLE, REGISTRY), fs.to_json())
 
 
-def required(lake: Lake) -> FeatureSet:
-    """The lake's feature set; a LakeError saying what to run when there are no features yet."""
-    current = registered(lake)
-    if current is None:
-        raise LakeError(f"{lake.url}: no features yet; run `fraudflow features --data {lake.url}`")
-    return current
-
-
-def check_version(lake: Lake, version: str) -> FeatureSet:
-    current = required(lake)
-    if current.version != version:
-        raise FeatureError(
-            f"{lake.url}/{TABLE} holds feature set version {current.version}, expected {version}: "
-            "the features were computed with other definitions than the ones asked for"
-        )
-    return current
-
-
-def read_features(
+def read_rows(
     lake: Lake,
     start: dt.date | None = None,
     end: dt.date | None = None,
     *,
     as_of: dt.datetime | None = None,
-    version: str | None = None,
-) -> pa.Table:
-    """Feature rows of days ``start..end`` (inclusive), as known at ``as_of`` (write time)."""
-    if version is not None:
-        check_version(lake, version)
+) -> pa.Table | None:
+    """Rows of days ``start..end`` (inclusive), as known at ``as_of`` (write time); None: no such day."""
     days = [d for d in lake.partitions(TABLE) if (start is None or d >= start) and (end is None or d <= end)]
     if not days:
-        return feature_schema(required(lake)).empty_table()
+        return None
     table = lake.read_partitions(TABLE, days)
     if as_of is not None:
         import pyarrow.compute as pc  # not at import: the feature build never needs it

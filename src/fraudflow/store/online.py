@@ -30,8 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from fraudflow.errors import ConfigError, LakeError
-from fraudflow.features.definitions import CUSTOMER, TERMINAL
-from fraudflow.features.online import Events, Transaction
+from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction
 
 KINDS = {CUSTOMER: 0, TERMINAL: 1}
 SQLITE_FILE = "online.sqlite"

@@ -17,6 +17,7 @@ import sqlglot
 
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
+from fraudflow.features import registry
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
@@ -106,8 +107,8 @@ def training_set(
 ) -> pa.Table:
     """Run the training-set query on the lake's offline store with DuckDB."""
     lake = data if isinstance(data, Lake) else Lake(data)
-    fs = offline.required(lake)
+    fs = registry.required(lake)
     if version is not None:
-        offline.check_version(lake, version)
+        registry.check_version(lake, version)
     sql = training_set_sql(start, fs.names, kind=kind, days=days, delay=delay)
     return connect(lake).sql(sql).to_arrow_table()

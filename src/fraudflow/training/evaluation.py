@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow import schema as s
+from fraudflow.features import registry
 from fraudflow.lake import Lake
-from fraudflow.store import offline
 from fraudflow.training import metrics
 from fraudflow.training.datasets import training_set
 from fraudflow.training.model import HANDBOOK_PARAMS as HANDBOOK_PARAMS
@@ -144,7 +144,7 @@ def select(
 
     ``features`` are the model inputs (default: every feature of the lake's set).
     """
-    fs = offline.required(lake)
+    fs = registry.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
     validation = [load_split(lake, d) for d in fold_starts(validation_start, n_folds)]
     tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]

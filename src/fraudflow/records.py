@@ -1,0 +1,88 @@
+"""Records shared by the store and the feature engines: a transaction, an entity's events, time.
+
+Ground floor: the standard library only. The online feature engine computes from these, the
+online stores keep and return them, and the batch engine counts in the same microseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+#: The entity kinds: each is the lake column naming the entity (``schema.CUSTOMER_ID`` and
+#: ``schema.TERMINAL_ID``, spelled out: schema imports pyarrow, this module only the stdlib).
+CUSTOMER = "CUSTOMER_ID"
+TERMINAL = "TERMINAL_ID"
+ENTITIES = (CUSTOMER, TERMINAL)
+
+SECONDS_PER_DAY = 86400
+US_PER_DAY = 86_400_000_000
+US_PER_HOUR = 3_600_000_000
+EPOCH = dt.datetime(1970, 1, 1)
+ONE_US = dt.timedelta(microseconds=1)
+
+
+def to_us(value: dt.datetime) -> int:
+    """Microseconds since the epoch of a naive datetime."""
+    return (value - EPOCH) // ONE_US
+
+
+class Events:
+    """One entity's recent transactions, in (time, id) order, as columns.
+
+    ``frauds`` (the labels known so far, 0 until one arrives) are looked up only when a window
+    over TX_FRAUD asks for them: customer windows never do.
+    """
+
+    __slots__ = ("_frauds", "_labels", "amounts", "ids", "ts")
+
+    def __init__(
+        self,
+        ts: list[int],
+        ids: list[int],
+        amounts: list[float],
+        frauds: list[int] | None = None,
+        labels: Mapping[int, int] | None = None,
+    ) -> None:
+        self.ts = ts  # microseconds since the epoch
+        self.ids = ids  # TRANSACTION_ID
+        self.amounts = amounts  # TX_AMOUNT
+        self._frauds = frauds
+        self._labels = labels
+
+    @property
+    def frauds(self) -> list[int]:
+        if self._frauds is None:
+            labels = self._labels or {}
+            self._frauds = [labels.get(i, 0) for i in self.ids] if labels else [0] * len(self.ids)
+        return self._frauds
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[int, int, float, int]]) -> Events:
+        if not rows:
+            return EMPTY
+        ts, ids, amounts, frauds = zip(*rows, strict=True)
+        return cls(list(ts), list(ids), list(amounts), list(frauds))
+
+
+EMPTY = Events([], [], [], [])
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One arriving transaction, in the lake's columns."""
+
+    transaction_id: int
+    tx_datetime: dt.datetime  # naive
+    customer_id: int
+    terminal_id: int
+    amount: float
+
+    @cached_property
+    def ts_us(self) -> int:
+        return to_us(self.tx_datetime)
+
+    def entity(self, kind: str) -> int:
+        return self.customer_id if kind == CUSTOMER else self.terminal_id
