@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from fraudflow import schema as s
 from fraudflow.distributed.lake_io import from_spark, lake_args, read_table
-from fraudflow.distributed.session import spark_job
+from fraudflow.distributed.session import spark_job, spark_session
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.lake import Lake
@@ -33,6 +33,25 @@ def compute(spark: SparkSession, tx: DataFrame, fs: FeatureSet) -> DataFrame:
     view = f"fraudflow_tx_{uuid.uuid4().hex}"
     tx.createOrReplaceTempView(view)
     return spark.sql(features_sql(fs, source=view, dialect="spark"))
+
+
+def run(
+    lake: Lake,
+    fs: FeatureSet,
+    days: list[dt.date],
+    available: list[dt.date],
+    progress: Callable[[str, int, int], None],
+    *,
+    engine: str,
+    spark_master: str | None,
+) -> int:
+    """The spark feature engine (``features.batch.FeatureEngine``, registered in ``fraudflow.engines``).
+
+    One Spark job over all of ``days``; returns the rows written.
+    """
+    rows = build(spark_session(spark_master), lake, fs, days, available, progress)
+    progress("days", len(days), len(days))
+    return rows
 
 
 def build(

@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow.distributed.lake_io import lake_args
-from fraudflow.distributed.session import spark_job
+from fraudflow.distributed.session import spark_job, spark_session
+from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.simulate.frauds import plan_frauds
 from fraudflow.simulate.generate import Progress, Summary, World, day_table, write_world
@@ -47,6 +48,30 @@ def _world(params: dict[str, Any]) -> World:
         _WORLDS.clear()
         _WORLDS[key] = World(WorldParams.from_json(params))
     return _WORLDS[key]
+
+
+def run(
+    lake: Lake,
+    params: WorldParams,
+    *,
+    from_day: int,
+    workers: int | None,
+    chunk_customers: int | None,
+    spill: bool | None,
+    progress: Progress | None,
+    spark_master: str | None,
+) -> Summary:
+    """The spark simulation engine (``simulate.generate.SimulationEngine``, registered in ``fraudflow.engines``)."""
+    if workers is not None or spill is not None:
+        raise ConfigError("with the spark engine, Spark sets the parallelism (--spark-master local[N]) and spills")
+    return generate(
+        spark_session(spark_master),
+        lake,
+        params,
+        from_day=from_day,
+        chunk_customers=chunk_customers,
+        progress=progress,
+    )
 
 
 def generate(

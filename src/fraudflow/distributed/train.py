@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from fraudflow import schema as s
 from fraudflow.distributed.lake_io import read_table
-from fraudflow.distributed.session import spark_job
+from fraudflow.distributed.session import spark_job, spark_session
 from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
@@ -103,6 +104,19 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
         dict(params),
         {"train_rows": int(row["n"]), "train_frauds": int(row["frauds"]), "seed": seed, "engine": "spark"},
     )
+
+
+def split_fitter(
+    lake: Lake,
+    fs: FeatureSet,
+    names: list[str],
+    params: dict[str, Any],
+    seed: int,
+    spark_master: str | None,
+) -> Callable[[dt.date], tuple[model.Model, pa.Table]]:
+    """The spark training engine (``training.workflow.TrainingEngine``, registered in ``fraudflow.engines``)."""
+    spark = spark_session(spark_master)
+    return lambda start: fit_split(spark, lake, fs, start, names, params, seed)
 
 
 def fit_split(

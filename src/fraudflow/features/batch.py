@@ -2,7 +2,7 @@
 
 Three engines compute the same definitions: ``compiled`` (the default: numba kernels, O(rows)),
 ``duckdb`` (the generated SQL of ``features.sql``) and ``spark`` (the same SQL in Spark's dialect,
-for data beyond one machine: ``fraudflow.distributed``). Tests check them against each other and
+for data beyond one machine, plugged in through ``fraudflow.engines``). Tests check them against each other and
 against the handbook's published features.
 
 A day's features need the transactions of the ``history_days`` (37) before it and never anything
@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
+from fraudflow import engines
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features import kernels
@@ -29,7 +31,7 @@ from fraudflow.features.sql import INPUT, features_sql
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
-ENGINES: tuple[str, ...] = ("compiled", "duckdb", "spark")
+ENGINES: tuple[str, ...] = engines.names("features")
 BATCH_ROWS = 20_000_000  # rows computed at once (history included) before splitting by days
 Progress = Callable[[str, int, int], None]
 
@@ -149,8 +151,7 @@ def build_features(
 
     ``engine="spark"`` runs one Spark job over all the days (``spark_master``: default ``local[*]``).
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown feature engine {engine!r}; expected one of {ENGINES}")
+    run: FeatureEngine = engines.resolve("features", engine)
     lake = data if isinstance(data, Lake) else Lake(data)
     t0 = time.perf_counter()
     available = lake.partitions("transactions")
@@ -166,19 +167,47 @@ def build_features(
     if rebuild:
         days = available
     report = progress or (lambda stage, done, total: None)
-    if engine == "spark":
-        from fraudflow.distributed import features as spark_features
-        from fraudflow.distributed.session import spark_session
+    rows = run(lake, fs, days, available, report, engine=engine, spark_master=spark_master)
+    return FeatureSummary(rows, len(days), time.perf_counter() - t0, engine, fs.version)
 
-        rows = spark_features.build(spark_session(spark_master), lake, fs, days, available, report)
-        report("days", len(days), len(days))
-        return FeatureSummary(rows, len(days), time.perf_counter() - t0, engine, fs.version)
+
+class FeatureEngine(Protocol):
+    """What a batch feature engine implements (registered in ``fraudflow.engines``, "features").
+
+    Compute and write the features of ``days`` (``available``: every day of the lake, for the
+    history), reporting ``("days", done, total)``; return the rows written.
+    """
+
+    def __call__(
+        self,
+        lake: Lake,
+        fs: FeatureSet,
+        days: list[dt.date],
+        available: list[dt.date],
+        progress: Progress,
+        *,
+        engine: str,
+        spark_master: str | None,
+    ) -> int: ...
+
+
+def build_local(
+    lake: Lake,
+    fs: FeatureSet,
+    days: list[dt.date],
+    available: list[dt.date],
+    progress: Progress,
+    *,
+    engine: str,
+    spark_master: str | None,
+) -> int:
+    """The local engines (``compiled``, ``duckdb``): batches of days within memory."""
     written = rows = 0
     for batch in _batches(lake, days, fs.history_days):
         rows += _build_batch(lake, fs, engine, batch, available)
         written += len(batch)
-        report("days", written, len(days))
-    return FeatureSummary(rows, len(days), time.perf_counter() - t0, engine, fs.version)
+        progress("days", written, len(days))
+    return rows
 
 
 def _batches(lake: Lake, days: list[dt.date], history: int) -> list[list[dt.date]]:

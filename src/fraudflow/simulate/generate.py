@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numba
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema
+from fraudflow import engines, schema
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.simulate.frauds import FraudPlan, label_day, plan_frauds
@@ -44,7 +45,7 @@ Progress = Callable[[str, int, int], None]
 BYTES_PER_ROW = 8 + 4 + 4 + 8 + 4
 CHUNK_BYTES = 256 * 2**20  # rows + terminal lists of one chunk of customers
 IN_MEMORY_BYTES = 1024 * 2**20  # above this, chunks are spilled to disk between the phases
-SIMULATION_ENGINES = ("local", "spark")
+SIMULATION_ENGINES = engines.names("simulate")
 
 
 @dataclass
@@ -183,22 +184,51 @@ def generate(
         raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if chunk_customers is not None and chunk_customers < 0:  # 0: the default size
         raise ConfigError(f"chunk_customers must be at least 1, got {chunk_customers}")
-    if engine == "spark":
-        if workers is not None or spill is not None:
-            raise ConfigError("with the spark engine, Spark sets the parallelism (--spark-master local[N]) and spills")
-        from fraudflow.distributed import simulate as spark_simulate
-        from fraudflow.distributed.session import spark_session
+    run: SimulationEngine = engines.resolve("simulate", engine)
+    return run(
+        lake,
+        params,
+        from_day=from_day,
+        workers=workers,
+        chunk_customers=chunk_customers,
+        spill=spill,
+        progress=progress,
+        spark_master=spark_master,
+    )
 
-        return spark_simulate.generate(
-            spark_session(spark_master),
-            lake,
-            params,
-            from_day=from_day,
-            chunk_customers=chunk_customers,
-            progress=progress,
-        )
-    if engine != "local":
-        raise ConfigError(f"unknown simulation engine {engine!r}; expected one of {SIMULATION_ENGINES}")
+
+class SimulationEngine(Protocol):
+    """What a simulation engine implements (registered in ``fraudflow.engines``, "simulate").
+
+    Arguments are checked for range by ``generate``; an engine rejects the ones it does not use.
+    """
+
+    def __call__(
+        self,
+        lake: Lake,
+        params: WorldParams,
+        *,
+        from_day: int,
+        workers: int | None,
+        chunk_customers: int | None,
+        spill: bool | None,
+        progress: Progress | None,
+        spark_master: str | None,
+    ) -> Summary: ...
+
+
+def generate_local(
+    lake: Lake,
+    params: WorldParams,
+    *,
+    from_day: int,
+    workers: int | None,
+    chunk_customers: int | None,
+    spill: bool | None,
+    progress: Progress | None,
+    spark_master: str | None,
+) -> Summary:
+    """The local engine: the compiled kernel in threads (``spark_master`` is ignored)."""
     if workers is not None:
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")

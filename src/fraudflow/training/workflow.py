@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
+from fraudflow import engines
 from fraudflow import schema as s
-from fraudflow.errors import ConfigError
 from fraudflow.features import build_features
 from fraudflow.features.definitions import FRAUDFLOW, FeatureSet
 from fraudflow.lake import Lake
@@ -35,7 +35,7 @@ FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [5
 PIPELINE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [100], "learning_rate": [0.1]}
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
 
-TRAINING_ENGINES = ("local", "spark")
+TRAINING_ENGINES = engines.names("training")
 
 #: (test start, test table, scores) of one fold
 Fold = tuple[dt.date, pa.Table, np.ndarray]
@@ -105,6 +105,28 @@ def train(
     return model_id, result, folds
 
 
+#: ``fit_split(start) -> (model, test set)``
+SplitFitter = Callable[[dt.date], tuple[model.Model, pa.Table]]
+
+
+class TrainingEngine(Protocol):
+    """What a training engine implements (registered in ``fraudflow.engines``, "training").
+
+    Returns ``fit_split(start) -> (model, test set)`` for the lake's feature set ``fs``, the
+    model's inputs ``names``, XGBoost ``params`` and ``seed``.
+    """
+
+    def __call__(
+        self,
+        lake: Lake,
+        fs: FeatureSet,
+        names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        spark_master: str | None,
+    ) -> SplitFitter: ...
+
+
 def _split_fitter(
     lake: Lake,
     fs: FeatureSet,
@@ -113,16 +135,21 @@ def _split_fitter(
     seed: int,
     engine: str,
     spark_master: str | None,
-) -> Callable[[dt.date], tuple[model.Model, pa.Table]]:
+) -> SplitFitter:
     """``fit_split(start) -> (model, test set)`` for the engine."""
-    if engine == "spark":
-        from fraudflow.distributed import train as spark_train
-        from fraudflow.distributed.session import spark_session
+    fitter: TrainingEngine = engines.resolve("training", engine)
+    return fitter(lake, fs, names, params, seed, spark_master)
 
-        spark = spark_session(spark_master)
-        return lambda start: spark_train.fit_split(spark, lake, fs, start, names, params, seed)
-    if engine != "local":
-        raise ConfigError(f"unknown training engine {engine!r}; expected one of {TRAINING_ENGINES}")
+
+def local_fitter(
+    lake: Lake,
+    fs: FeatureSet,
+    names: list[str],
+    params: dict[str, Any],
+    seed: int,
+    spark_master: str | None,
+) -> SplitFitter:
+    """The local engine: the split's sets by DuckDB, XGBoost here (``spark_master`` is ignored)."""
 
     def fit_local(start: dt.date) -> tuple[model.Model, pa.Table]:
         split = load_split(lake, start)
