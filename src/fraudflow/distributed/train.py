@@ -21,6 +21,7 @@ from fraudflow import schema as s
 from fraudflow.distributed.lake_io import read_table
 from fraudflow.distributed.session import spark_job, spark_session
 from fraudflow.errors import ConfigError
+from fraudflow.features import registry
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.store import offline
@@ -48,7 +49,7 @@ def training_set(
     spark: SparkSession, lake: Lake, start: dt.date, kind: Kind = "train", days: int = 7, delay: int = 7
 ) -> DataFrame:
     """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
-    fs = offline.required(lake)
+    fs = registry.required(lake)
     register_split(spark, lake, start, days, delay)
     return _split_query(spark, fs, start, kind, days, delay)
 

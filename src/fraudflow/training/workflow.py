@@ -11,10 +11,9 @@ import pyarrow as pa
 
 from fraudflow import engines
 from fraudflow import schema as s
-from fraudflow.features import build_features
+from fraudflow.features import build_features, registry
 from fraudflow.features.definitions import FRAUDFLOW, FeatureSet
 from fraudflow.lake import Lake
-from fraudflow.store import offline
 from fraudflow.training import metrics, model, report
 from fraudflow.training.datasets import split_days
 from fraudflow.training.evaluation import (
@@ -48,7 +47,7 @@ def model_inputs(fs: FeatureSet) -> list[str]:
 
 def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Callable[[str], None] | None = None) -> None:
     """Make sure the lake's features include ``wanted``'s; recompute them (a superset) if not."""
-    fs = offline.registered(lake)
+    fs = registry.registered(lake)
     if fs is not None and set(wanted.names) <= set(fs.names):
         return
     if say:
@@ -72,7 +71,7 @@ def train(
     model saved is the one of ``start``. Returns the model id, its metrics and the folds' scores.
     ``engine="spark"`` builds the sets with Spark SQL and fits XGBoost's Spark estimator.
     """
-    fs = offline.required(lake)
+    fs = registry.required(lake)
     names = model_inputs(fs)
     params = {**FRAUDFLOW_PARAMS, **(params or {})}
     fit_split = _split_fitter(lake, fs, names, params, seed, engine, spark_master)
@@ -196,7 +195,7 @@ def tune(
         validation_start=validation_start,
         test_start=test_start,
         seed=seed,
-        features=model_inputs(offline.required(lake)),
+        features=model_inputs(registry.required(lake)),
     )
 
 
@@ -210,7 +209,7 @@ def write_report(
     """
     meta = lake.read_json(lake.path("models", model_id, model.METADATA_FILE))
     saved_metrics = lake.read_json(lake.path("models", model_id, model.METRICS_FILE))
-    fs = offline.required(lake)
+    fs = registry.required(lake)
     saved = model.load(lake, model_id, expect_version=fs.version)
     if folds is None:
         folds = []
