@@ -53,9 +53,10 @@ test: $(VENV)/.dev-stamp system  ## the whole test suite (slow end-to-end tests 
 test-fast: $(VENV)/.dev-stamp system  ## the suite without the slow tests
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
-check: $(VENV)/.dev-stamp  ## lint and type-check
+check: $(VENV)/.dev-stamp  ## lint, type-check (mypy strict) and the layer contract (import-linter)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 lock: | $(UV)  ## refresh uv.lock deliberately: the newest versions pyproject.toml allows
 	$(UV) lock --upgrade
