@@ -20,6 +20,8 @@ ENTITIES = (CUSTOMER, TERMINAL)
 SECONDS_PER_DAY = 86400
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
+#: a transaction is at night when its hour (0..23) is at most this (FEATURES.md: TX_DURING_NIGHT)
+NIGHT_LAST_HOUR = 6
 EPOCH = dt.datetime(1970, 1, 1)
 ONE_US = dt.timedelta(microseconds=1)
 

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+from fraudflow.records import NIGHT_LAST_HOUR
 from fraudflow.records import US_PER_DAY as US_PER_DAY
 from fraudflow.records import US_PER_HOUR as US_PER_HOUR
 
@@ -123,5 +124,5 @@ def calendar(ts: I64) -> tuple[I64, I64]:
         day = ts[i] // US_PER_DAY
         weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
         weekend[i] = 1 if weekday >= 5 else 0
-        night[i] = 1 if (ts[i] // US_PER_HOUR) % 24 <= 6 else 0
+        night[i] = 1 if (ts[i] // US_PER_HOUR) % 24 <= NIGHT_LAST_HOUR else 0
     return weekend, night

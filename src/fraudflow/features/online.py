@@ -19,6 +19,7 @@ from fraudflow.records import CUSTOMER as CUSTOMER
 from fraudflow.records import EMPTY as EMPTY
 from fraudflow.records import ENTITIES as ENTITIES
 from fraudflow.records import EPOCH as EPOCH
+from fraudflow.records import NIGHT_LAST_HOUR
 from fraudflow.records import ONE_US as ONE_US
 from fraudflow.records import TERMINAL as TERMINAL
 from fraudflow.records import US_PER_DAY as US_PER_DAY
@@ -68,7 +69,7 @@ class OnlineFeatures:
             elif aggregation == "weekend":
                 values[name] = 1 if (day + 3) % 7 >= 5 else 0
             elif aggregation == "night":
-                values[name] = 1 if (t // US_PER_HOUR) % 24 <= 6 else 0
+                values[name] = 1 if (t // US_PER_HOUR) % 24 <= NIGHT_LAST_HOUR else 0
             elif aggregation == "ratio":
                 den = values[of]
                 values[name] = amount / den if den != 0 else 0.0

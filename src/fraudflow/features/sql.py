@@ -12,7 +12,7 @@ from __future__ import annotations
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import Feature, FeatureSet
-from fraudflow.records import US_PER_DAY
+from fraudflow.records import NIGHT_LAST_HOUR, US_PER_DAY
 
 TS = "TS_US"
 INPUT = (s.TRANSACTION_ID, s.TX_DATETIME, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT, s.TX_FRAUD)
@@ -82,7 +82,7 @@ def expression(f: Feature, fs: FeatureSet | None = None, dialect: str = "duckdb"
     if f.aggregation == "weekend":
         return f"CAST({DIALECTS[dialect]['weekend']} AS BIGINT)"
     if f.aggregation == "night":
-        return f"CAST(hour({s.TX_DATETIME}) <= 6 AS BIGINT)"
+        return f"CAST(hour({s.TX_DATETIME}) <= {NIGHT_LAST_HOUR} AS BIGINT)"
     if f.aggregation == "count":
         return f"CAST({_count(f)} AS BIGINT)"
     if f.aggregation == "sum":
