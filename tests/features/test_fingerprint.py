@@ -8,7 +8,7 @@ import pytest
 
 from fraudflow import schema as s
 from fraudflow.features import DEFAULT, FRAUDFLOW, compute
-from fraudflow.fingerprint import features_fingerprint, quantise
+from tests.fingerprint import features_fingerprint, quantise
 
 CUSTOMER_FEATURES = [n for n in DEFAULT.names if n.startswith("CUSTOMER_ID_")]
 

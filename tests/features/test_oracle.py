@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow.features import DEFAULT, build_features, compute
-from fraudflow.fingerprint import features_fingerprint, quantise
+from tests.fingerprint import features_fingerprint, quantise
 from tests.conftest import SWAPPED_PAIRS, golden, handbook_file, read_lake_table
 
 CUSTOMER_FEATURES = [n for n in DEFAULT.names if n.startswith("CUSTOMER_ID_")]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraudflow.features import DEFAULT
-from fraudflow.fingerprint import features_fingerprint, quantise, transactions_fingerprint
+from tests.fingerprint import features_fingerprint, quantise, transactions_fingerprint
 
 HERE = Path(__file__).parent
 #: Least distance (in units of 1e-6) of any oracle float from a rounding boundary of the hash:
@@ -45,7 +45,7 @@ def main(handbook: Path) -> None:
     golden = {
         "source": "Fraud-Detection-Handbook/simulated-data-transformed (2018-04-01..2018-09-30)",
         "features": DEFAULT.names,
-        "hash": "per day, every feature of every row in canonical order, as int64 (fraudflow.fingerprint)",
+        "hash": "per day, every feature of every row in canonical order, as int64 (tests/fingerprint.py)",
         "days": features_fingerprint(tx, feats, DEFAULT),
     }
     (HERE / "handbook_features.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")

@@ -22,7 +22,7 @@ import pytest
 
 from fraudflow.features import DEFAULT, compute
 from fraudflow.features.online import Transaction
-from fraudflow.fingerprint import features_fingerprint
+from tests.fingerprint import features_fingerprint
 from fraudflow.lake import Lake
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.materialize import materialize

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow import ConfigError, Lake, WorldParams, generate
-from fraudflow.fingerprint import transactions_fingerprint
+from tests.fingerprint import transactions_fingerprint
 from tests.conftest import golden, handbook_file, read_lake_table
 
 ROW = "TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_TIME_SECONDS, TX_TIME_DAYS, TX_FRAUD, TX_FRAUD_SCENARIO"
