@@ -20,8 +20,8 @@ from fraudflow.errors import ConfigError
 #: ``TrainingEngine`` in training.workflow). Order: the default first, as the help lists them.
 REGISTRY: dict[str, dict[str, str]] = {
     "simulate": {
-        "local": "fraudflow.simulate.generate:generate_local",
-        "spark": "fraudflow.distributed.simulate:run",
+        "local": "fraudflow.simulate.local:simulate",
+        "spark": "fraudflow.distributed.simulate:simulate",
     },
     "features": {
         "compiled": "fraudflow.features.batch:build_local",

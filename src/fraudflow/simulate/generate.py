@@ -1,34 +1,33 @@
-"""Generate a world into the lake: profiles, then transactions by chunks of customers, then days.
+"""Generate a world into the lake: the frame of a run, the same whatever engine does the work.
 
-Phase 1 runs the compiled kernel over chunks of customers and buckets each chunk's rows by day
-(in memory, or spilled to a temporary folder when the world is large). Phase 2 takes one day at a
-time: its rows from every chunk, ordered by time (ties: customer, then emission), labelled by the
-fraud scenarios, numbered, written as one Parquet partition. Memory is bounded by one chunk plus
-a few days, whatever the size of the world; the rows do not depend on the chunk size or the number
-of workers.
+A run has two heavy phases, done by an engine (a ``SimulationEngine``, chosen by name through
+``fraudflow.engines``): phase 1 runs the compiled kernel over chunks of customers and keeps their
+rows by day; phase 2 takes one day at a time, its rows from every chunk in time order (ties:
+customer, then emission), and writes it with ``DayWriter``. Everything else is done here, once:
+the checks, the world's files, the cut into chunks (``Run.chunks``), the fraud plan and the
+numbering between the phases, and the run's ``Summary``. The rows therefore do not depend on the
+engine, the chunk size or the number of workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import math
 import os
-import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Protocol
 
-import numba
 import numpy as np
-import pyarrow as pa
 
 from fraudflow import engines, schema
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
 from fraudflow.simulate.frauds import FraudPlan, label_day, plan_frauds
-from fraudflow.simulate.kernel import SECONDS_PER_DAY, CustomerBatch, run_customers
+from fraudflow.simulate.kernel import CustomerBatch, Customers, run_customers
 from fraudflow.simulate.world import (
     WORLD_FORMAT_VERSION,
     Profiles,
@@ -39,13 +38,13 @@ from fraudflow.simulate.world import (
     terminal_counts,
 )
 
-#: ``progress(stage, done, total)``; stages are "customers" and "days".
+#: ``progress(stage, done, total)``; stages are "customers" and "days" (and an engine's own).
 Progress = Callable[[str, int, int], None]
 
+#: a day's rows as engines hand them to ``DayWriter``: these columns of ``CustomerBatch``
+ROW_COLUMNS = ("seconds", "customer", "terminal", "amount", "seq")
 BYTES_PER_ROW = 8 + 4 + 4 + 8 + 4
 CHUNK_BYTES = 256 * 2**20  # rows + terminal lists of one chunk of customers
-IN_MEMORY_BYTES = 1024 * 2**20  # above this, chunks are spilled to disk between the phases
-SIMULATION_ENGINES = engines.names("simulate")
 
 
 @dataclass
@@ -94,68 +93,115 @@ class World:
 
     def run(self, ids: np.ndarray, from_day: int, to_day: int) -> CustomerBatch:
         """Transactions of days ``from_day..to_day-1`` of customers ``ids``, ascending ids."""
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         indptr, terminals = available_terminals(self.profiles, self.grid, self.params.radius, ids)
         p = self.profiles
-        return run_customers(
-            ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids], indptr, terminals, from_day, to_day
-        )
+        customers = Customers(ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids], indptr, terminals)
+        return run_customers(customers, from_day, to_day)
 
-    def chunk_size(self, n_days: int) -> int:
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """A ``Progress`` that reports nothing."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``generate`` call as its engine receives it: where, which world, which days, how."""
+
+    lake: Lake
+    params: WorldParams
+    from_day: int
+    chunk_customers: int | None = None  # customers per chunk; None or 0: sized by ``chunks``
+    workers: int | None = None  # local engine: threads of the kernel and of the writers
+    spill: bool | None = None  # local engine: keep chunks on disk between the phases (None: if large)
+    spark_master: str | None = None  # spark engine: its master URL (None: ``local[*]``)
+    progress: Progress = _quiet
+
+    @property
+    def days(self) -> range:
+        """The days written: ``from_day..params.nb_days-1``."""
+        return range(self.from_day, self.params.nb_days)
+
+    def chunks(self, tasks: int = 1) -> list[range]:
+        """The customer ids cut into consecutive ranges, to be spread over ``tasks`` tasks.
+
+        ``chunk_customers`` ids each if given; else as many as fit in ``CHUNK_BYTES`` (their rows
+        and terminal lists), and no more than one task's share.
+        """
         p = self.params
-        per_customer = 2.0 * n_days * BYTES_PER_ROW + 4.0 * p.n_terminals * np.pi * p.radius**2 / 10_000
-        return max(1, min(p.n_customers, int(CHUNK_BYTES / per_customer)))
+        per_customer = 2.0 * len(self.days) * BYTES_PER_ROW + 4.0 * p.n_terminals * np.pi * p.radius**2 / 10_000
+        fit = int(CHUNK_BYTES / per_customer)
+        size = self.chunk_customers or max(1, min(math.ceil(p.n_customers / tasks), fit))
+        return [range(lo, min(lo + size, p.n_customers)) for lo in range(0, p.n_customers, size)]
 
 
-class _DayBuckets:
-    """Each chunk's rows grouped by day; kept in memory or spilled to raw files on disk.
+@dataclass(frozen=True)
+class Totals:
+    """What phase 1 found, all chunks together."""
 
-    Spilled columns are read back by slices with plain file reads, not memory maps, so the
-    pages of days already written never count towards the process's memory.
+    rows_per_day: list[int]  # rows of each of ``Run.days``
+    rows_before: int  # rows before ``from_day``: the first TRANSACTION_ID of the run
+    last_day: int  # the last day with a row (days before ``from_day`` included), -1 if none
+
+
+@dataclass(frozen=True)
+class DayWriter:
+    """Phase 2's step for one day, the same in every engine: label the rows, number them, write them.
+
+    Plain data, so that Spark ships it to its tasks.
     """
 
-    COLUMNS = ("seconds", "customer", "terminal", "amount", "seq")
+    params: WorldParams
+    plan: FraudPlan
+    first_ids: dict[int, int]  # day -> its first TRANSACTION_ID
 
-    def __init__(self, n_days: int, spill_dir: str | None) -> None:
-        self.n_days = n_days
-        self.spill_dir = spill_dir
-        self.chunks: list[tuple[dict[str, np.ndarray | str], np.ndarray]] = []
-        self.dtypes: dict[str, np.dtype] = {}
+    def __call__(self, lake: Lake, day: int, rows: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Write day ``day`` (``rows``: ``ROW_COLUMNS`` in time order, ties: customer, then emission).
 
-    def add(self, batch: CustomerBatch, from_day: int) -> None:
-        day = (batch.seconds // SECONDS_PER_DAY - from_day).astype(np.int16 if self.n_days < 2**15 else np.int32)
-        order = np.argsort(day, kind="stable")
-        starts = np.zeros(self.n_days + 1, dtype=np.int64)
-        np.cumsum(np.bincount(day, minlength=self.n_days), out=starts[1:])
-        cols: dict[str, np.ndarray | str] = {}
-        for c in self.COLUMNS:
-            a = getattr(batch, c)[order]
-            self.dtypes[c] = a.dtype
-            if self.spill_dir is None:
-                cols[c] = a
-            else:
-                path = os.path.join(self.spill_dir, f"{len(self.chunks)}-{c}.bin")
-                a.tofile(path)
-                cols[c] = path
-        self.chunks.append((cols, starts))
+        Returns the day's rows per fraud scenario (index 0: genuine).
+        """
+        customer, terminal = rows["customer"], rows["terminal"]
+        amount, fraud, scenario = label_day(day, customer, terminal, rows["seq"], rows["amount"], self.plan)
+        n = len(amount)
+        if n:
+            first = self.first_ids[day]
+            seconds = rows["seconds"]
+            columns = [
+                np.arange(first, first + n, dtype=np.int64),
+                np.datetime64(self.params.start_date, "ns") + seconds.astype("timedelta64[s]"),
+                customer.astype(np.int64),
+                terminal.astype(np.int64),
+                amount,
+                seconds,
+                np.full(n, day, dtype=np.int64),
+                fraud,
+                scenario,
+            ]
+            table = schema.arrow_table(columns, schema.TRANSACTIONS)
+            lake.write_partition("transactions", self.params.start_date + dt.timedelta(days=day), table)
+        return np.bincount(scenario, minlength=4)
 
-    def count(self, d: int) -> int:
-        return sum(int(s[d + 1] - s[d]) for _, s in self.chunks)
 
-    def _slice(self, col: np.ndarray | str, name: str, lo: int, hi: int) -> np.ndarray:
-        if isinstance(col, np.ndarray):
-            return col[lo:hi]
-        dtype = self.dtypes[name]
-        return np.fromfile(col, dtype=dtype, count=hi - lo, offset=lo * dtype.itemsize)
+class Simulation(Protocol):
+    """An engine opened for one run: phase 1, then phase 2."""
 
-    def day(self, d: int) -> dict[str, np.ndarray]:
-        """Rows of day ``d`` from every chunk, in time order (ties: customer, then emission)."""
-        rows = {
-            c: np.concatenate([self._slice(cols[c], c, s[d], s[d + 1]) for cols, s in self.chunks])
-            for c in self.COLUMNS
-        }
-        order = np.argsort(rows["seconds"], kind="stable")  # chunks are in customer order
-        return {c: a[order] for c, a in rows.items()}
+    def run_customers(self, world: World) -> Totals:
+        """Phase 1: the kernel over chunks of ``run.chunks(...)``, days ``run.days``; keep the rows."""
+        ...
+
+    def write_days(self, write: DayWriter) -> np.ndarray:
+        """Phase 2: every day through ``write``; return the rows per fraud scenario over all days."""
+        ...
+
+
+class SimulationEngine(Protocol):
+    """What a simulation engine implements (registered in ``fraudflow.engines``, "simulate").
+
+    ``engine(run)`` refuses the options of ``run`` it does not take, before anything is written;
+    entered, it holds what the run needs (threads, a spill folder, a Spark session) until the end.
+    """
+
+    def __call__(self, run: Run) -> AbstractContextManager[Simulation]: ...
 
 
 def generate(
@@ -184,140 +230,41 @@ def generate(
         raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if chunk_customers is not None and chunk_customers < 0:  # 0: the default size
         raise ConfigError(f"chunk_customers must be at least 1, got {chunk_customers}")
-    run: SimulationEngine = engines.resolve("simulate", engine)
-    return run(
+    run = Run(
         lake,
         params,
-        from_day=from_day,
-        workers=workers,
+        from_day,
         chunk_customers=chunk_customers,
+        workers=workers,
         spill=spill,
-        progress=progress,
         spark_master=spark_master,
+        progress=progress or _quiet,
     )
-
-
-class SimulationEngine(Protocol):
-    """What a simulation engine implements (registered in ``fraudflow.engines``, "simulate").
-
-    Arguments are checked for range by ``generate``; an engine rejects the ones it does not use.
-    """
-
-    def __call__(
-        self,
-        lake: Lake,
-        params: WorldParams,
-        *,
-        from_day: int,
-        workers: int | None,
-        chunk_customers: int | None,
-        spill: bool | None,
-        progress: Progress | None,
-        spark_master: str | None,
-    ) -> Summary: ...
-
-
-def generate_local(
-    lake: Lake,
-    params: WorldParams,
-    *,
-    from_day: int,
-    workers: int | None,
-    chunk_customers: int | None,
-    spill: bool | None,
-    progress: Progress | None,
-    spark_master: str | None,
-) -> Summary:
-    """The local engine: the compiled kernel in threads (``spark_master`` is ignored)."""
-    if workers is not None:
-        if workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {workers}")
-        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    report = progress or (lambda stage, done, total: None)
-    t0 = time.perf_counter()
-    world = World(params)
-    summary = Summary()
-    summary.objects_written += write_world(lake, world, from_day)
-
-    n_days = params.nb_days - from_day
-    size = chunk_customers or world.chunk_size(n_days)
-    if spill is None:
-        spill = (2.0 * params.n_customers * n_days * BYTES_PER_ROW) > IN_MEMORY_BYTES
-    with tempfile.TemporaryDirectory(prefix="fraudflow-") if spill else contextlib.nullcontext() as tmp:
-        buckets = _DayBuckets(n_days, tmp)
-        n_before, max_day = 0, -1
-        for lo in range(0, params.n_customers, size):
-            hi = min(lo + size, params.n_customers)
-            batch = world.run(np.arange(lo, hi), from_day, params.nb_days)
-            buckets.add(batch, from_day)
-            n_before += batch.n_before
-            max_day = max(max_day, batch.last_day)
-            report("customers", hi, params.n_customers)
+    open_engine: SimulationEngine = engines.resolve("simulate", engine)
+    with open_engine(run) as simulation:
+        t0 = time.perf_counter()
+        world = World(params)
+        world_objects = write_world(lake, world, from_day)
+        totals = simulation.run_customers(world)
         plan = plan_frauds(
             params.n_customers,
             params.n_terminals,
             from_day,
             params.nb_days,
-            max_day,
+            totals.last_day,
             lambda ids, to_day: world.run(ids, 0, to_day),
         )
-        summary.first_transaction_id = n_before
-        _write_days(lake, params, from_day, buckets, plan, n_before, summary, workers, report)
-    summary.seconds = time.perf_counter() - t0
-    return summary
-
-
-def _write_days(
-    lake: Lake,
-    params: WorldParams,
-    from_day: int,
-    buckets: _DayBuckets,
-    plan: FraudPlan,
-    first_id: int,
-    summary: Summary,
-    workers: int | None,
-    report: Progress,
-) -> None:
-    counts = [buckets.count(d) for d in range(buckets.n_days)]
-    offsets = np.concatenate([[0], np.cumsum(counts)]) + first_id
-
-    def one(d: int) -> np.ndarray:
-        table, scen = day_table(params, from_day + d, buckets.day(d), plan, int(offsets[d]))
-        if table.num_rows:
-            lake.write_partition("transactions", params.start_date + dt.timedelta(days=from_day + d), table)
-        return np.bincount(scen, minlength=4)
-
-    n_threads = workers or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for i, per_scenario in enumerate(pool.map(one, range(buckets.n_days)), 1):
-            for s in (1, 2, 3):
-                summary.frauds_by_scenario[s] += int(per_scenario[s])
-            report("days", i, buckets.n_days)
-    summary.rows = int(offsets[-1] - first_id)
-    summary.days = sum(1 for c in counts if c)
-    summary.objects_written += summary.days
-
-
-def day_table(
-    params: WorldParams, day: int, rows: dict[str, np.ndarray], plan: FraudPlan, first_id: int
-) -> tuple[pa.Table, np.ndarray]:
-    """One day's rows as the transactions table (schema.TRANSACTIONS), and its scenarios."""
-    amount, fraud, scenario = label_day(day, rows["customer"], rows["terminal"], rows["seq"], rows["amount"], plan)
-    n = len(amount)
-    seconds = rows["seconds"]
-    epoch = np.datetime64(params.start_date, "ns")
-    columns = [
-        np.arange(first_id, first_id + n, dtype=np.int64),
-        epoch + seconds.astype("timedelta64[s]"),
-        rows["customer"].astype(np.int64),
-        rows["terminal"].astype(np.int64),
-        amount,
-        seconds,
-        np.full(n, day, dtype=np.int64),
-        fraud,
-        scenario,
-    ]
-    return schema.arrow_table(columns, schema.TRANSACTIONS), scenario
+        first_ids = accumulate(totals.rows_per_day[:-1], initial=totals.rows_before)
+        scenarios = simulation.write_days(DayWriter(params, plan, dict(zip(run.days, first_ids, strict=True))))
+    days = sum(1 for n in totals.rows_per_day if n)
+    return Summary(
+        rows=sum(totals.rows_per_day),
+        frauds_by_scenario={s: int(scenarios[s]) for s in (1, 2, 3)},
+        days=days,
+        seconds=time.perf_counter() - t0,
+        objects_written=world_objects + days,
+        first_transaction_id=totals.rows_before,
+    )
 
 
 def write_world(lake: Lake, world: World, from_day: int) -> int:

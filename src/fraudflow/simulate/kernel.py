@@ -11,7 +11,7 @@ compacted into contiguous columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numba
 import numpy as np
@@ -29,6 +29,20 @@ if TYPE_CHECKING:
     #: TX_TIME_SECONDS (int64), CUSTOMER_ID, TERMINAL_ID (int32), amount (float64), emission index
     #: (int32); plain arrays so that a loop over them has one type
     Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class Customers(NamedTuple):
+    """The kernel's input: a set of customers (ascending ids), their profiles and terminal lists.
+
+    A tuple, so that the compiled loop takes it as one argument.
+    """
+
+    ids: np.ndarray  # int64
+    lam: np.ndarray  # float64, mean transactions per day
+    mean: np.ndarray  # float64, mean amount
+    std: np.ndarray  # float64, standard deviation of the amount
+    indptr: np.ndarray  # int64, customer i's terminals are terminals[indptr[i] : indptr[i + 1]]
+    terminals: np.ndarray  # int32
 
 
 @dataclass(frozen=True)
@@ -58,23 +72,10 @@ def _draw_amount(mean: float, std: float) -> float:
 
 
 @numba.njit(cache=True, parallel=True)
-def _fill(
-    ids: I64,
-    lam: F64,
-    mean: F64,
-    std: F64,
-    indptr: I64,
-    terminals: I32,
-    from_day: int,
-    to_day: int,
-    slots: I64,
-    out_seconds: I64,
-    out_customer: I32,
-    out_terminal: I32,
-    out_amount: F64,
-    out_seq: I32,
-) -> tuple[I64, I64, I64]:
-    """Write customer i's rows into ``slots[i]..slots[i+1]-1``; return the counts it needed."""
+def _fill(customers: Customers, from_day: int, to_day: int, slots: I64, out: Columns) -> tuple[I64, I64, I64]:
+    """Write customer i's rows into ``slots[i]..slots[i+1]-1`` of ``out``; return the counts it needed."""
+    ids, lam, mean, std, indptr, terminals = customers
+    out_seconds, out_customer, out_terminal, out_amount, out_seq = out
     n = ids.shape[0]
     emitted = np.zeros(n, dtype=np.int64)
     before = np.zeros(n, dtype=np.int64)
@@ -118,18 +119,8 @@ def _compact(src: np.ndarray, slots: I64, counts: I64, offsets: I64, dst: np.nda
         dst[offsets[i] : offsets[i] + counts[i]] = src[slots[i] : slots[i] + counts[i]]
 
 
-def _run(
-    ids: I64,
-    lam: F64,
-    mean: F64,
-    std: F64,
-    indptr: I64,
-    terminals: I32,
-    from_day: int,
-    to_day: int,
-    capacity: I64,
-) -> tuple[I64, Columns, I64, I64, I64]:
-    slots = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+def _run(customers: Customers, from_day: int, to_day: int, capacity: I64) -> tuple[I64, Columns, I64, I64, I64]:
+    slots = np.zeros(capacity.shape[0] + 1, dtype=np.int64)
     np.cumsum(capacity, out=slots[1:])
     size = int(slots[-1])
     cols = (
@@ -139,30 +130,20 @@ def _run(
         np.empty(size, np.float64),
         np.empty(size, np.int32),
     )
-    emitted, before, last = _fill(ids, lam, mean, std, indptr, terminals, from_day, to_day, slots, *cols)
+    emitted, before, last = _fill(customers, from_day, to_day, slots, cols)
     return slots, cols, emitted, before, last
 
 
-def run_customers(
-    ids: np.ndarray,
-    lam: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    indptr: np.ndarray,
-    terminals: np.ndarray,
-    from_day: int,
-    to_day: int,
-) -> CustomerBatch:
-    """Transactions of days ``from_day..to_day-1`` of customers ``ids`` (profiles aligned)."""
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
+def run_customers(customers: Customers, from_day: int, to_day: int) -> CustomerBatch:
+    """Transactions of days ``from_day..to_day-1`` of ``customers``."""
     # One pass into generous slots (the count is Poisson: mean + 8 sd overflows ~never);
     # should a customer overflow, the pass is redone with exact sizes.
-    m = lam * (to_day - from_day)
+    m = customers.lam * (to_day - from_day)
     capacity = np.ceil(m + 8 * np.sqrt(m) + 16).astype(np.int64)
-    slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, capacity)
+    slots, cols, emitted, before, last = _run(customers, from_day, to_day, capacity)
     if np.any(emitted > capacity):
-        slots, cols, emitted, before, last = _run(ids, lam, mean, std, indptr, terminals, from_day, to_day, emitted)
-    offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+        slots, cols, emitted, before, last = _run(customers, from_day, to_day, emitted)
+    offsets = np.zeros(emitted.shape[0] + 1, dtype=np.int64)
     np.cumsum(emitted, out=offsets[1:])
     out = [np.empty(int(offsets[-1]), dtype=c.dtype) for c in cols]
     for src, dst in zip(cols, out, strict=True):
