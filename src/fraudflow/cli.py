@@ -1,13 +1,18 @@
-"""The ``fraudflow`` command line: thin commands over the package.
+"""The ``fraudflow`` command line: each command parses its options, runs a stage, prints the result.
 
 Each command imports the stages it runs inside its body: ``fraudflow --help`` loads typer and
-rich only, and a command loads numba, DuckDB, XGBoost or FastAPI only when it needs them
-(tests/test_imports.py checks which modules ``--help`` loads).
+rich only (with the engine registry and the evaluation protocol, both standard library only, for
+the choices and defaults it shows), and a command loads numba, DuckDB, XGBoost or FastAPI only
+when it needs them (tests/test_imports.py checks which modules ``--help`` loads).
+
+The options given before the command are read once into ``Settings``, which every command opens
+its lake with; a ``FraudflowError`` from any command ends it as ``error: <message>``, exit code 2.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -15,15 +20,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from fraudflow import engines
 from fraudflow.errors import ConfigError, FraudflowError
+from fraudflow.training import protocol
+from fraudflow.training.protocol import Kind
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from fraudflow.lake import Lake
+    from fraudflow.training.evaluation import Summary
 
 PROGRAM = "fraudflow"
 
@@ -66,9 +79,21 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+class Commands(TyperGroup):
+    """The commands: a ``FraudflowError`` from any of them ends it as ``error: <message>``, exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FraudflowError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=2) from exc
+
+
 app = App(
     name="fraudflow",
     help="Fraud detection end to end: simulate, features, training sets, XGBoost, serving.",
+    cls=Commands,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -76,25 +101,87 @@ console = Console(stderr=True)
 out = Console()
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The options given before the command, read once; every command opens its lake with them."""
+
+    endpoint_url: str | None = None  # None: the lake reads AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
+
+    def lake(self, root: str) -> Lake:
+        from fraudflow.lake import Lake
+
+        return Lake(root, endpoint_url=self.endpoint_url)
+
+
 @app.callback()
 def _options(
+    ctx: typer.Context,
     endpoint_url: Annotated[
         str | None,
         typer.Option(
             "--endpoint-url",
-            help="S3-compatible endpoint for s3:// roots (else AWS_ENDPOINT_URL).",
-            envvar="AWS_ENDPOINT_URL",
+            help="S3-compatible endpoint for s3:// roots (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL).",
         ),
     ] = None,
 ) -> None:
     """Fraud detection end to end: simulate, features, training sets, XGBoost, serving."""
-    import os
+    ctx.obj = Settings(endpoint_url=endpoint_url)
 
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by every Lake opened below
+
+def _lake(ctx: typer.Context, root: str) -> Lake:
+    """The lake at ``root``, opened with the settings given before the command."""
+    return ctx.ensure_object(Settings).lake(root)
+
+
+def _one_of(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An option's parser: the value when ``check`` accepts it, else a usage error with ``check``'s reason."""
+
+    def parse(value: str) -> str:
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        return value
+
+    return parse
+
+
+def _engine(stage: str, help: str) -> Any:
+    """The ``--engine`` option of ``stage``: one of the engines registered for it (``fraudflow.engines``)."""
+    return typer.Option(
+        "--engine",
+        help=help,
+        metavar=f"<{'|'.join(engines.names(stage))}>",
+        parser=_one_of(functools.partial(engines.check, stage)),
+    )
+
+
+def _world(flag: str, help: str) -> Any:
+    """An option of the simulated world: left out, the handbook's value (``WorldParams``'s default)."""
+    return typer.Option(flag, help=f"{help} \\[default: the handbook's]")  # escaped: not rich markup
+
+
+def _check_feature_set(name: str) -> None:
+    from fraudflow.features import FEATURE_SETS
+
+    if name not in FEATURE_SETS:
+        raise ConfigError(f"unknown feature set {name!r}; expected one of {sorted(FEATURE_SETS)}")
+
+
+def _check_dialect(name: str) -> None:
+    from fraudflow.training.datasets import check_dialect
+
+    check_dialect(name)
+
+
+def _day(value: str, flag: str) -> dt.date:
+    from fraudflow.simulate.world import parse_date
+
+    return parse_date(value, flag)
 
 
 Root = Annotated[str, typer.Option("--out", "-o", help="Lake root: a folder or any fsspec URL (s3://bucket/prefix).")]
+Data = Annotated[str, typer.Option("--data", "-d", help="Lake root: a folder or any fsspec URL.")]
 SparkMaster = Annotated[
     str | None,
     typer.Option(
@@ -103,6 +190,9 @@ SparkMaster = Annotated[
         envvar="FRAUDFLOW_SPARK_MASTER",
     ),
 ]
+Start = Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")]
+SPLIT_START = protocol.SINGLE_SPLIT_START.isoformat()
+SplitKind = Annotated[Kind, typer.Option("--kind", help="train, or test (the handbook's test rule).")]
 
 
 @contextmanager
@@ -130,25 +220,20 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
         yield update
 
 
-def fail(exc: FraudflowError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=2)
-
-
 @app.command()
 def generate(
+    ctx: typer.Context,
     out_: Root,
-    customers: Annotated[int, typer.Option("--customers", help="Number of customers.")] = 5000,
-    terminals: Annotated[int, typer.Option("--terminals", help="Number of terminals.")] = 10000,
-    days: Annotated[int, typer.Option("--days", help="Number of days to generate (from --from-day).")] = 183,
-    start_date: Annotated[str, typer.Option("--start-date", help="Date of day 0, YYYY-MM-DD.")] = "2018-04-01",
-    radius: Annotated[float, typer.Option("--radius", help="A customer uses terminals closer than this.")] = 5.0,
+    customers: Annotated[int | None, _world("--customers", "Number of customers.")] = None,
+    terminals: Annotated[int | None, _world("--terminals", "Number of terminals.")] = None,
+    days: Annotated[int | None, _world("--days", "Number of days to generate from --from-day.")] = None,
+    start_date: Annotated[str | None, _world("--start-date", "Date of day 0, YYYY-MM-DD.")] = None,
+    radius: Annotated[float | None, _world("--radius", "A customer uses terminals closer than this.")] = None,
     from_day: Annotated[int, typer.Option("--from-day", help="First day index: continue a world from day N.")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: all cores).")] = None,
     engine: Annotated[
-        str,
-        typer.Option("--engine", help="local (compiled kernel, threads) or spark (the same kernel in Spark tasks)."),
-    ] = "local",
+        str, _engine("simulate", "local (compiled kernel, threads) or spark (the same kernel in Spark tasks).")
+    ] = engines.names("simulate")[0],
     spark_master: SparkMaster = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -157,28 +242,20 @@ def generate(
 
     from fraudflow.simulate import WorldParams
     from fraudflow.simulate import generate as run
-    from fraudflow.simulate.world import parse_date
 
-    try:
-        params = WorldParams(
-            n_customers=customers,
-            n_terminals=terminals,
-            nb_days=from_day + days,
-            start_date=parse_date(start_date, "--start-date"),
-            radius=radius,
+    handbook = WorldParams()
+    params = WorldParams.from_options(
+        n_customers=customers,
+        n_terminals=terminals,
+        nb_days=from_day + (handbook.nb_days if days is None else days),
+        start_date=None if start_date is None else _day(start_date, "--start-date"),
+        radius=radius,
+    )
+    lake = _lake(ctx, out_)
+    with progress_bar(not as_json) as bar:
+        summary = run(
+            lake, params, from_day=from_day, workers=workers, progress=bar, engine=engine, spark_master=spark_master
         )
-        with progress_bar(not as_json) as bar:
-            summary = run(
-                out_,
-                params,
-                from_day=from_day,
-                workers=workers,
-                progress=bar,
-                engine=engine,
-                spark_master=spark_master,
-            )
-    except FraudflowError as exc:
-        raise fail(exc) from exc
     if as_json:
         out.print_json(json.dumps(summary.to_json()))
         return
@@ -196,6 +273,7 @@ def generate(
 
 @app.command()
 def ingest(
+    ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Transactions table, .parquet or .csv, in the lake's columns.")],
     out_: Root,
 ) -> None:
@@ -203,28 +281,18 @@ def ingest(
     from fraudflow.ingest import ingest as run
 
     t0 = time.perf_counter()
-    try:
-        with console.status(f"validating {file}"):
-            summary = run(file, out_)
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    lake = _lake(ctx, out_)
+    with console.status(f"validating {file}"):
+        summary = run(file, lake)
     out.print(
         f"ingested {summary.rows:,} transactions ({summary.frauds:,} frauds), {summary.days} days "
         f"{summary.first_day} .. {summary.last_day} into {out_} in {time.perf_counter() - t0:.1f} s"
     )
 
 
-Data = Annotated[str, typer.Option("--data", "-d", help="Lake root: a folder or any fsspec URL.")]
-
-
-def _date(value: str | None, flag: str) -> dt.date | None:
-    from fraudflow.simulate.world import parse_date
-
-    return None if value is None else parse_date(value, flag)
-
-
 @app.command()
 def features(
+    ctx: typer.Context,
     data: Data,
     from_date: Annotated[
         str | None, typer.Option("--from-date", help="First day, YYYY-MM-DD (default: first in the lake).")
@@ -233,36 +301,37 @@ def features(
         str | None, typer.Option("--to-date", help="Last day, YYYY-MM-DD (default: last in the lake).")
     ] = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="compiled (fast), duckdb (the SQL) or spark (the SQL on Spark).")
-    ] = "compiled",
+        str, _engine("features", "compiled (fast), duckdb (the SQL) or spark (the SQL on Spark).")
+    ] = engines.names("features")[0],
     spark_master: SparkMaster = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Recompute every day (after changing definitions).")
     ] = False,
     feature_set: Annotated[
-        str, typer.Option("--feature-set", help="handbook (its 15 inputs) or fraudflow (those and one ratio).")
+        str,
+        typer.Option(
+            "--feature-set",
+            help="handbook (its 15 inputs) or fraudflow (those and one ratio).",
+            metavar="<name>",
+            parser=_one_of(_check_feature_set),
+        ),
     ] = "handbook",
 ) -> None:
     """Compute the features of a range of days into the offline store (incremental, exact)."""
     from fraudflow.features import FEATURE_SETS, build_features
 
-    if feature_set not in FEATURE_SETS:
-        raise fail(ConfigError(f"unknown feature set {feature_set!r}; expected one of {sorted(FEATURE_SETS)}"))
-
-    try:
-        with progress_bar() as bar:
-            summary = build_features(
-                data,
-                FEATURE_SETS[feature_set],
-                from_date=_date(from_date, "--from-date"),
-                to_date=_date(to_date, "--to-date"),
-                engine=engine,
-                rebuild=rebuild,
-                progress=bar,
-                spark_master=spark_master,
-            )
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    lake = _lake(ctx, data)
+    with progress_bar() as bar:
+        summary = build_features(
+            lake,
+            FEATURE_SETS[feature_set],
+            from_date=None if from_date is None else _day(from_date, "--from-date"),
+            to_date=None if to_date is None else _day(to_date, "--to-date"),
+            engine=engine,
+            rebuild=rebuild,
+            progress=bar,
+            spark_master=spark_master,
+        )
     out.print(
         f"features: {summary.rows:,} rows, {summary.days} days, feature set {summary.version}, "
         f"{summary.seconds:.2f} s ({summary.rows_per_second:,.0f} rows/s, engine {summary.engine})"
@@ -271,13 +340,22 @@ def features(
 
 @app.command("training-set")
 def training_set(
+    ctx: typer.Context,
     data: Data,
-    start: Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")] = "2018-07-25",
-    kind: Annotated[str, typer.Option("--kind", help="train, or test (the handbook's test rule).")] = "train",
-    days: Annotated[int, typer.Option("--days", help="Days in the set.")] = 7,
-    delay: Annotated[int, typer.Option("--delay", help="Label delay in days between train and test.")] = 7,
+    start: Start = SPLIT_START,
+    kind: SplitKind = "train",
+    days: Annotated[int, typer.Option("--days", help="Days in the set.")] = protocol.SPLIT_DAYS,
+    delay: Annotated[
+        int, typer.Option("--delay", help="Label delay in days between train and test.")
+    ] = protocol.DELAY_DAYS,
     dialect: Annotated[
-        str | None, typer.Option("--dialect", help="Print the SQL for duckdb, spark, athena or trino.")
+        str | None,
+        typer.Option(
+            "--dialect",
+            help="Print the SQL for duckdb, spark, athena or trino.",
+            metavar="<name>",
+            parser=_one_of(_check_dialect),
+        ),
     ] = None,
     out_file: Annotated[str | None, typer.Option("--out", help="Write the set to this Parquet file.")] = None,
 ) -> None:
@@ -285,172 +363,116 @@ def training_set(
     import pyarrow.parquet as pq
 
     from fraudflow import schema
-    from fraudflow.features import registry
-    from fraudflow.features.definitions import DEFAULT
-    from fraudflow.lake import Lake
     from fraudflow.training import datasets
 
-    try:
-        first = _date(start, "--start")
-        assert first is not None
-        if kind not in ("train", "test"):
-            raise ConfigError(f"--kind must be train or test, got {kind!r}")
-        lake = Lake(data)
-        if dialect is not None:
-            fs = registry.registered(lake)
-            names = fs.names if fs is not None else DEFAULT.names
-            sql = datasets.training_set_sql(first, names, kind=kind, days=days, delay=delay, dialect=dialect)  # type: ignore[arg-type]
-            typer.echo(sql)  # not rich: it would wrap long lines inside the SQL
-            if out_file is None:
-                return
-        table = datasets.training_set(lake, first, kind=kind, days=days, delay=delay)  # type: ignore[arg-type]
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    first = _day(start, "--start")
+    lake = _lake(ctx, data)
+    if dialect is not None:
+        sql = datasets.training_set_query(lake, first, kind=kind, days=days, delay=delay, dialect=dialect)
+        typer.echo(sql)  # not rich: it would wrap long lines inside the SQL
+        if out_file is None:
+            return
+    table = datasets.training_set(lake, first, kind=kind, days=days, delay=delay)
     frauds = sum(table[schema.TX_FRAUD].to_pylist())
     if out_file:
         pq.write_table(table, out_file)
-    lo, hi = datasets.split_days(first, kind, days, delay)  # type: ignore[arg-type]
+    lo, hi = protocol.split_days(first, kind, days, delay)
     out.print(
         f"{kind} set {lo} .. {hi}: {table.num_rows:,} transactions, {frauds:,} frauds"
         + (f", written to {out_file}" if out_file else "")
     )
 
 
-def _metrics_table(title: str, rows: dict[str, dict[str, float]], bound: float | None = None) -> Table:
+def _metrics_table(title: str, rows: dict[str, Summary], bound: float) -> Table:
+    """Models' test-fold metrics (mean ± sd) above the handbook's published ones."""
     from rich.table import Table
-
-    from fraudflow.training.evaluation import PUBLISHED
 
     t = Table(title=title)
     for col in ("model", "AUC ROC", "Average precision", "CP@100"):
         t.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in rows.items():
-        t.add_row(
-            f"[bold]{name}[/]",
-            *(
-                f"{m[k]:.3f} ± {m.get(k + '_std', 0):.3f}"
-                for k in ("auc_roc", "average_precision", "card_precision_at_100")
-            ),
-        )
-    for name, values in PUBLISHED.items():
+    for name, summary in rows.items():
+        t.add_row(f"[bold]{name}[/]", *(f"{e.mean:.3f} ± {e.std:.3f}" for e in summary.headline()))
+    for name, values in protocol.PUBLISHED.items():
         t.add_row(f"handbook: {name}", *(f"{v:.3f}" for v in values))
-    if bound is not None:
-        t.caption = f"CP@100 upper bound (perfect ranking): {bound:.3f}"
+    t.caption = f"CP@100 upper bound (perfect ranking): {bound:.3f}"
     return t
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Data,
-    start: Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")] = "2018-07-25",
+    start: Start = SPLIT_START,
     tune: Annotated[bool, typer.Option("--tune", help="Choose parameters on the validation folds first.")] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (XGBoost here) or spark (Spark SQL sets, XGBoost's Spark estimator).")
-    ] = "local",
+        str, _engine("training", "local (XGBoost here) or spark (Spark SQL sets, XGBoost's Spark estimator).")
+    ] = engines.names("training")[0],
     spark_master: SparkMaster = None,
 ) -> None:
     """Train fraudflow's XGBoost on one split, evaluate it, save it with its report."""
-    from fraudflow.lake import Lake
     from fraudflow.training import workflow
+    from fraudflow.training.report import write as write_report
 
-    try:
-        first = _date(start, "--start")
-        assert first is not None
-        lake = Lake(data)
-        workflow.ensure_features(lake, say=console.print)
-        params = None
-        if tune:
-            with console.status("choosing parameters on the validation folds"):
-                chosen = workflow.tune(lake, validation_start=first - dt.timedelta(days=14))["params"]
-                params = {**workflow.FRAUDFLOW_BASE, **chosen}
-        with console.status("training"):
-            model_id, metrics, folds = workflow.train(lake, first, params, engine=engine, spark_master=spark_master)
-            path = workflow.write_report(lake, model_id, folds)
-    except FraudflowError as exc:
-        raise fail(exc) from exc
-    out.print(
-        _metrics_table(
-            f"model {model_id}, single split {first}", {"fraudflow": metrics}, metrics["card_precision_at_100_bound"]
-        )
-    )
-    out.print(f"saved to {lake.path('models', model_id)}; report: {path}")
+    first = _day(start, "--start")
+    lake = _lake(ctx, data)
+    workflow.ensure_features(lake, say=console.print)
+    params = None
+    if tune:
+        with console.status("choosing parameters on the validation folds"):
+            params = workflow.tune(lake, validation_start=protocol.validation_start(first)).params
+    with console.status("training"):
+        trained = workflow.train(lake, first, params, engine=engine, spark_master=spark_master)
+        path = write_report(lake, trained.model_id, trained.folds)
+    summary = trained.results.summary
+    title = f"model {trained.model_id}, single split {first}"
+    out.print(_metrics_table(title, {"fraudflow": summary}, summary.card_precision_bound.mean))
+    out.print(f"saved to {lake.path('models', trained.model_id)}; report: {path}")
 
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     data: Data,
-    protocol: Annotated[
-        str, typer.Option("--protocol", help="handbook: prequential folds, as the handbook.")
+    protocol_name: Annotated[
+        Literal["handbook"], typer.Option("--protocol", help="handbook: prequential folds, as the handbook.")
     ] = "handbook",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
 ) -> None:
     """Judge models by the handbook's protocol and print them beside its published results."""
-    from fraudflow.features.definitions import DEFAULT
-    from fraudflow.lake import Lake
     from fraudflow.training import workflow
-    from fraudflow.training.evaluation import HANDBOOK_GRID, HANDBOOK_PARAMS, select
 
-    if protocol != "handbook":
-        raise fail(ConfigError(f"unknown protocol {protocol!r}; expected handbook"))
-    lake = Lake(data)
-    try:
-        workflow.ensure_features(lake, say=console.print)
-        with console.status("fraudflow: choosing on validation folds, reporting on test folds"):
-            ours = workflow.tune(lake)
-        handbook = None
-        if reproduce:
-            with console.status("handbook grid, validation-selected (exact trees)"):
-                base = {k: HANDBOOK_PARAMS[k] for k in ("tree_method", "base_score")}
-                handbook = select(lake, HANDBOOK_GRID, base=base, features=DEFAULT.names)
-    except FraudflowError as exc:
-        raise fail(exc) from exc
-    test = ours["test"]
-    gap = (test["card_precision_at_100"] - 0.304) / (test["card_precision_at_100_bound"] - 0.304)
-    result = {
-        k: test[k] for k in ("auc_roc", "average_precision", "card_precision_at_100", "card_precision_at_100_bound")
-    }
-    result.update(
-        {
-            "params": ours["params"],
-            "std": {k: test[k + "_std"] for k in ("auc_roc", "average_precision", "card_precision_at_100")},
-            "cp_gap_closed": gap,
-            "folds": test["folds"],
-        }
-    )
-    if handbook is not None:
-        result["handbook_grid_reproduction"] = {
-            k: handbook["test"][k] for k in ("auc_roc", "average_precision", "card_precision_at_100")
-        }
-        result["handbook_grid_reproduction"]["params"] = handbook["params"]
+    lake = _lake(ctx, data)
+    workflow.ensure_features(lake, say=console.print)
+    with console.status(f"evaluating by the {protocol_name} protocol") as status:
+        evaluation = workflow.evaluate(lake, reproduce=reproduce, step=status.update)
     if as_json:
-        typer.echo(json.dumps(result, default=float))
+        typer.echo(json.dumps(evaluation.to_json()))
         return
+    test = evaluation.fraudflow.test.summary
     rows = {"fraudflow XGBoost (validation-selected)": test}
-    if handbook is not None:
-        rows["fraudflow, handbook grid reproduced"] = handbook["test"]
-    out.print(_metrics_table("test folds, prequential mean ± sd", rows, test["card_precision_at_100_bound"]))
-    out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {gap:.1%}")
+    if evaluation.handbook is not None:
+        rows["fraudflow, handbook grid reproduced"] = evaluation.handbook.test.summary
+    out.print(_metrics_table("test folds, prequential mean ± sd", rows, test.card_precision_bound.mean))
+    out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
 
 
 @app.command()
-def report(model_dir: Annotated[str, typer.Argument(help="A model folder: <root>/models/<id>.")]) -> None:
+def report(
+    ctx: typer.Context, model_dir: Annotated[str, typer.Argument(help="A model folder: <root>/models/<id>.")]
+) -> None:
     """Write (again) a model's self-contained HTML report."""
-    from fraudflow.lake import Lake
-    from fraudflow.training import workflow
+    from fraudflow.training.report import write as write_report
 
     root, _, model_id = model_dir.rstrip("/").rpartition("/models/")
     if not root:
-        raise fail(ConfigError(f"{model_dir}: expected a path like <root>/models/<id>"))
-    try:
-        path = workflow.write_report(Lake(root), model_id)
-    except FraudflowError as exc:
-        raise fail(exc) from exc
-    out.print(f"report: {path}")
+        raise ConfigError(f"{model_dir}: expected a path like <root>/models/<id>")
+    out.print(f"report: {write_report(_lake(ctx, root), model_id)}")
 
 
 @app.command()
 def pipeline(
+    ctx: typer.Context,
     out_: Root = "demo-lake",
     tune: Annotated[bool, typer.Option(help="Choose the parameters on the validation folds.")] = True,
 ) -> None:
@@ -458,19 +480,12 @@ def pipeline(
     from fraudflow.pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    try:
-        with console.status("pipeline") as status:
-            result = run_pipeline(out_, tune=tune, step=lambda name: status.update(f"pipeline: {name}"))
-    except FraudflowError as exc:
-        raise fail(exc) from exc
-    m = result.metrics
-    out.print(
-        _metrics_table(
-            "fraudflow pipeline: test folds (prequential mean ± sd)",
-            {"fraudflow XGBoost": m},
-            m["card_precision_at_100_bound"],
-        )
-    )
+    lake = _lake(ctx, out_)
+    with console.status("pipeline") as status:
+        result = run_pipeline(lake, tune=tune, step=lambda name: status.update(f"pipeline: {name}"))
+    summary = result.results.summary
+    title = "fraudflow pipeline: test folds (prequential mean ± sd)"
+    out.print(_metrics_table(title, {"fraudflow XGBoost": summary}, summary.card_precision_bound.mean))
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     out.print(f"{steps}; total {time.perf_counter() - t0:.1f} s")
     out.print(f"model {result.model_id}; report: {result.report}")
@@ -483,22 +498,18 @@ Online = Annotated[
 
 
 @app.command()
-def materialize(data: Data, online: Online = None) -> None:
+def materialize(ctx: typer.Context, data: Data, online: Online = None) -> None:
     """Load the online store from the lake (the last 37 days and their labels), incrementally."""
     from fraudflow.features import registry
-    from fraudflow.lake import Lake
     from fraudflow.serving.materialize import materialize as run
     from fraudflow.store.online import open_store
 
-    try:
-        lake = Lake(data)
-        fs = registry.required(lake)
-        store = open_store(online, lake.root if lake.local else None)
-        with console.status("materializing"):
-            summary = run(lake, store, fs)
-        store.close()
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    lake = _lake(ctx, data)
+    fs = registry.required(lake)
+    store = open_store(online, lake.root if lake.local else None)
+    with console.status("materializing"):
+        summary = run(lake, store, fs)
+    store.close()
     if summary.up_to_date:
         out.print(f"online store already holds the lake through {summary.through}")
     else:
@@ -534,14 +545,11 @@ def serve(
     from fraudflow.serving.app import SETTINGS_ENV, Settings, create_app
     from fraudflow.serving.metrics import MULTIPROC_ENV
 
-    try:
-        settings = Settings(
-            data=data, model_id=model, online=online, threshold=threshold, api_key=os.environ.get(api_key_env) or None
-        )
-        if workers < 1 or (workers > 1 and online == "memory://"):
-            raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    settings = Settings(
+        data=data, model_id=model, online=online, threshold=threshold, api_key=os.environ.get(api_key_env) or None
+    )
+    if workers < 1 or (workers > 1 and online == "memory://"):
+        raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
     if workers == 1:
         os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
@@ -567,6 +575,7 @@ def serve(
 
 @app.command()
 def replay(
+    ctx: typer.Context,
     data: Data,
     url: Annotated[str, typer.Option("--url", help="The running service.")] = "http://127.0.0.1:8000",
     days: Annotated[int, typer.Option("--days", help="Days to continue the world by.")] = 1,
@@ -581,7 +590,6 @@ def replay(
     from rich.live import Live
     from rich.table import Table
 
-    from fraudflow.lake import Lake
     from fraudflow.serving.replay import ReplayStats
     from fraudflow.serving.replay import replay as run
 
@@ -591,19 +599,17 @@ def replay(
             f"labels {st.labels_sent}  p50 {st.percentile(50):.1f} ms  p99 {st.percentile(99):.1f} ms"
         )
 
-    try:
-        with Live("starting", console=console, transient=True, refresh_per_second=4) as live:
-            result = run(
-                Lake(data),
-                url,
-                days=days,
-                rate=rate,
-                concurrency=concurrency,
-                api_key=os.environ.get(api_key_env) or None,
-                on_tick=lambda st: live.update(line(st)),
-            )
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    lake = _lake(ctx, data)
+    with Live("starting", console=console, transient=True, refresh_per_second=4) as live:
+        result = run(
+            lake,
+            url,
+            days=days,
+            rate=rate,
+            concurrency=concurrency,
+            api_key=os.environ.get(api_key_env) or None,
+            on_tick=lambda st: live.update(line(st)),
+        )
     if as_json:
         typer.echo(json.dumps(result, default=float))
         return
@@ -614,21 +620,17 @@ def replay(
 
 
 @app.command()
-def consistency(data: Data, online: Online = None) -> None:
+def consistency(ctx: typer.Context, data: Data, online: Online = None) -> None:
     """Recompute every served feature vector in batch and report mismatches per feature."""
     from rich.table import Table
 
     from fraudflow.features import registry
-    from fraudflow.lake import Lake
     from fraudflow.serving.consistency import check
     from fraudflow.store.online import open_store
 
-    try:
-        lake = Lake(data)
-        store = open_store(online, lake.root if lake.local else None)
-        report_ = check(lake, store, registry.required(lake))
-    except FraudflowError as exc:
-        raise fail(exc) from exc
+    lake = _lake(ctx, data)
+    store = open_store(online, lake.root if lake.local else None)
+    report_ = check(lake, store, registry.required(lake))
     t = Table(title=f"{report_.compared:,} of {report_.served:,} served transactions recomputed in batch")
     t.add_column("feature")
     t.add_column("mismatches", justify="right")
@@ -641,30 +643,15 @@ def consistency(data: Data, online: Online = None) -> None:
 
 @app.command("athena-ddl")
 def athena_ddl(
+    ctx: typer.Context,
     data: Data,
-    start: Annotated[str, typer.Option("--start", help="First training day of the query.")] = "2018-07-25",
-    kind: Annotated[str, typer.Option("--kind", help="train or test.")] = "train",
+    start: Annotated[str, typer.Option("--start", help="First training day of the query.")] = SPLIT_START,
+    kind: SplitKind = "train",
 ) -> None:
     """Print Athena/Glue DDL for the lake (partition projection) and the training-set query."""
-    from fraudflow.cloud.athena import ddl
-    from fraudflow.features import registry
-    from fraudflow.features.definitions import DEFAULT
-    from fraudflow.lake import Lake
-    from fraudflow.training.datasets import training_set_sql
+    from fraudflow.cloud.athena import script
 
-    try:
-        lake = Lake(data)
-        fs = registry.registered(lake) or DEFAULT
-        days = lake.partitions("transactions")
-        first = days[0] if days else dt.date(2018, 4, 1)
-        first_train = _date(start, "--start")
-        assert first_train is not None
-        if kind not in ("train", "test"):
-            raise ConfigError(f"--kind must be train or test, got {kind!r}")
-        statements = [*ddl(lake, fs, first), training_set_sql(first_train, fs.names, kind=kind, dialect="athena")]  # type: ignore[arg-type]
-    except FraudflowError as exc:
-        raise fail(exc) from exc
-    typer.echo(";\n\n".join(statements) + ";")
+    typer.echo(script(_lake(ctx, data), _day(start, "--start"), kind))
 
 
 def main() -> None:  # pragma: no cover - console entry point

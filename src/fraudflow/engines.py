@@ -17,7 +17,7 @@ from fraudflow.errors import ConfigError
 
 #: stage -> engine name -> ``"module:attr"`` of the callable implementing the stage's interface
 #: (``SimulationEngine`` in simulate.generate, ``FeatureEngine`` in features.batch,
-#: ``TrainingEngine`` in training.workflow). Order: the default first, as the help lists them.
+#: ``TrainingEngine`` in training.engine). Order: the default first, as the help lists them.
 REGISTRY: dict[str, dict[str, str]] = {
     "simulate": {
         "local": "fraudflow.simulate.local:simulate",
@@ -29,7 +29,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "spark": "fraudflow.distributed.features:run",
     },
     "training": {
-        "local": "fraudflow.training.workflow:local_fitter",
+        "local": "fraudflow.training.engine:local_fitter",
         "spark": "fraudflow.distributed.train:split_fitter",
     },
 }

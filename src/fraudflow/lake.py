@@ -42,16 +42,29 @@ COMPRESSION = "snappy"
 
 
 class Lake:
-    """A lake rooted at ``url``."""
+    """A lake rooted at ``url``.
 
-    def __init__(self, url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> None:
+    ``storage_options`` go to fsspec as they are. For ``s3://`` (or ``s3a://``) URLs,
+    ``endpoint_url`` names an S3-compatible endpoint; without one the lake reads
+    ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``, as boto does (an endpoint in
+    ``storage_options["client_kwargs"]`` is kept as it is).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> None:
         self.url = str(url).rstrip("/") or "/"
         options = dict(storage_options or {})
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if self.url.startswith(("s3://", "s3a://")):
             self.url = "s3://" + self.url.split("://", 1)[1]
-            if endpoint and "endpoint_url" not in options.get("client_kwargs", {}):
-                options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+            endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            client = options.get("client_kwargs", {})
+            if endpoint and "endpoint_url" not in client:
+                options["client_kwargs"] = {**client, "endpoint_url": endpoint}
         self.storage_options = options  # what another process (a Spark task) needs to open it too
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)

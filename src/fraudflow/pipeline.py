@@ -6,51 +6,58 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from fraudflow.features import FRAUDFLOW, build_features
 from fraudflow.lake import Lake
 from fraudflow.simulate import WorldParams, generate
-from fraudflow.training import workflow
+from fraudflow.training import report, workflow
+from fraudflow.training.evaluation import FoldResults
+from fraudflow.training.protocol import TEST_START, fold_starts
+from fraudflow.training.workflow import Step
 
-Step = Callable[[str], None]
+T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineResult:
+    """The model the pipeline saved, its test folds judged, its report, and each step's seconds."""
+
     model_id: str
-    metrics: dict[str, Any]
-    params: dict[str, Any]
+    results: FoldResults  # the test folds, with the parameters used
     report: str
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_pipeline(
-    out: str | os.PathLike[str], params: WorldParams | None = None, *, tune: bool = True, step: Step | None = None
+    out: str | os.PathLike[str] | Lake,
+    params: WorldParams | None = None,
+    *,
+    tune: bool = True,
+    step: Step | None = None,
 ) -> PipelineResult:
-    """Run every stage on ``out`` and return the chosen model's test-fold metrics."""
-    lake = Lake(out)
+    """Run every stage on ``out`` (the handbook's world unless ``params``); return the chosen model's results."""
+    lake = out if isinstance(out, Lake) else Lake(out)
     say = step or (lambda message: None)
     seconds: dict[str, float] = {}
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
+    def timed(name: str, fn: Callable[[], T]) -> T:
         say(name)
         t0 = time.perf_counter()
         value = fn()
         seconds[name] = time.perf_counter() - t0
         return value
 
-    timed("generate", lambda: generate(lake, params or WorldParams()))
+    timed("generate", lambda: generate(lake, params))
     timed("features", lambda: build_features(lake, FRAUDFLOW))
     chosen = workflow.FRAUDFLOW_PARAMS
     if tune:
-        selection = timed("tune", lambda: workflow.tune(lake, workflow.PIPELINE_SPACE))
-        chosen = {**workflow.FRAUDFLOW_BASE, **selection["params"]}
-    starts = workflow.test_fold_starts()
+        chosen = timed("tune", lambda: workflow.tune(lake, workflow.PIPELINE_SPACE)).params
+    starts = fold_starts(TEST_START)
     selected_on = "validation folds" if tune else "fixed"
-    model_id, metrics, folds = timed(
+    trained = timed(
         "train + evaluate",
         lambda: workflow.train(lake, starts[0], chosen, test_starts=starts, extra={"selected_on": selected_on}),
     )
-    path = timed("report", lambda: workflow.write_report(lake, model_id, folds))
-    return PipelineResult(model_id, metrics, chosen, path, seconds)
+    path = timed("report", lambda: report.write(lake, trained.model_id, trained.folds))
+    return PipelineResult(trained.model_id, trained.results, path, seconds)

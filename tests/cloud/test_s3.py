@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,8 +24,7 @@ def run_everything(root: str) -> tuple[Lake, dict]:
     generate(root, WORLD)
     build_features(root, FRAUDFLOW)
     lake = Lake(root)
-    _, metrics, _ = workflow.train(lake, START, {"n_estimators": 20, "max_depth": 3})
-    return lake, metrics
+    return lake, workflow.train(lake, START, {"n_estimators": 20, "max_depth": 3}).metrics_json()
 
 
 def tables(lake: Lake, table: str) -> dict[dt.date, pa.Table]:
@@ -90,6 +90,23 @@ def test_a_partition_without_its_manifest_is_not_visible(s3_root: str) -> None:
         lake.read_partitions("t", lake.partitions("t"))
 
 
+def test_the_endpoint_is_the_one_given_else_the_environments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:9000")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+
+    def endpoint(lake: Lake) -> str:
+        return str(lake.storage_options["client_kwargs"]["endpoint_url"])
+
+    assert endpoint(Lake("s3://bucket/lake")) == "http://generic:9000"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000")
+    assert endpoint(Lake("s3a://bucket/lake")) == "http://s3-only:9000"
+    assert endpoint(Lake("s3://bucket/lake", endpoint_url="http://given:9000")) == "http://given:9000"
+    options = {"client_kwargs": {"endpoint_url": "http://own:9000"}}
+    assert endpoint(Lake("s3://bucket/lake", options, endpoint_url="http://given:9000")) == "http://own:9000"
+    assert options == {"client_kwargs": {"endpoint_url": "http://own:9000"}}
+    assert Lake("/tmp/lake", endpoint_url="http://given:9000").storage_options == {}
+
+
 def test_the_cli_takes_an_endpoint_flag(s3_root: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
@@ -114,4 +131,6 @@ def test_the_cli_takes_an_endpoint_flag(s3_root: str, s3_endpoint: str, monkeypa
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert Lake(s3_root).partitions("transactions") == [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(3)]
+    assert "AWS_ENDPOINT_URL" not in os.environ  # passed to the lake, not through the environment
+    written = Lake(s3_root, endpoint_url=s3_endpoint).partitions("transactions")
+    assert written == [dt.date(2018, 4, 1) + dt.timedelta(days=i) for i in range(3)]

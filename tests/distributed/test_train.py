@@ -14,7 +14,8 @@ from fraudflow.features import build_features
 from fraudflow.features.definitions import DEFAULT
 from fraudflow.training import metrics, model, workflow
 from fraudflow.training.datasets import training_set
-from fraudflow.training.evaluation import SINGLE_SPLIT_START, load_split
+from fraudflow.training.evaluation import load_split
+from fraudflow.training.protocol import SINGLE_SPLIT_START
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
@@ -31,7 +32,7 @@ def handbook_features(tmp_path_factory: pytest.TempPathFactory) -> Lake:
 def auc(test, scores) -> float:
     return metrics.performance(
         test["tx_date"].to_numpy(), test["CUSTOMER_ID"].to_numpy(), test["TX_FRAUD"].to_numpy(), scores
-    )["auc_roc"]
+    ).auc_roc
 
 
 @pytest.mark.slow
@@ -59,12 +60,12 @@ def test_spark_model_auc_is_within_0_005_of_the_local_model(spark, handbook_feat
 @pytest.mark.slow
 def test_workflow_train_on_spark_saves_a_model_the_service_loads(spark, handbook_features: Lake) -> None:
     start = dt.date(2018, 8, 1)
-    model_id, result, folds = workflow.train(handbook_features, start, engine="spark")
-    loaded = model.load(handbook_features, model_id, DEFAULT.version)
+    trained = workflow.train(handbook_features, start, engine="spark")
+    loaded = model.load(handbook_features, trained.model_id, DEFAULT.version)
     assert loaded.metadata["engine"] == "spark" and loaded.params["tree_method"] == "hist"
     test = training_set(handbook_features, start, kind="test")
-    np.testing.assert_allclose(loaded.predict(test), folds[0][2], rtol=1e-6)
-    assert 0.8 < result["auc_roc"] < 0.95
+    np.testing.assert_allclose(loaded.predict(test), trained.folds[0].scores, rtol=1e-6)
+    assert 0.8 < trained.results.summary.auc_roc.mean < 0.95
 
 
 def test_spark_estimator_refuses_parameters_it_would_drop(spark, handbook_features: Lake) -> None:

@@ -12,7 +12,8 @@ import sqlglot
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import ConfigError
 from fraudflow.features import DEFAULT, build_features
-from fraudflow.training.datasets import DIALECTS, connect, split_days, training_set, training_set_sql
+from fraudflow.training.datasets import DIALECTS, connect, training_set, training_set_sql
+from fraudflow.training.protocol import split_days
 from tests.conftest import read_lake_table
 
 START = dt.date(2018, 7, 25)

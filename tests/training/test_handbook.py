@@ -9,7 +9,8 @@ import pytest
 from fraudflow import Lake
 from fraudflow.features import DEFAULT
 from fraudflow.training import model
-from fraudflow.training.evaluation import SINGLE_SPLIT_START, TEST_START, fold_starts, load_split, score_split
+from fraudflow.training.evaluation import load_split, score_split
+from fraudflow.training.protocol import SINGLE_SPLIT_START, TEST_START, fold_starts
 
 
 @pytest.mark.slow
@@ -36,7 +37,7 @@ def test_single_split_with_the_handbooks_xgboost_defaults(handbook_lake: Path) -
     split = load_split(Lake(handbook_lake), SINGLE_SPLIT_START)
     fitted = model.fit(split.train, DEFAULT.names, DEFAULT.version, model.HANDBOOK_PARAMS)
     m = score_split(fitted, split)
-    assert (round(m["auc_roc"], 3), round(m["average_precision"], 3), round(m["card_precision_at_100"], 3)) == (
+    assert (round(m.auc_roc, 3), round(m.average_precision, 3), round(m.card_precision, 3)) == (
         0.862,
         0.639,
         0.273,

@@ -58,8 +58,9 @@ def test_the_bound_is_the_perfect_ranking() -> None:
     labels = np.array([1, 1, 0, 0, 0, 1, 1, 1, 0, 0])
     perf = performance(days, cards, labels, np.linspace(0, 1, 10), k=2)
     # perfect: day 0 finds cards 0 and 1; day 1 has only card 2 left that is fraudulent
-    assert perf["card_precision_at_2_bound_per_day"] == [1.0, 0.5]
-    assert 0 <= perf["auc_roc"] <= 1 and 0 <= perf["average_precision"] <= 1
+    assert perf.card_precision_bound_per_day == [1.0, 0.5]
+    assert perf.to_json()["card_precision_at_2_bound_per_day"] == [1.0, 0.5]
+    assert 0 <= perf.auc_roc <= 1 and 0 <= perf.average_precision <= 1
 
 
 def test_alert_budget() -> None:

@@ -12,9 +12,9 @@ import pytest
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import FeatureError
 from fraudflow.features import DEFAULT, build_features
-from fraudflow.training import model, workflow
-from fraudflow.training.datasets import split_days
-from fraudflow.training.evaluation import fold_starts, load_split
+from fraudflow.training import model, report, workflow
+from fraudflow.training.evaluation import load_split
+from fraudflow.training.protocol import fold_starts, split_days
 
 WORLD = WorldParams(n_customers=600, n_terminals=800, nb_days=60, radius=8.0, start_date=dt.date(2018, 4, 1))
 START = dt.date(2018, 5, 1)
@@ -67,14 +67,16 @@ def test_a_mismatched_feature_set_is_refused(lake: Lake) -> None:
 
 
 def test_train_writes_model_metrics_and_a_self_contained_report(lake: Lake) -> None:
-    model_id, metrics, _ = workflow.train(
+    trained = workflow.train(
         lake, START, {"n_estimators": 30, "max_depth": 3}, test_starts=[START, START - dt.timedelta(days=7)]
     )
+    metrics = trained.metrics_json()
     assert 0.5 < metrics["auc_roc"] <= 1 and len(metrics["folds"]) == 2
     assert 0 < metrics["card_precision_at_100"] <= metrics["card_precision_at_100_bound"] + 1e-12
-    stored = json.loads(Path(lake.path("models", model_id, "metrics.json")).read_text())
-    assert stored["auc_roc"] == pytest.approx(metrics["auc_roc"])
-    html = Path(workflow.write_report(lake, model_id)).read_text()
+    stored = json.loads(Path(lake.path("models", trained.model_id, "metrics.json")).read_text())
+    assert stored == metrics
+    assert stored["auc_roc"] == pytest.approx(trained.results.summary.auc_roc.mean)
+    html = Path(report.write(lake, trained.model_id)).read_text()
     assert html.count("data:image/png;base64,") == 5  # CP@100 per day, curves, scores, importance, data
     assert "Results against the handbook" in html and "http://" not in html and "https://" not in html
     assert model.latest_model(lake) in model.list_models(lake)

@@ -15,6 +15,8 @@ from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.store.offline import feature_schema
+from fraudflow.training.datasets import query_features, training_set_sql
+from fraudflow.training.protocol import Kind
 
 #: Athena's (Hive's) type for each Arrow type the lake writes. Every timestamp unit is Athena's
 #: ``timestamp`` (TX_DATETIME is written in ns, WRITE_TIME in us).
@@ -60,3 +62,21 @@ def ddl(lake: Lake, fs: FeatureSet, first: dt.date) -> list[str]:
         _table("transactions", lake.url + "/transactions", tx_cols, first),
         _table("features", lake.url + "/features", feat_cols, first),
     ]
+
+
+def script(lake: Lake, start: dt.date, kind: Kind = "train") -> str:
+    """The lake's DDL and the query of the set starting ``start``, as one Athena script.
+
+    The features are the lake's (``datasets.query_features``); partitions are projected from the
+    lake's first day (the handbook world's while the lake is empty).
+    """
+    days = lake.partitions("transactions")
+    if days:
+        first = days[0]
+    else:
+        from fraudflow.simulate.world import WorldParams
+
+        first = WorldParams().start_date
+    fs = query_features(lake)
+    statements = [*ddl(lake, fs, first), training_set_sql(start, fs.names, kind=kind, dialect="athena")]
+    return ";\n\n".join(statements) + ";"

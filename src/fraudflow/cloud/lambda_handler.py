@@ -55,12 +55,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     from fraudflow.simulate.world import parse_date
 
     out, from_day, days, world = parse_event(event)
-    params = WorldParams(
-        n_customers=world.get("customers", 5000),
-        n_terminals=world.get("terminals", 10000),
+    start_date, radius = world.get("start_date"), world.get("radius")
+    params = WorldParams.from_options(
+        n_customers=world.get("customers"),
+        n_terminals=world.get("terminals"),
         nb_days=from_day + days,
-        start_date=parse_date(world.get("start_date", "2018-04-01"), "start_date"),
-        radius=float(world.get("radius", 5.0)),
+        start_date=None if start_date is None else parse_date(start_date, "start_date"),
+        radius=None if radius is None else float(radius),
     )
     t0 = time.perf_counter()
     summary = generate(out, params, from_day=from_day, workers=1)

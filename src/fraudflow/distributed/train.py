@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,9 @@ from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 from fraudflow.training import model
-from fraudflow.training.datasets import Kind, split_days, training_set_sql
+from fraudflow.training.datasets import training_set_sql
+from fraudflow.training.engine import FitOptions, SplitFitter
+from fraudflow.training.protocol import DELAY_DAYS, SPLIT_DAYS, Kind, split_days
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 ESTIMATOR_PARAMS = ("max_depth", "n_estimators", "learning_rate", "tree_method", "base_score", "min_child_weight")
 
 
-def register_split(spark: SparkSession, lake: Lake, start: dt.date, days: int = 7, delay: int = 7) -> None:
+def register_split(
+    spark: SparkSession, lake: Lake, start: dt.date, days: int = SPLIT_DAYS, delay: int = DELAY_DAYS
+) -> None:
     """Views ``transactions`` and ``features`` over the days the split's two queries read."""
     first, last = start, split_days(start, "test", days, delay)[1]
     for table in ("transactions", offline.TABLE):
@@ -46,7 +49,12 @@ def register_split(spark: SparkSession, lake: Lake, start: dt.date, days: int = 
 
 
 def training_set(
-    spark: SparkSession, lake: Lake, start: dt.date, kind: Kind = "train", days: int = 7, delay: int = 7
+    spark: SparkSession,
+    lake: Lake,
+    start: dt.date,
+    kind: Kind = "train",
+    days: int = SPLIT_DAYS,
+    delay: int = DELAY_DAYS,
 ) -> DataFrame:
     """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
     fs = registry.required(lake)
@@ -55,7 +63,7 @@ def training_set(
 
 
 def _split_query(
-    spark: SparkSession, fs: FeatureSet, start: dt.date, kind: Kind, days: int = 7, delay: int = 7
+    spark: SparkSession, fs: FeatureSet, start: dt.date, kind: Kind, days: int = SPLIT_DAYS, delay: int = DELAY_DAYS
 ) -> DataFrame:
     return spark.sql(training_set_sql(start, fs.names, kind=kind, days=days, delay=delay, dialect="spark"))
 
@@ -107,34 +115,17 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
     )
 
 
-def split_fitter(
-    lake: Lake,
-    fs: FeatureSet,
-    names: list[str],
-    params: dict[str, Any],
-    seed: int,
-    spark_master: str | None,
-) -> Callable[[dt.date], tuple[model.Model, pa.Table]]:
-    """The spark training engine (``training.workflow.TrainingEngine``, registered in ``fraudflow.engines``)."""
-    spark = spark_session(spark_master)
-    return lambda start: fit_split(spark, lake, fs, start, names, params, seed)
+def split_fitter(options: FitOptions) -> SplitFitter:
+    """The spark training engine (``training.engine.TrainingEngine``, registered in ``fraudflow.engines``)."""
+    spark = spark_session(options.spark_master)
+    return lambda start: fit_split(spark, options, start)
 
 
-def fit_split(
-    spark: SparkSession,
-    lake: Lake,
-    fs: FeatureSet,
-    start: dt.date,
-    features: list[str],
-    params: dict[str, Any],
-    seed: int = 0,
-) -> tuple[model.Model, pa.Table]:
-    """Fit on the split's training days with Spark; return the model and the split's test set (Arrow).
-
-    ``fs`` is the lake's registered feature set; ``features`` the model's inputs among them.
-    """
-    register_split(spark, lake, start)
-    fitted = fit(_split_query(spark, fs, start, "train"), features, fs.version, params, seed)
+def fit_split(spark: SparkSession, options: FitOptions, start: dt.date) -> tuple[model.Model, pa.Table]:
+    """Fit on the split's training days with Spark; return the model and the split's test set (Arrow)."""
+    fs = options.feature_set
+    register_split(spark, options.lake, start)
+    fitted = fit(_split_query(spark, fs, start, "train"), options.inputs, fs.version, options.params, options.seed)
     with spark_job("the test set"):
         test = _split_query(spark, fs, start, "test").toArrow()
     return fitted, test

@@ -52,6 +52,11 @@ class WorldParams:
         if self.n_customers >= 2**31 or self.n_terminals >= 2**31:
             raise ConfigError("n_customers and n_terminals must be below 2**31")
 
+    @classmethod
+    def from_options(cls, **fields: Any) -> WorldParams:
+        """A world with the ``fields`` given; a field given as ``None`` keeps its default above (the handbook's)."""
+        return cls(**{name: value for name, value in fields.items() if value is not None})
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["start_date"] = self.start_date.isoformat()

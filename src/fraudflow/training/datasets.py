@@ -9,7 +9,6 @@ customer with a known fraud in ``[start, T - delay - 1]`` is left out (already b
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -18,21 +17,19 @@ import sqlglot
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features import registry
+from fraudflow.features.definitions import DEFAULT, FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.store import offline
+from fraudflow.training.protocol import DELAY_DAYS, SPLIT_DAYS, Kind, split_days
 
-Kind = Literal["train", "test"]
+#: the dialects the query is printed in: fraudflow's name -> sqlglot's
 DIALECTS = {"duckdb": "duckdb", "spark": "spark", "athena": "athena", "trino": "trino"}
 
 
-def split_days(start: dt.date, kind: Kind, days: int = 7, delay: int = 7) -> tuple[dt.date, dt.date]:
-    """First and last day (inclusive) of the training or the test part of a split."""
-    if kind == "train":
-        return start, start + dt.timedelta(days=days - 1)
-    if kind == "test":
-        first = start + dt.timedelta(days=days + delay)
-        return first, first + dt.timedelta(days=days - 1)
-    raise ConfigError(f"kind must be 'train' or 'test', got {kind!r}")
+def check_dialect(name: str) -> None:
+    """Raise ``ConfigError`` unless the query can be printed in dialect ``name``."""
+    if name not in DIALECTS:
+        raise ConfigError(f"unknown dialect {name!r}; expected one of {sorted(DIALECTS)}")
 
 
 def training_set_sql(
@@ -40,13 +37,12 @@ def training_set_sql(
     features: list[str],
     *,
     kind: Kind = "train",
-    days: int = 7,
-    delay: int = 7,
+    days: int = SPLIT_DAYS,
+    delay: int = DELAY_DAYS,
     dialect: str = "duckdb",
 ) -> str:
     """The SQL of a training or test set over tables ``transactions`` and ``features``."""
-    if dialect not in DIALECTS:
-        raise ConfigError(f"unknown dialect {dialect!r}; expected one of {sorted(DIALECTS)}")
+    check_dialect(dialect)
     first, last = split_days(start, kind, days, delay)
     cols = ",\n  ".join(
         [
@@ -85,6 +81,25 @@ def training_set_sql(
     return sqlglot.transpile(sql, read="duckdb", write=DIALECTS[dialect], pretty=True)[0]
 
 
+def training_set_query(
+    lake: Lake,
+    start: dt.date,
+    *,
+    kind: Kind = "train",
+    days: int = SPLIT_DAYS,
+    delay: int = DELAY_DAYS,
+    dialect: str = "duckdb",
+) -> str:
+    """The set's SQL over the lake's features (``query_features``)."""
+    names = query_features(lake).names
+    return training_set_sql(start, names, kind=kind, days=days, delay=delay, dialect=dialect)
+
+
+def query_features(lake: Lake) -> FeatureSet:
+    """The feature set a query over the lake selects: the registered one, the handbook's while none is."""
+    return registry.registered(lake) or DEFAULT
+
+
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with views ``transactions`` and ``features`` over the lake (any fsspec URL)."""
     con = duckdb.connect()
@@ -101,8 +116,8 @@ def training_set(
     start: dt.date,
     *,
     kind: Kind = "train",
-    days: int = 7,
-    delay: int = 7,
+    days: int = SPLIT_DAYS,
+    delay: int = DELAY_DAYS,
     version: str | None = None,
 ) -> pa.Table:
     """Run the training-set query on the lake's offline store with DuckDB."""

@@ -1,8 +1,8 @@
-"""The fraud team's protocol (spec/EVALUATION.md): time-ordered splits, delay, prequential folds.
+"""Prequential evaluation (spec/EVALUATION.md): settings fitted and judged fold by fold, chosen on validation.
 
-A split that starts on day ``start`` trains on ``start .. start+6``, skips the 7 delay days and
-tests on ``start+14 .. start+20`` without the customers already known to be defrauded. Fold i of
-a prequential evaluation is the split starting ``7*i`` days earlier; a score is the mean over folds.
+The splits, the fold starts and the handbook's figures are the protocol's (``training.protocol``);
+here each fold's model is fitted, its test set scored and judged, and the results summarised as
+mean and standard deviation over the folds.
 """
 
 from __future__ import annotations
@@ -10,99 +10,136 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.features import registry
 from fraudflow.lake import Lake
 from fraudflow.training import metrics
 from fraudflow.training.datasets import training_set
-from fraudflow.training.model import HANDBOOK_PARAMS as HANDBOOK_PARAMS
+from fraudflow.training.metrics import Performance
 from fraudflow.training.model import Model, fit
+from fraudflow.training.protocol import HANDBOOK_GRID, N_FOLDS, TEST_START, VALIDATION_START, K, fold_starts
 
-VALIDATION_START = dt.date(2018, 7, 11)
-TEST_START = dt.date(2018, 8, 15)
-SINGLE_SPLIT_START = dt.date(2018, 7, 25)
-N_FOLDS = 4
-FOLD_STEP_DAYS = 7
-K = 100
-HEADLINE = ("auc_roc", "average_precision", "card_precision_at_100")
-
-#: The handbook's XGBoost grid (EVALUATION.md).
-HANDBOOK_GRID: dict[str, list[Any]] = {
-    "max_depth": [3, 6, 9],
-    "n_estimators": [25, 50, 100],
-    "learning_rate": [0.1, 0.3],
-}
-
-#: Published test-fold results (prequential means) of the handbook, for comparison.
-PUBLISHED = {
-    "Logistic regression, validation-selected C": (0.868, 0.623, 0.297),
-    "Random forest, validation-selected": (0.870, 0.678, 0.299),
-    "XGBoost, validation-selected": (0.869, 0.687, 0.303),
-    "XGBoost, best on test (optimistic)": (0.872, 0.694, 0.304),
-    "Neural network (MLP)": (0.876, 0.675, 0.303),
-}
+#: what a selection can maximise: a field of ``Performance``
+Metric = Literal["auc_roc", "average_precision", "card_precision"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Split:
+    """The training and test sets of the split starting ``start``."""
+
     start: dt.date
     train: pa.Table
     test: pa.Table
-
-
-def fold_starts(start: dt.date, n_folds: int = N_FOLDS) -> list[dt.date]:
-    return [start - dt.timedelta(days=FOLD_STEP_DAYS * i) for i in range(n_folds)]
 
 
 def load_split(lake: Lake, start: dt.date) -> Split:
     return Split(start, training_set(lake, start, kind="train"), training_set(lake, start, kind="test"))
 
 
-def score_split(model: Model, split: Split, k: int = K) -> dict[str, Any]:
-    test = split.test
-    scores = model.predict(test)
-    return metrics.performance(
-        test[s.PARTITION_COLUMN].to_numpy(),
-        test[s.CUSTOMER_ID].to_numpy(),
-        test[s.TX_FRAUD].to_numpy(),
-        scores,
-        k,
-    )
+@dataclass(frozen=True)
+class ScoredFold:
+    """A fold's test set and the scores its model gave it."""
+
+    start: dt.date
+    test: pa.Table
+    scores: np.ndarray
+
+    def performance(self, k: int = K) -> Performance:
+        test = self.test
+        return metrics.performance(
+            test[schema.PARTITION_COLUMN].to_numpy(),
+            test[schema.CUSTOMER_ID].to_numpy(),
+            test[schema.TX_FRAUD].to_numpy(),
+            self.scores,
+            k,
+        )
 
 
-def grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def score_split(model: Model, split: Split, k: int = K) -> Performance:
+    """``model`` judged on the split's test set."""
+    return ScoredFold(split.start, split.test, model.predict(split.test)).performance(k)
+
+
+def grid(space: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     keys = sorted(space)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(space[k] for k in keys))]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Estimate:
+    """A metric over the folds: its mean and (population) standard deviation."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Estimate:
+        return cls(float(np.mean(values)), float(np.std(values)))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Each metric over the folds as mean and standard deviation: a row of a results table."""
+
+    auc_roc: Estimate
+    average_precision: Estimate
+    card_precision: Estimate
+    card_precision_bound: Estimate
+    k: int = K
+
+    @classmethod
+    def of(cls, folds: Iterable[Performance]) -> Summary:
+        folds = list(folds)
+        return cls(
+            Estimate.of([f.auc_roc for f in folds]),
+            Estimate.of([f.average_precision for f in folds]),
+            Estimate.of([f.card_precision for f in folds]),
+            Estimate.of([f.card_precision_bound for f in folds]),
+            folds[0].k,
+        )
+
+    def headline(self) -> tuple[Estimate, Estimate, Estimate]:
+        """AUC ROC, average precision and CP@k: the handbook's three, in its tables' order (``PUBLISHED``)."""
+        return self.auc_roc, self.average_precision, self.card_precision
+
+    def named(self) -> dict[str, Estimate]:
+        """The four estimates under their names in metrics files (``metrics.metric_names``)."""
+        values = (self.auc_roc, self.average_precision, self.card_precision, self.card_precision_bound)
+        return dict(zip(metrics.metric_names(self.k), values, strict=True))
+
+    def to_json(self) -> dict[str, float]:
+        """Means under the metrics' names, standard deviations under ``<name>_std``."""
+        named = self.named()
+        return {**{n: e.mean for n, e in named.items()}, **{f"{n}_std": e.std for n, e in named.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], k: int = K) -> Summary:
+        """Read back what ``to_json`` wrote (a model's ``metrics.json``)."""
+        auc, ap, cp, bound = (Estimate(data[n], data[f"{n}_std"]) for n in metrics.metric_names(k))
+        return cls(auc, ap, cp, bound, k)
+
+
+@dataclass(frozen=True)
 class FoldResults:
-    """Per-fold metrics of one parameter setting, and their mean and standard deviation."""
+    """One parameter setting judged fold by fold: each fold's performance by the day its split starts."""
 
     params: dict[str, Any]
-    folds: list[dict[str, Any]] = field(default_factory=list)
+    folds: dict[dt.date, Performance]
 
-    def mean(self, name: str) -> float:
-        return float(np.mean([f[name] for f in self.folds]))
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.folds.values())
 
-    def std(self, name: str) -> float:
-        return float(np.std([f[name] for f in self.folds]))
-
-    def summary(self) -> dict[str, Any]:
-        names = (*HEADLINE, "card_precision_at_100_bound")
-        return {
-            **{n: self.mean(n) for n in names},
-            **{f"{n}_std": self.std(n) for n in names},
-            "params": self.params,
-            "folds": self.folds,
-        }
+    def folds_json(self) -> list[dict[str, Any]]:
+        return [{"start": start.isoformat(), **p.to_json()} for start, p in self.folds.items()]
 
 
 def prequential(
@@ -114,32 +151,43 @@ def prequential(
     workers: int | None = None,
 ) -> list[FoldResults]:
     """Fit and score every setting on every fold, in parallel (one XGBoost thread per fit)."""
-    jobs = [(i, split) for i in range(len(settings)) for split in splits]
+    jobs = [(params, split) for params in settings for split in splits]
 
-    def run(job: tuple[int, Split]) -> tuple[int, dict[str, Any]]:
-        i, split = job
-        model = fit(split.train, features, version, settings[i], seed=seed, n_jobs=1)
-        return i, {"start": split.start.isoformat(), **score_split(model, split)}
+    def run(job: tuple[dict[str, Any], Split]) -> Performance:
+        params, split = job
+        return score_split(fit(split.train, features, version, params, seed=seed, n_jobs=1), split)
 
-    results = [FoldResults(p) for p in settings]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for i, fold in pool.map(run, jobs):
-            results[i].folds.append(fold)
-    return results
+        scored = iter(pool.map(run, jobs))
+        return [FoldResults(params, {split.start: next(scored) for split in splits}) for params in settings]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Parameters chosen on the validation folds by ``metric``, and how they do on the test folds."""
+
+    metric: Metric
+    validation: FoldResults  # the chosen setting on the validation folds
+    test: FoldResults  # the chosen setting on the test folds
+    grid: list[FoldResults]  # every setting on the validation folds
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.test.params
 
 
 def select(
     lake: Lake,
-    space: dict[str, list[Any]] | None = None,
+    space: Mapping[str, list[Any]] | None = None,
     *,
     base: dict[str, Any] | None = None,
-    metric: str = "average_precision",
+    metric: Metric = "average_precision",
     validation_start: dt.date = VALIDATION_START,
     test_start: dt.date = TEST_START,
     n_folds: int = N_FOLDS,
     seed: int = 0,
     features: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Selection:
     """Choose parameters on the validation folds by ``metric``; report them on the test folds.
 
     ``features`` are the model inputs (default: every feature of the lake's set).
@@ -150,12 +198,6 @@ def select(
     tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]
     names = features or fs.names
     scored = prequential(validation, settings, names, fs.version, seed)
-    best = max(scored, key=lambda r: r.mean(metric))
-    report = prequential(tested, [best.params], names, fs.version, seed)[0]
-    return {
-        "selected_by": metric,
-        "params": best.params,
-        "validation": best.summary(),
-        "test": report.summary(),
-        "grid": [{"params": r.params, **{n: r.mean(n) for n in HEADLINE}} for r in scored],
-    }
+    best = max(scored, key=lambda r: getattr(r.summary, metric).mean)
+    (test,) = prequential(tested, [best.params], names, fs.version, seed)
+    return Selection(metric, best, test, scored)

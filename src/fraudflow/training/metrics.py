@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraudflow.training.protocol import K
+
 
 @dataclass(frozen=True)
 class CardPrecision:
@@ -22,7 +24,7 @@ class CardPrecision:
 
 
 def card_precision_at_k(
-    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = 100
+    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = K
 ) -> CardPrecision:
     """CP@k over the test days of ``days`` (any sortable day values)."""
     order = np.lexsort((customers, days))
@@ -69,18 +71,49 @@ def at_alert_budget(labels: np.ndarray, scores: np.ndarray, budget: float = 0.01
     return AlertBudget(budget, float(scores[top].min()), hits / n_alerts, hits / frauds if frauds else 0.0, n_alerts)
 
 
+@dataclass(frozen=True)
+class Performance:
+    """Scores judged on one test set: the handbook's three metrics, and CP@k's perfect-ranking bound."""
+
+    auc_roc: float
+    average_precision: float
+    card_precision: float  # CP@k, the mean over the test days
+    card_precision_bound: float  # CP@k of the perfect ranking (the labels as scores)
+    card_precision_per_day: list[float]
+    card_precision_bound_per_day: list[float]
+    k: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures under the names metrics files and JSON output give them (``metric_names``)."""
+        auc, ap, cp, bound = metric_names(self.k)
+        return {
+            auc: self.auc_roc,
+            ap: self.average_precision,
+            cp: self.card_precision,
+            bound: self.card_precision_bound,
+            f"{cp}_per_day": self.card_precision_per_day,
+            f"{bound}_per_day": self.card_precision_bound_per_day,
+        }
+
+
+def metric_names(k: int = K) -> tuple[str, str, str, str]:
+    """The names of AUC ROC, average precision, CP@k and its bound in metrics files and JSON output."""
+    return "auc_roc", "average_precision", f"card_precision_at_{k}", f"card_precision_at_{k}_bound"
+
+
 def performance(
-    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = 100
-) -> dict[str, Any]:
+    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = K
+) -> Performance:
     """The handbook's three metrics, CP@k per day, and CP@k's perfect-ranking bound."""
     cp = card_precision_at_k(days, customers, labels, scores, k)
     bound = card_precision_at_k(days, customers, labels, labels.astype(np.float64), k)
     both = len(np.unique(labels)) == 2
-    return {
-        "auc_roc": float(roc_auc_score(labels, scores)) if both else float("nan"),
-        "average_precision": float(average_precision_score(labels, scores)) if both else float("nan"),
-        f"card_precision_at_{k}": cp.mean,
-        f"card_precision_at_{k}_bound": bound.mean,
-        f"card_precision_at_{k}_per_day": cp.per_day,
-        f"card_precision_at_{k}_bound_per_day": bound.per_day,
-    }
+    return Performance(
+        auc_roc=float(roc_auc_score(labels, scores)) if both else float("nan"),
+        average_precision=float(average_precision_score(labels, scores)) if both else float("nan"),
+        card_precision=cp.mean,
+        card_precision_bound=bound.mean,
+        card_precision_per_day=cp.per_day,
+        card_precision_bound_per_day=bound.per_day,
+        k=k,
+    )

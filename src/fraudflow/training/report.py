@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from fraudflow.training.evaluation import HEADLINE, PUBLISHED
+from fraudflow import schema
+from fraudflow.features import registry
+from fraudflow.lake import Lake
+from fraudflow.training import model
+from fraudflow.training.datasets import connect, training_set
+from fraudflow.training.engine import FitOptions, local_fitter
+from fraudflow.training.evaluation import ScoredFold, Summary
+from fraudflow.training.protocol import PUBLISHED
 
 SCENARIOS = {0: "genuine", 1: "1: large amount", 2: "2: compromised terminal", 3: "3: compromised card"}
 COLORS = {0: "#7f8c8d", 1: "#e67e22", 2: "#c0392b", 3: "#8e44ad"}
@@ -26,7 +34,7 @@ class ReportData:
     title: str
     model_id: str
     metadata: dict[str, Any]
-    ours: dict[str, dict[str, float]]  # row name -> headline metrics (+ _std)
+    ours: dict[str, Summary]  # row name -> its metrics over the test folds
     test_labels: np.ndarray
     test_scores: np.ndarray
     test_scenarios: np.ndarray
@@ -119,10 +127,8 @@ def _daily(d: ReportData) -> str:
 
 def _metrics_table(d: ReportData) -> str:
     rows = []
-    for name, m in d.ours.items():
-        cells = "".join(
-            f"<td>{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m else "") + "</td>" for k in HEADLINE
-        )
+    for name, summary in d.ours.items():
+        cells = "".join(f"<td>{e.mean:.3f} ± {e.std:.3f}</td>" for e in summary.headline())
         rows.append(f"<tr class='ours'><th>{html.escape(name)}</th>{cells}</tr>")
     for name, values in PUBLISHED.items():
         cells = "".join(f"<td>{v:.3f}</td>" for v in values)
@@ -136,7 +142,7 @@ def _metrics_table(d: ReportData) -> str:
 def render(d: ReportData) -> str:
     meta = d.metadata
     total = int(np.sum(d.daily["rows"]))
-    frauds = {s: int(np.sum(d.daily[f"scenario_{s}"])) for s in (1, 2, 3)}
+    frauds = {scenario: int(np.sum(d.daily[f"scenario_{scenario}"])) for scenario in (1, 2, 3)}
     facts = {
         "model": d.model_id,
         "feature set": f"{len(meta.get('features', []))} features, version {meta.get('feature_set_version')}",
@@ -167,3 +173,86 @@ h2 {{ border-bottom: 2px solid #2980b9; padding-bottom: 4px; }}
 <h2>Data</h2>{_daily(d)}
 </body></html>
 """
+
+
+def write(
+    lake: Lake, model_id: str, folds: list[ScoredFold] | None = None, title: str = "fraudflow model report"
+) -> str:
+    """Render ``models/<id>/report.html`` from the model, its metrics and the lake; return its path.
+
+    ``folds`` are the test folds' scores when the caller has them; otherwise each fold's model is
+    fitted again from the saved parameters (fits are deterministic).
+    """
+    meta = lake.read_json(lake.path("models", model_id, model.METADATA_FILE))
+    saved_metrics = lake.read_json(lake.path("models", model_id, model.METRICS_FILE))
+    fs = registry.required(lake)
+    saved = model.load(lake, model_id, expect_version=fs.version)
+    if folds is None:
+        folds = _refit_folds(lake, saved, meta)
+    labels: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    scen: list[np.ndarray] = []
+    days: list[str] = []
+    cp: list[float] = []
+    bound: list[float] = []
+    for fold in sorted(folds, key=lambda f: f.start):
+        labels.append(fold.test[schema.TX_FRAUD].to_numpy())
+        scores.append(fold.scores)
+        scen.append(fold.test[schema.TX_FRAUD_SCENARIO].to_numpy())
+        perf = fold.performance()
+        days += [str(x) for x in np.unique(fold.test[schema.PARTITION_COLUMN].to_numpy())]
+        cp += perf.card_precision_per_day
+        bound += perf.card_precision_bound_per_day
+    data = ReportData(
+        title=title,
+        model_id=model_id,
+        metadata=meta,
+        ours={f"fraudflow XGBoost ({len(meta['test_starts'])} test folds)": Summary.from_json(saved_metrics)},
+        test_labels=np.concatenate(labels),
+        test_scores=np.concatenate(scores),
+        test_scenarios=np.concatenate(scen),
+        cp_days=days,
+        cp_per_day=cp,
+        cp_bound_per_day=bound,
+        importance={k: float(v) for k, v in saved.booster.get_score(importance_type="total_gain").items()},  # type: ignore[arg-type]
+        daily=daily_summary(lake),
+    )
+    path = lake.path("models", model_id, "report.html")
+    with lake.fs.open(path, "w") as f:
+        f.write(render(data))
+    return path
+
+
+def _refit_folds(lake: Lake, saved: model.Model, meta: dict[str, Any]) -> list[ScoredFold]:
+    """The saved model's test folds scored again: its own fold by it, the others by models fitted anew."""
+    options = FitOptions(lake, registry.required(lake), saved.features, meta["params"], meta.get("seed", 0))
+    fit_split = local_fitter(options)
+    folds = []
+    for start in sorted(dt.date.fromisoformat(d) for d in meta["test_starts"]):
+        if start.isoformat() == meta["train_start"]:
+            fitted, test = saved, training_set(lake, start, kind="test")
+        else:
+            fitted, test = fit_split(start)
+        folds.append(ScoredFold(start, test, fitted.predict(test)))
+    return folds
+
+
+def daily_summary(lake: Lake) -> dict[str, np.ndarray]:
+    """Transactions and frauds by scenario, per day of the lake."""
+    rows = (
+        connect(lake)
+        .execute(
+            "SELECT tx_date, count(*), count(*) FILTER (TX_FRAUD_SCENARIO = 1),"
+            " count(*) FILTER (TX_FRAUD_SCENARIO = 2), count(*) FILTER (TX_FRAUD_SCENARIO = 3)"
+            " FROM transactions GROUP BY tx_date ORDER BY tx_date"
+        )
+        .fetchall()
+    )
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
+    return {
+        "day": np.array(cols[0], dtype="datetime64[D]"),
+        "rows": np.array(cols[1]),
+        "scenario_1": np.array(cols[2]),
+        "scenario_2": np.array(cols[3]),
+        "scenario_3": np.array(cols[4]),
+    }

@@ -1,29 +1,28 @@
-"""Train, save, evaluate and report a model: the steps the CLI and the pipeline share."""
+"""Train, save and judge fraudflow's model: the steps the CLI, the pipeline and notebooks share."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from fraudflow import engines
-from fraudflow import schema as s
+from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
-from fraudflow.features.definitions import FRAUDFLOW, FeatureSet
+from fraudflow.features.definitions import DEFAULT, FRAUDFLOW, FeatureSet
 from fraudflow.lake import Lake
-from fraudflow.training import metrics, model, report
-from fraudflow.training.datasets import split_days
-from fraudflow.training.evaluation import (
-    HEADLINE,
+from fraudflow.training import metrics, model
+from fraudflow.training.engine import FitOptions, TrainingEngine
+from fraudflow.training.evaluation import FoldResults, ScoredFold, Selection, select
+from fraudflow.training.protocol import (
+    HANDBOOK_GRID,
+    PUBLISHED_BEST_CP,
     SINGLE_SPLIT_START,
     TEST_START,
     VALIDATION_START,
-    fold_starts,
-    load_split,
-    select,
+    split_days,
 )
 
 #: fraudflow's model configuration (docs/MODEL.md): exact trees with XGBoost 1.x's base score (as
@@ -34,10 +33,11 @@ FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [5
 PIPELINE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [100], "learning_rate": [0.1]}
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
 
-TRAINING_ENGINES = engines.names("training")
+#: the share of transactions alerted in a model's ``alert_budget_1pct`` figures
+ALERT_BUDGET = 0.01
 
-#: (test start, test table, scores) of one fold
-Fold = tuple[dt.date, pa.Table, np.ndarray]
+#: a progress message: the step about to run
+Step = Callable[[str], None]
 
 
 def model_inputs(fs: FeatureSet) -> list[str]:
@@ -45,7 +45,7 @@ def model_inputs(fs: FeatureSet) -> list[str]:
     return FRAUDFLOW.names if set(FRAUDFLOW.names) <= set(fs.names) else fs.names
 
 
-def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Callable[[str], None] | None = None) -> None:
+def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Step | None = None) -> None:
     """Make sure the lake's features include ``wanted``'s; recompute them (a superset) if not."""
     fs = registry.registered(lake)
     if fs is not None and set(wanted.names) <= set(fs.names):
@@ -53,6 +53,30 @@ def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Callable[[s
     if say:
         say(f"computing feature set {wanted.name!r} ({len(wanted.names)} features) in {lake.url}")
     build_features(lake, wanted, rebuild=fs is not None)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model saved in the lake, its test folds judged (each by its own model), and their scores."""
+
+    model_id: str
+    results: FoldResults
+    alert_budget: metrics.AlertBudget  # over every test fold together
+    folds: list[ScoredFold]
+
+    def metrics_json(self) -> dict[str, Any]:
+        """What the model's ``metrics.json`` holds."""
+        budget = self.alert_budget
+        return {
+            **self.results.summary.to_json(),
+            "alert_budget_1pct": {
+                "threshold": budget.threshold,
+                "precision": budget.precision,
+                "recall": budget.recall,
+                "alerts": budget.alerts,
+            },
+            "folds": self.results.folds_json(),
+        }
 
 
 def train(
@@ -64,23 +88,23 @@ def train(
     seed: int = 0,
     engine: str = "local",
     spark_master: str | None = None,
-) -> tuple[str, dict[str, Any], list[Fold]]:
+) -> TrainedModel:
     """Fit on the split starting ``start``, score the test folds ``test_starts``, save model and metrics.
 
     Each test fold gets its own model (trained on its own window, as the protocol requires); the
-    model saved is the one of ``start``. Returns the model id, its metrics and the folds' scores.
-    ``engine="spark"`` builds the sets with Spark SQL and fits XGBoost's Spark estimator.
+    model saved is the one of ``start``. ``engine="spark"`` builds the sets with Spark SQL and
+    fits XGBoost's Spark estimator.
     """
     fs = registry.required(lake)
-    names = model_inputs(fs)
-    params = {**FRAUDFLOW_PARAMS, **(params or {})}
-    fit_split = _split_fitter(lake, fs, names, params, seed, engine, spark_master)
+    options = FitOptions(lake, fs, model_inputs(fs), {**FRAUDFLOW_PARAMS, **(params or {})}, seed, spark_master)
+    fitter: TrainingEngine = engines.resolve("training", engine)
+    fit_split = fitter(options)
     test_starts = test_starts or [start]
-    folds: list[Fold] = []
+    folds: list[ScoredFold] = []
     saved = None
     for fold_start in test_starts:
         fitted, test = fit_split(fold_start)
-        folds.append((fold_start, test, fitted.predict(test)))
+        folds.append(ScoredFold(fold_start, test, fitted.predict(test)))
         if fold_start == start:
             saved = fitted
     if saved is None:
@@ -99,85 +123,16 @@ def train(
             "test_starts": [d.isoformat() for d in test_starts],
         },
     )
-    result = fold_metrics(folds)
-    model.save_metrics(lake, model_id, result)
-    return model_id, result, folds
-
-
-#: ``fit_split(start) -> (model, test set)``
-SplitFitter = Callable[[dt.date], tuple[model.Model, pa.Table]]
-
-
-class TrainingEngine(Protocol):
-    """What a training engine implements (registered in ``fraudflow.engines``, "training").
-
-    Returns ``fit_split(start) -> (model, test set)`` for the lake's feature set ``fs``, the
-    model's inputs ``names``, XGBoost ``params`` and ``seed``.
-    """
-
-    def __call__(
-        self,
-        lake: Lake,
-        fs: FeatureSet,
-        names: list[str],
-        params: dict[str, Any],
-        seed: int,
-        spark_master: str | None,
-    ) -> SplitFitter: ...
-
-
-def _split_fitter(
-    lake: Lake,
-    fs: FeatureSet,
-    names: list[str],
-    params: dict[str, Any],
-    seed: int,
-    engine: str,
-    spark_master: str | None,
-) -> SplitFitter:
-    """``fit_split(start) -> (model, test set)`` for the engine."""
-    fitter: TrainingEngine = engines.resolve("training", engine)
-    return fitter(lake, fs, names, params, seed, spark_master)
-
-
-def local_fitter(
-    lake: Lake,
-    fs: FeatureSet,
-    names: list[str],
-    params: dict[str, Any],
-    seed: int,
-    spark_master: str | None,
-) -> SplitFitter:
-    """The local engine: the split's sets by DuckDB, XGBoost here (``spark_master`` is ignored)."""
-
-    def fit_local(start: dt.date) -> tuple[model.Model, pa.Table]:
-        split = load_split(lake, start)
-        return model.fit(split.train, names, fs.version, params, seed=seed), split.test
-
-    return fit_local
-
-
-def fold_metrics(folds: list[Fold]) -> dict[str, Any]:
-    per_fold = []
-    for start, test, scores in folds:
-        m = metrics.performance(
-            test[s.PARTITION_COLUMN].to_numpy(), test[s.CUSTOMER_ID].to_numpy(), test[s.TX_FRAUD].to_numpy(), scores
-        )
-        per_fold.append({"start": start.isoformat(), **m})
-    names = (*HEADLINE, "card_precision_at_100_bound")
-    out: dict[str, Any] = {n: float(np.mean([f[n] for f in per_fold])) for n in names}
-    out.update({f"{n}_std": float(np.std([f[n] for f in per_fold])) for n in names})
     budget = metrics.at_alert_budget(
-        np.concatenate([f[1][s.TX_FRAUD].to_numpy() for f in folds]), np.concatenate([f[2] for f in folds]), 0.01
+        np.concatenate([f.test[schema.TX_FRAUD].to_numpy() for f in folds]),
+        np.concatenate([f.scores for f in folds]),
+        ALERT_BUDGET,
     )
-    out["alert_budget_1pct"] = {
-        "threshold": budget.threshold,
-        "precision": budget.precision,
-        "recall": budget.recall,
-        "alerts": budget.alerts,
-    }
-    out["folds"] = per_fold
-    return out
+    trained = TrainedModel(
+        model_id, FoldResults(options.params, {f.start: f.performance() for f in folds}), budget, folds
+    )
+    model.save_metrics(lake, model_id, trained.metrics_json())
+    return trained
 
 
 def tune(
@@ -186,7 +141,7 @@ def tune(
     validation_start: dt.date = VALIDATION_START,
     test_start: dt.date = TEST_START,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> Selection:
     """fraudflow's configuration: parameters chosen on the validation folds (never the test folds)."""
     return select(
         lake,
@@ -199,89 +154,54 @@ def tune(
     )
 
 
-def write_report(
-    lake: Lake, model_id: str, folds: list[Fold] | None = None, title: str = "fraudflow model report"
-) -> str:
-    """Render ``models/<id>/report.html`` from the model, its metrics and the lake.
-
-    ``folds`` are the test folds' scores when the caller has them; otherwise each fold's model is
-    fitted again from the saved parameters (fits are deterministic).
-    """
-    meta = lake.read_json(lake.path("models", model_id, model.METADATA_FILE))
-    saved_metrics = lake.read_json(lake.path("models", model_id, model.METRICS_FILE))
-    fs = registry.required(lake)
-    saved = model.load(lake, model_id, expect_version=fs.version)
-    if folds is None:
-        folds = []
-        for fold_start in sorted(dt.date.fromisoformat(d) for d in meta["test_starts"]):
-            split = load_split(lake, fold_start)
-            fitted = (
-                saved
-                if fold_start.isoformat() == meta["train_start"]
-                else model.fit(split.train, saved.features, fs.version, meta["params"], seed=meta.get("seed", 0))
-            )
-            folds.append((fold_start, split.test, fitted.predict(split.test)))
-    labels: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
-    scen: list[np.ndarray] = []
-    days: list[str] = []
-    cp: list[float] = []
-    bound: list[float] = []
-    for _, test, p in sorted(folds, key=lambda f: f[0]):
-        labels.append(test[s.TX_FRAUD].to_numpy())
-        scores.append(p)
-        scen.append(test[s.TX_FRAUD_SCENARIO].to_numpy())
-        d = test[s.PARTITION_COLUMN].to_numpy()
-        perf = metrics.performance(d, test[s.CUSTOMER_ID].to_numpy(), labels[-1], p)
-        days += [str(x) for x in np.unique(d)]
-        cp += perf["card_precision_at_100_per_day"]
-        bound += perf["card_precision_at_100_bound_per_day"]
-    ours = {
-        f"fraudflow XGBoost ({len(meta['test_starts'])} test folds)": {
-            k: saved_metrics[k] for k in saved_metrics if k.split("_std")[0] in HEADLINE
-        }
-    }
-    data = report.ReportData(
-        title=title,
-        model_id=model_id,
-        metadata=meta,
-        ours=ours,
-        test_labels=np.concatenate(labels),
-        test_scores=np.concatenate(scores),
-        test_scenarios=np.concatenate(scen),
-        cp_days=days,
-        cp_per_day=cp,
-        cp_bound_per_day=bound,
-        importance={k: float(v) for k, v in saved.booster.get_score(importance_type="total_gain").items()},  # type: ignore[arg-type]
-        daily=daily_summary(lake),
-    )
-    path = lake.path("models", model_id, "report.html")
-    with lake.fs.open(path, "w") as f:
-        f.write(report.render(data))
-    return path
+def handbook_grid(lake: Lake, seed: int = 0) -> Selection:
+    """The handbook's selection reproduced: its grid on its 15 features, exact trees, its base score."""
+    base = {k: model.HANDBOOK_PARAMS[k] for k in ("tree_method", "base_score")}
+    return select(lake, HANDBOOK_GRID, base=base, features=DEFAULT.names, seed=seed)
 
 
-def daily_summary(lake: Lake) -> dict[str, np.ndarray]:
-    from fraudflow.training.datasets import connect
+@dataclass(frozen=True)
+class Evaluation:
+    """fraudflow's configuration judged by the handbook's protocol, beside the handbook's grid reproduced."""
 
-    rows = (
-        connect(lake)
-        .execute(
-            "SELECT tx_date, count(*), count(*) FILTER (TX_FRAUD_SCENARIO = 1),"
-            " count(*) FILTER (TX_FRAUD_SCENARIO = 2), count(*) FILTER (TX_FRAUD_SCENARIO = 3)"
-            " FROM transactions GROUP BY tx_date ORDER BY tx_date"
+    fraudflow: Selection
+    handbook: Selection | None  # None: not reproduced
+
+    @property
+    def gap_closed(self) -> float:
+        """The share of the CP@100 gap between the handbook's best and the perfect ranking that fraudflow closes."""
+        test = self.fraudflow.test.summary
+        return (test.card_precision.mean - PUBLISHED_BEST_CP) / (test.card_precision_bound.mean - PUBLISHED_BEST_CP)
+
+    def to_json(self) -> dict[str, Any]:
+        """fraudflow's test-fold means (sd under ``std``), parameters, gap closed, folds, and the reproduction."""
+        summary = self.fraudflow.test.summary
+        test = summary.named()
+        headline = metrics.metric_names(summary.k)[:3]
+        result: dict[str, Any] = {name: e.mean for name, e in test.items()}
+        result.update(
+            {
+                "params": self.fraudflow.params,
+                "std": {name: test[name].std for name in headline},
+                "cp_gap_closed": self.gap_closed,
+                "folds": self.fraudflow.test.folds_json(),
+            }
         )
-        .fetchall()
-    )
-    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
-    return {
-        "day": np.array(cols[0], dtype="datetime64[D]"),
-        "rows": np.array(cols[1]),
-        "scenario_1": np.array(cols[2]),
-        "scenario_2": np.array(cols[3]),
-        "scenario_3": np.array(cols[4]),
-    }
+        if self.handbook is not None:
+            reproduced = self.handbook.test.summary.named()
+            result["handbook_grid_reproduction"] = {
+                **{name: reproduced[name].mean for name in headline},
+                "params": self.handbook.params,
+            }
+        return result
 
 
-def test_fold_starts() -> list[dt.date]:
-    return fold_starts(TEST_START)
+def evaluate(lake: Lake, *, reproduce: bool = True, step: Step | None = None) -> Evaluation:
+    """Judge fraudflow's configuration (and with ``reproduce`` the handbook's grid) on the test folds."""
+    say = step or (lambda message: None)
+    say("fraudflow: choosing on validation folds, reporting on test folds")
+    ours = tune(lake)
+    if not reproduce:
+        return Evaluation(ours, None)
+    say("handbook grid, validation-selected (exact trees)")
+    return Evaluation(ours, handbook_grid(lake))
