@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow import ConfigError, Lake, WorldParams, generate
-from tests.fingerprint import transactions_fingerprint
 from tests.conftest import golden, handbook_file, read_lake_table
+from tests.fingerprint import transactions_fingerprint
 
 ROW = "TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_TIME_SECONDS, TX_TIME_DAYS, TX_FRAUD, TX_FRAUD_SCENARIO"
 SMALL = WorldParams(n_customers=400, n_terminals=600, nb_days=70, radius=8.0)
