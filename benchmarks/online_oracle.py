@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fraudflow.features import DEFAULT
     from fraudflow.features.online import Transaction
     from fraudflow.serving.engine import Scorer
-    from fraudflow.store.online import MemoryStore
+    from fraudflow.store.online.memory import MemoryStore
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--handbook", default="../shared/handbook")

@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.serve [--seconds 60] [--rate 500]
 
 Setup: the default world, its 16 features, a model (fraudflow's parameters). Traffic: the world's
-next days (the simulator's continuation). In process: ``Scorer.score_many`` over batches of 1,000
-(features one by one, committed to the store, then one model call). HTTP: `fraudflow serve` in one
+next days (the simulator's continuation). In process: ``Scorer.score`` over batches of 1,000
+(features one by one, committed to the store, then one model call for the answers). HTTP: `fraudflow serve` in one
 process, a load generator in another (open loop: request i leaves at i/rate whatever the answers),
 both on loopback on this 2-core machine.
 """
@@ -41,11 +41,11 @@ def setup(root: str, extra_days: int) -> None:
 
 
 def traffic(root: str) -> list[dict[str, object]]:
+    from fraudflow.jobs.replay import request_bodies
     from fraudflow.lake import Lake
-    from fraudflow.serving.replay import _payload
 
     lake = Lake(f"{root}-traffic")
-    return _payload(lake.read_partitions("transactions", lake.partitions("transactions")))
+    return request_bodies(lake.read_partitions("transactions", lake.partitions("transactions")))
 
 
 def case_inprocess(root: str, store_url: str) -> dict[str, float]:
@@ -53,8 +53,8 @@ def case_inprocess(root: str, store_url: str) -> dict[str, float]:
     from fraudflow.features.online import Transaction
     from fraudflow.lake import Lake
     from fraudflow.serving.engine import Scorer
-    from fraudflow.serving.materialize import materialize
-    from fraudflow.store.online import open_store
+    from fraudflow.store.online.connect import open_store
+    from fraudflow.store.online.materialize import materialize
     from fraudflow.training import model
 
     lake = Lake(root)
@@ -77,7 +77,7 @@ def case_inprocess(root: str, store_url: str) -> dict[str, float]:
     ]  # type: ignore[arg-type]
     t0 = time.perf_counter()
     for i in range(0, len(txs), 1000):
-        scorer.score_many(txs[i : i + 1000])
+        scorer.score(txs[i : i + 1000])
     seconds = time.perf_counter() - t0
     return {"rows": len(txs), "seconds": seconds, "tx_per_s": len(txs) / seconds}
 

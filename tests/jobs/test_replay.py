@@ -16,11 +16,12 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.cli import app
 from fraudflow.features import compute, registry
 from fraudflow.lake import Lake
-from fraudflow.store.online import open_store
+from fraudflow.store.online import codec
+from fraudflow.store.online.connect import open_store
 from tests.conftest import read_lake_table
 from tests.serving.conftest import WORLD, start_server
 
@@ -75,27 +76,29 @@ def assert_label_feedback_reached_the_served_features(root: Path, labels_sent: i
     batch features with the labels (the consistency check above).
     """
     tx = read_lake_table(root)
-    replayed = pc.greater_equal(tx[s.TX_TIME_DAYS], WORLD.nb_days)
-    frauds = tx.filter(replayed)[s.TX_FRAUD].to_numpy()
-    late = tx.filter(pc.less(tx[s.TX_TIME_DAYS], WORLD.nb_days + DAYS - 7))
+    replayed = pc.greater_equal(tx[schema.TX_TIME_DAYS], WORLD.nb_days)
+    frauds = tx.filter(replayed)[schema.TX_FRAUD].to_numpy()
+    late = tx.filter(pc.less(tx[schema.TX_TIME_DAYS], WORLD.nb_days + DAYS - 7))
     # every fraud at least 7 days older than the last transaction was posted, and nothing else
-    assert 0 < int(late.filter(pc.greater_equal(late[s.TX_TIME_DAYS], WORLD.nb_days))[s.TX_FRAUD].to_numpy().sum())
+    assert 0 < int(
+        late.filter(pc.greater_equal(late[schema.TX_TIME_DAYS], WORLD.nb_days))[schema.TX_FRAUD].to_numpy().sum()
+    )
     assert labels_sent <= int(frauds.sum()) and labels_sent > 0
     blind = tx.set_column(
-        tx.schema.get_field_index(s.TX_FRAUD),
-        s.TX_FRAUD,
-        pc.if_else(replayed, pa.scalar(0, tx[s.TX_FRAUD].type), tx[s.TX_FRAUD]),
+        tx.schema.get_field_index(schema.TX_FRAUD),
+        schema.TX_FRAUD,
+        pc.if_else(replayed, pa.scalar(0, tx[schema.TX_FRAUD].type), tx[schema.TX_FRAUD]),
     )
     fs = registry.registered(Lake(root))
     assert fs is not None
-    order = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
-    without = compute(blind.sort_by(order), fs).sort_by(s.TRANSACTION_ID)
+    order = [(schema.TX_DATETIME, "ascending"), (schema.TRANSACTION_ID, "ascending")]
+    without = compute(blind.sort_by(order), fs).sort_by(schema.TRANSACTION_ID)
     store = open_store(None, str(root))
     try:
-        served = {tx_id: json.loads(answer)["features"] for tx_id, answer in store.answers()}
+        served = {tx_id: codec.decode(answer).features for tx_id, answer in store.answers()}
     finally:
         store.close()
-    ids = without[s.TRANSACTION_ID].to_numpy()
+    ids = without[schema.TRANSACTION_ID].to_numpy()
     rows = np.flatnonzero(np.isin(ids, np.fromiter(served, np.int64)))
     changed = 0
     for k in rows:

@@ -85,9 +85,9 @@ def start_server(
 
 @pytest.fixture(scope="session")
 def server(served_lake: Path) -> Iterator[Server]:
-    s = start_server(served_lake)
-    yield s
-    s.stop()
+    started = start_server(served_lake)
+    yield started
+    started.stop()
 
 
 @dataclass

@@ -10,11 +10,11 @@ import pyarrow as pa
 
 from fraudflow import WorldParams, generate
 from fraudflow.features import DEFAULT, compute
-from fraudflow.features.online import Transaction
 from fraudflow.lake import Lake
+from fraudflow.records import Transaction
 from fraudflow.serving.engine import Scorer
-from fraudflow.serving.materialize import materialize
-from fraudflow.store.online import MemoryStore
+from fraudflow.store.online.materialize import materialize
+from fraudflow.store.online.memory import MemoryStore
 from tests.conftest import read_lake_table
 from tests.features.test_oracle import assert_features_equal
 

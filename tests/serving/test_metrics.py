@@ -19,10 +19,10 @@ def requests_total(text: str) -> dict[tuple[str, str], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     return {
-        (s.labels["route"], s.labels["status"]): s.value
+        (sample.labels["route"], sample.labels["status"]): sample.value
         for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "fraudflow_requests_total"
+        for sample in family.samples
+        if sample.name == "fraudflow_requests_total"
     }
 
 
@@ -30,7 +30,8 @@ def test_unknown_paths_are_counted_as_other_and_the_exposition_stays_valid() -> 
     """A path with a quote or a newline once gave an invalid line; every unknown path a new series."""
     import asyncio
 
-    from fraudflow.serving.app import Settings, create_app
+    from fraudflow.serving.app import create_app
+    from fraudflow.serving.settings import Settings
 
     app = create_app(Settings(data="unused"))  # no lifespan run: no scorer needed
 

@@ -21,14 +21,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow.features import DEFAULT, compute
-from fraudflow.features.online import Transaction
-from tests.fingerprint import features_fingerprint
 from fraudflow.lake import Lake
+from fraudflow.records import Transaction
 from fraudflow.serving.engine import Scorer
-from fraudflow.serving.materialize import materialize
-from fraudflow.store.online import MemoryStore, OnlineStore, RedisStore, SQLiteStore
+from fraudflow.store.online.interface import OnlineStore
+from fraudflow.store.online.materialize import materialize
+from fraudflow.store.online.memory import MemoryStore
+from fraudflow.store.online.redis import RedisStore
+from fraudflow.store.online.sqlite import SQLiteStore
 from tests.conftest import ROOT, SWAPPED_PAIRS, golden, handbook_file, read_lake_table
 from tests.features.test_oracle import CUSTOMER_FEATURES, assert_features_equal
+from tests.fingerprint import features_fingerprint
 
 DAYS = 40
 #: The stores other than memory stream these days after a materialized start, past the 37 days of
@@ -45,9 +48,9 @@ def replay(tx: pa.Table, store: OnlineStore | None = None) -> pa.Table:
     frauds = tx["TX_FRAUD"].to_pylist()
     rows = []
     for values, fraud in zip(zip(*cols, strict=True), frauds, strict=True):
-        scored = scorer.features(Transaction(*values))
-        assert not scored.duplicate
-        rows.append(scored.features)
+        served = scorer.features(Transaction(*values))
+        assert not served.duplicate
+        rows.append(served.features)
         if fraud:
             scorer.store.add_labels({values[0]: 1})
     return pa.table({"TRANSACTION_ID": cols[0], **{n: [r[n] for r in rows] for n in DEFAULT.names}})

@@ -117,22 +117,27 @@ def test_health_ready_metrics(server: Server) -> None:
 
     text = httpx.get(f"{server.url}/metrics").text
     # parsed (a malformed exposition fails here), labels compared as a set: their order is free
-    samples = {(s.name, frozenset(s.labels.items())) for f in text_string_to_metric_families(text) for s in f.samples}
+    samples = {
+        (sample.name, frozenset(sample.labels.items()))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
     assert ("fraudflow_request_seconds_bucket", frozenset({("route", "/v1/score"), ("le", "0.01")})) in samples
     assert "fraudflow_alerts_total" in text
 
 
 def test_an_api_key_when_configured(served_lake: Path, tmp_path: Path) -> None:
-    s = start_server(served_lake, api_key=API_KEY, online=f"sqlite://{tmp_path}/auth.sqlite")
+    keyed = start_server(served_lake, api_key=API_KEY, online=f"sqlite://{tmp_path}/auth.sqlite")
     try:
-        assert httpx.post(f"{s.url}/v1/score", json=BASE).status_code == 401
+        assert httpx.post(f"{keyed.url}/v1/score", json=BASE).status_code == 401
         assert (
-            httpx.post(f"{s.url}/v1/score", json=BASE, headers={"X-API-Key": "wrong-key-0123456789"}).status_code == 401
+            httpx.post(f"{keyed.url}/v1/score", json=BASE, headers={"X-API-Key": "wrong-key-0123456789"}).status_code
+            == 401
         )
-        assert httpx.post(f"{s.url}/v1/score", json=BASE, headers={"X-API-Key": API_KEY}).status_code == 200
-        assert httpx.get(f"{s.url}/healthz").status_code == 200
+        assert httpx.post(f"{keyed.url}/v1/score", json=BASE, headers={"X-API-Key": API_KEY}).status_code == 200
+        assert httpx.get(f"{keyed.url}/healthz").status_code == 200
     finally:
-        s.stop()
+        keyed.stop()
 
 
 def test_the_served_score_is_the_models_prediction(server: Server) -> None:

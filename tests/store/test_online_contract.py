@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from fraudflow.errors import ConfigError
-from fraudflow.features.definitions import CUSTOMER, TERMINAL
-from fraudflow.features.online import Transaction, to_us
-from fraudflow.store.online import MemoryStore, OnlineStore, RedisStore, SQLiteStore, open_store
+from fraudflow.records import CUSTOMER, TERMINAL, Transaction, to_us
+from fraudflow.store.online.connect import open_store
+from fraudflow.store.online.interface import OnlineStore
+from fraudflow.store.online.memory import MemoryStore
+from fraudflow.store.online.redis import RedisStore
+from fraudflow.store.online.sqlite import SQLiteStore
 
 DAY = 86_400_000_000
 KEEP = {CUSTOMER: 30 * DAY, TERMINAL: 37 * DAY}
@@ -21,14 +24,14 @@ T0 = dt.datetime(2018, 10, 1, 12, 0, 0)
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
     if request.param == "memory":
-        s: OnlineStore = MemoryStore()
+        opened: OnlineStore = MemoryStore()
     elif request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "online.sqlite"))
+        opened = SQLiteStore(str(tmp_path / "online.sqlite"))
     else:
-        s = RedisStore(request.getfixturevalue("redis_url"), namespace=f"test-{tmp_path.name}")
-    s.clear()
-    yield s
-    s.close()
+        opened = RedisStore(request.getfixturevalue("redis_url"), namespace=f"test-{tmp_path.name}")
+    opened.clear()
+    yield opened
+    opened.close()
 
 
 def tx(i: int, seconds: float, customer: int = 1, terminal: int = 2, amount: float = 10.0) -> Transaction:
@@ -83,10 +86,10 @@ def test_load_and_meta(store: OnlineStore) -> None:
 
 def test_state_survives_reopening(tmp_path: Path, redis_url: str) -> None:
     for make in (lambda: SQLiteStore(str(tmp_path / "s.sqlite")), lambda: RedisStore(redis_url, "persist")):
-        s = make()
-        s.clear()
-        s.commit(tx(1, 0), '{"x":1}', KEEP)
-        s.close()
+        first = make()
+        first.clear()
+        first.commit(tx(1, 0), '{"x":1}', KEEP)
+        first.close()
         again = make()
         assert again.answer(1) == '{"x":1}' and again.events(CUSTOMER, 1, 0).ids == [1]
         again.close()

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.lake import Lake
 from fraudflow.simulate import WorldParams, generate
@@ -63,19 +63,13 @@ def continue_world(lake: Lake, days: int) -> pa.Table:
     return lake.read_partitions("transactions", [start + dt.timedelta(days=d) for d in range(first, first + days)])
 
 
-def _payload(table: pa.Table) -> list[dict[str, Any]]:
-    cols = {c: table[c].to_pylist() for c in (s.TRANSACTION_ID, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT)}
-    when = [t.isoformat() for t in table[s.TX_DATETIME].to_numpy().astype("datetime64[us]").tolist()]
-    return [
-        {
-            s.TRANSACTION_ID: cols[s.TRANSACTION_ID][i],
-            s.TX_DATETIME: when[i],
-            s.CUSTOMER_ID: cols[s.CUSTOMER_ID][i],
-            s.TERMINAL_ID: cols[s.TERMINAL_ID][i],
-            s.TX_AMOUNT: cols[s.TX_AMOUNT][i],
-        }
-        for i in range(table.num_rows)
-    ]
+def request_bodies(table: pa.Table) -> list[dict[str, Any]]:
+    """The JSON bodies of ``POST /v1/score`` for the transactions of ``table``, in its order."""
+    fields = (schema.TRANSACTION_ID, schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID, schema.TX_AMOUNT)
+    columns = {c: table[c].to_pylist() for c in fields if c != schema.TX_DATETIME}
+    when = table[schema.TX_DATETIME].to_numpy().astype("datetime64[us]").tolist()
+    columns[schema.TX_DATETIME] = [t.isoformat() for t in when]
+    return [{c: columns[c][i] for c in fields} for i in range(table.num_rows)]
 
 
 async def _send(
@@ -88,9 +82,9 @@ async def _send(
     scores: np.ndarray,
     on_tick: Callable[[ReplayStats], None],
 ) -> None:
-    bodies = _payload(table)
-    ts = table[s.TX_DATETIME].to_numpy().astype("datetime64[us]").view(np.int64)
-    frauds = np.flatnonzero(table[s.TX_FRAUD].to_numpy() == 1)
+    bodies = request_bodies(table)
+    ts = table[schema.TX_DATETIME].to_numpy().astype("datetime64[us]").view(np.int64)
+    frauds = np.flatnonzero(table[schema.TX_FRAUD].to_numpy() == 1)
     next_label = 0
     queue: asyncio.Queue[int] = asyncio.Queue(maxsize=concurrency * 2)
     t0 = time.perf_counter()
@@ -127,7 +121,9 @@ async def _send(
             # chargebacks: every fraud at least 7 simulated days older than this transaction
             ready = []
             while next_label < len(frauds) and ts[frauds[next_label]] <= ts[i] - LABEL_DELAY_US:
-                ready.append({s.TRANSACTION_ID: bodies[frauds[next_label]][s.TRANSACTION_ID], s.TX_FRAUD: 1})
+                ready.append(
+                    {schema.TRANSACTION_ID: bodies[frauds[next_label]][schema.TRANSACTION_ID], schema.TX_FRAUD: 1}
+                )
                 next_label += 1
             if ready:
                 await client.post("/v1/labels", json={"labels": ready})
@@ -162,11 +158,13 @@ def replay(
     asyncio.run(_send(url, table, rate, concurrency, headers, stats, scores, on_tick or (lambda _: None)))
     done = ~np.isnan(scores)
     quality = metrics.performance(
-        table[s.TX_DATETIME].to_numpy().astype("datetime64[D]")[done],
-        table[s.CUSTOMER_ID].to_numpy()[done],
-        table[s.TX_FRAUD].to_numpy()[done],
+        table[schema.TX_DATETIME].to_numpy().astype("datetime64[D]")[done],
+        table[schema.CUSTOMER_ID].to_numpy()[done],
+        table[schema.TX_FRAUD].to_numpy()[done],
         scores[done],
     )
+    figures = quality.to_json()
+    auc, ap, cp, _ = metrics.metric_names(quality.k)
     return {
         "transactions": table.num_rows,
         "answered": stats.ok,
@@ -178,5 +176,5 @@ def replay(
         "p50_ms": stats.percentile(50),
         "p95_ms": stats.percentile(95),
         "p99_ms": stats.percentile(99),
-        **{k: quality[k] for k in ("auc_roc", "average_precision", "card_precision_at_100")},
+        **{name: figures[name] for name in (auc, ap, cp)},
     }

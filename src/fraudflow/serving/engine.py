@@ -10,114 +10,126 @@ batches when many transactions arrive together.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from fraudflow.errors import ConfigError, FeatureError
+from fraudflow.features import registry
 from fraudflow.features.definitions import FeatureSet
-from fraudflow.features.online import ENTITIES, OnlineFeatures, Transaction
-from fraudflow.store.online import OnlineStore, dumps
+from fraudflow.features.online import OnlineFeatures
+from fraudflow.lake import Lake
+from fraudflow.records import ENTITIES, Transaction
+from fraudflow.serving.schemas import Contribution, ScoreOut
+from fraudflow.store.online import codec
+from fraudflow.store.online.connect import open_store
+from fraudflow.store.online.interface import OnlineStore
+from fraudflow.store.online.materialize import materialize
+from fraudflow.training import model as models
 from fraudflow.training.model import Model
 
+#: The strongest contributions each answer names.
 TOP_FEATURES = 3
 
 
 @dataclass(frozen=True)
-class Scored:
+class ServedFeatures:
+    """The feature vector a transaction is served: computed now, or its first one when sent again."""
+
     transaction_id: int
     features: dict[str, float]
-    duplicate: bool
+    duplicate: bool  # answered before: the stored vector, counted once
 
 
 class Scorer:
+    """Answers transactions: their online features, committed to the store, and the model's score."""
+
     def __init__(
-        self, store: OnlineStore, fs: FeatureSet, model: Model | None = None, model_id: str = "", threshold: float = 0.5
+        self,
+        store: OnlineStore,
+        feature_set: FeatureSet,
+        model: Model | None = None,
+        model_id: str = "",
+        threshold: float = 0.5,
     ) -> None:
         if model is not None:
-            missing = [f for f in model.features if f not in fs.names]
+            missing = [f for f in model.features if f not in feature_set.names]
             if missing:
-                from fraudflow.errors import FeatureError
-
-                raise FeatureError(f"model {model_id} needs features {missing} that feature set {fs.name} lacks")
+                raise FeatureError(
+                    f"model {model_id} needs features {missing} that feature set {feature_set.name} lacks"
+                )
         self.store = store
-        self.online = OnlineFeatures(fs)
+        self.online = OnlineFeatures(feature_set)
         self.model = model
         self.model_id = model_id
         self.threshold = threshold
         self._keep = {kind: self.online.history_us[kind] for kind in ENTITIES}  # history each entity keeps
         self._read = [kind for kind in ENTITIES if self.online.needs(kind)]
 
-    def features(self, tx: Transaction) -> Scored:
+    @classmethod
+    def from_lake(
+        cls, lake: Lake, model_id: str | None = None, online: str | None = None, threshold: float = 0.5
+    ) -> Scorer:
+        """The lake's feature set and model (the newest unless named), with the online store ``online``
+        (a URL; None: SQLite in a local lake root) brought up to the lake's last day."""
+        feature_set = registry.registered(lake)
+        if feature_set is None:
+            raise ConfigError(f"{lake.url}: no features; run `fraudflow features --data {lake.url}` and train a model")
+        model_id = model_id or models.latest_model(lake)
+        model = models.load(lake, model_id, expect_version=feature_set.version)
+        store = open_store(online, lake.root if lake.local else None)
+        materialize(lake, store, feature_set)
+        return cls(store, feature_set, model, model_id, threshold)
+
+    def score(self, txs: Sequence[Transaction]) -> list[ScoreOut]:
+        """The answers to ``txs``, in order: each one's features committed alone, then one model call."""
+        served = [self.features(tx) for tx in txs]
+        scores, tops = self._explain(served)
+        return [
+            ScoreOut(
+                TRANSACTION_ID=x.transaction_id,
+                score=score,
+                alert=score >= self.threshold,
+                threshold=self.threshold,
+                model_id=self.model_id,
+                features=x.features,
+                duplicate=x.duplicate,
+                top_features=[Contribution(feature=f, contribution=c) for f, c in top],
+            )
+            for x, score, top in zip(served, scores.tolist(), tops, strict=True)
+        ]
+
+    def features(self, tx: Transaction) -> ServedFeatures:
         """Online features of ``tx``, committed to the store (or the stored ones if answered before)."""
         with self.store.exclusive():
             stored = self.store.answer(tx.transaction_id)
             if stored is not None:
-                return Scored(tx.transaction_id, json.loads(stored)["features"], True)
+                return ServedFeatures(tx.transaction_id, codec.decode(stored).features, True)
             t = tx.ts_us
             events = {kind: self.store.events(kind, tx.entity(kind), t - self._keep[kind]) for kind in self._read}
             values = self.online.compute(tx, events)
-            if not self.store.commit(tx, _answer_json(values, tx), self._keep):
+            if not self.store.commit(tx, codec.encode(values, tx), self._keep):
+                # answered meanwhile by another process (Redis serializes only within one)
                 stored = self.store.answer(tx.transaction_id)
-                return Scored(tx.transaction_id, json.loads(stored or "{}").get("features", values), True)
-            return Scored(tx.transaction_id, values, False)
+                return ServedFeatures(
+                    tx.transaction_id, values if stored is None else codec.decode(stored).features, True
+                )
+            return ServedFeatures(tx.transaction_id, values, False)
 
-    def scores(self, scored: Sequence[Scored]) -> np.ndarray:
-        if self.model is None or not scored:
-            return np.zeros(len(scored))
-        return self.model.predict_matrix(self._inputs(scored))
-
-    def explain(
-        self, scored: Sequence[Scored], k: int = TOP_FEATURES
-    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
-        """Scores and each one's ``k`` strongest contributions, from one call to XGBoost.
+    def _explain(self, served: Sequence[ServedFeatures]) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """Scores and each one's ``TOP_FEATURES`` strongest contributions, from one call to XGBoost.
 
         XGBoost's contributions (SHAP values, plus the bias) add up to the margin, so the score is
         their sum through the logistic function: one model call gives both.
         """
-        if self.model is None or not scored:
-            return np.zeros(len(scored)), [[] for _ in scored]
-        contrib = self.model.contributions(self._inputs(scored))
+        if self.model is None or not served:
+            return np.zeros(len(served)), [[] for _ in served]
+        x = np.array([[row.features[f] for f in self.model.features] for row in served], dtype=np.float64)
+        contrib = self.model.contributions(self.model.standardize(x))
         scores = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
         tops = []
         for row in contrib[:, :-1]:
-            order = np.argsort(-np.abs(row))[:k]
+            order = np.argsort(-np.abs(row))[:TOP_FEATURES]
             tops.append([(self.model.features[i], float(row[i])) for i in order])
         return scores, tops
-
-    def _inputs(self, scored: Sequence[Scored]) -> np.ndarray:
-        assert self.model is not None
-        x = np.array([[s.features[f] for f in self.model.features] for s in scored], dtype=np.float64)
-        return self.model.standardize(x)
-
-    def score_many(self, txs: Sequence[Transaction]) -> tuple[list[Scored], np.ndarray]:
-        scored = [self.features(tx) for tx in txs]
-        return scored, self.scores(scored)
-
-
-def _answer_json(values: dict[str, float], tx: Transaction) -> str:
-    """The stored answer, as JSON: the served feature vector and the request.
-
-    Written by hand because it is on every request's path (3x faster than ``json.dumps``); the
-    names are identifiers, the values finite ints and floats, whose ``repr`` is valid JSON.
-    """
-    if not math.isfinite(sum(values.values())):  # any inf or nan (or an overflow): the careful way
-        return dumps({"features": values, "request": _request(tx)})
-    features = ",".join([f'"{k}":{v!r}' for k, v in values.items()])
-    request = (
-        f'"TRANSACTION_ID":{tx.transaction_id},"TX_DATETIME":"{tx.tx_datetime.isoformat()}",'
-        f'"CUSTOMER_ID":{tx.customer_id},"TERMINAL_ID":{tx.terminal_id},"TX_AMOUNT":{float(tx.amount)!r}'
-    )
-    return f'{{"features":{{{features}}},"request":{{{request}}}}}'
-
-
-def _request(tx: Transaction) -> dict[str, object]:
-    return {
-        "TRANSACTION_ID": tx.transaction_id,
-        "TX_DATETIME": tx.tx_datetime.isoformat(),
-        "CUSTOMER_ID": tx.customer_id,
-        "TERMINAL_ID": tx.terminal_id,
-        "TX_AMOUNT": tx.amount,
-    }

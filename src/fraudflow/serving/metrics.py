@@ -11,10 +11,13 @@ before then: it is imported here lazily, never by ``import fraudflow`` or the CL
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from fraudflow.serving.schemas import ScoreOut
 
 #: Where the workers of one service keep their counts (prometheus_client's own variable).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -61,14 +64,16 @@ class Metrics:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def score(self, score: float, alert: bool, duplicate: bool) -> None:
-        if duplicate:
-            self.duplicates.inc()
-            return
-        self.scored.inc()
-        if alert:
-            self.alerts.inc()
-        self.scores.observe(score)
+    def answered(self, answers: Iterable[ScoreOut]) -> None:
+        """Count answers: a duplicate as such, every other one as scored (and alert), its score observed."""
+        for answer in answers:
+            if answer.duplicate:
+                self.duplicates.inc()
+                continue
+            self.scored.inc()
+            if answer.alert:
+                self.alerts.inc()
+            self.scores.observe(answer.score)
 
     def label(self, n: int) -> None:
         self.labels.inc(n)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
+from fraudflow.records import Transaction
+
 MAX_BATCH = 1000
 
 
@@ -59,6 +61,10 @@ class TransactionIn(BaseModel):
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
         return float(v)
+
+    def transaction(self) -> Transaction:
+        """The transaction this body describes."""
+        return Transaction(self.TRANSACTION_ID, self.TX_DATETIME, self.CUSTOMER_ID, self.TERMINAL_ID, self.TX_AMOUNT)
 
 
 class Contribution(BaseModel):

@@ -1,0 +1,43 @@
+"""The routes' dependencies: the app's scorer and metrics, and the API-key check.
+
+Coroutines, so that FastAPI calls them on the event loop rather than in its thread pool.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from fraudflow.serving.engine import Scorer
+from fraudflow.serving.metrics import Metrics
+
+
+async def get_scorer(request: Request) -> Scorer:
+    """The app's scorer; 503 until the start-up has built it."""
+    scorer: Scorer | None = request.app.state.scorer
+    if scorer is None:
+        raise HTTPException(503, "not ready")
+    return scorer
+
+
+async def get_metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+async def check_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """401 unless the request carries the service's API key (when it has one)."""
+    expected: str | None = request.app.state.settings.api_key
+    if expected is not None and not (
+        x_api_key is not None and hmac.compare_digest(x_api_key.encode(), expected.encode())
+    ):
+        raise HTTPException(401, "missing or wrong X-API-Key header")
+
+
+ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+#: The dependencies of a route that needs the API key.
+AUTHORIZED = [Depends(check_key)]

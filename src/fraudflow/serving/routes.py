@@ -1,0 +1,70 @@
+"""The service's routes: scoring, labels, health and metrics (``add_routes`` puts them on an app)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.responses import PlainTextResponse
+
+from fraudflow.serving.deps import AUTHORIZED, MetricsDep, ScorerDep
+from fraudflow.serving.http_errors import ERRORS
+from fraudflow.serving.metrics import CONTENT_TYPE
+from fraudflow.serving.schemas import BatchIn, BatchOut, Health, LabelsIn, LabelsOut, ScoreOut, TransactionIn
+
+JSON = "application/json"
+
+
+async def score(tx: TransactionIn, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+    answers = scorer.score([tx.transaction()])
+    metrics.answered(answers)
+    return Response(answers[0].model_dump_json(), media_type=JSON)
+
+
+async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+    ids = [t.TRANSACTION_ID for t in batch.transactions]
+    if len(set(ids)) != len(ids):
+        # 409, not 422: the body is valid by the schema, which cannot say "ids unique"
+        raise HTTPException(409, "TRANSACTION_ID appears twice in the batch")
+    answers = scorer.score([t.transaction() for t in batch.transactions])
+    metrics.answered(answers)
+    return Response(BatchOut(results=answers).model_dump_json(), media_type=JSON)
+
+
+async def labels(body: LabelsIn, scorer: ScorerDep, metrics: MetricsDep) -> LabelsOut:
+    n = scorer.store.add_labels({label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels})
+    metrics.label(n)
+    return LabelsOut(accepted=n)
+
+
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+def readyz(scorer: ScorerDep) -> Health:
+    return Health(status="ready", model_id=scorer.model_id)
+
+
+def prometheus(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+def add_routes(app: FastAPI) -> None:
+    """The routes on ``app``, with what each publishes besides its body's schema.
+
+    The scoring routes' answers are typed models already: they are serialized directly (the schema
+    still documented, ``response_model=None``) rather than validated a second time on the way out.
+    """
+    for path, endpoint, answer in (("/v1/score", score, ScoreOut), ("/v1/score/batch", score_batch, BatchOut)):
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            response_model=None,
+            responses={200: {"model": answer}, **ERRORS},
+            dependencies=AUTHORIZED,
+        )
+    app.add_api_route(
+        "/v1/labels", labels, methods=["POST"], response_model=LabelsOut, responses={**ERRORS}, dependencies=AUTHORIZED
+    )
+    app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health)
+    app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Health, responses={503: ERRORS[503]})
+    app.add_api_route("/metrics", prometheus, methods=["GET"], response_class=PlainTextResponse)

@@ -1,0 +1,33 @@
+"""The service's settings: built once at the edge (the CLI, a test), checked when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fraudflow.errors import ConfigError
+
+#: The largest request body the service reads by default.
+MAX_BODY_BYTES = 1 << 20
+#: The variable that gives each worker process (``uvicorn --factory``) the settings, as JSON.
+SETTINGS_ENV = "FRAUDFLOW_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service serves and how; refuses unsafe or impossible values."""
+
+    data: str
+    endpoint_url: str | None = None  # an s3:// lake's S3-compatible endpoint (None: the environment's)
+    model_id: str | None = None
+    online: str | None = None  # None: SQLite in the lake root
+    api_key: str | None = None
+    threshold: float = 0.5
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
+        if self.api_key is not None and len(self.api_key) < 16:
+            raise ConfigError("an API key must be at least 16 characters")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be at least 1024")
