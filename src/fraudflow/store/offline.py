@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import FeatureError
 from fraudflow.lake import Lake
 
@@ -68,15 +68,16 @@ def write_time_now() -> np.datetime64:
     return np.datetime64(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "us")
 
 
-def feature_schema(fs: FeatureColumns) -> pa.Schema:
+def feature_schema(feature_set: FeatureColumns) -> pa.Schema:
+    """The table's Arrow schema: the row's id, event and write times, then the feature set's columns."""
     types = {"int64": pa.int64(), "float64": pa.float64()}
     return pa.schema(
         [
-            pa.field(s.TRANSACTION_ID, pa.int64(), nullable=False),
-            pa.field(s.TX_DATETIME, pa.timestamp("ns"), nullable=False),
+            pa.field(schema.TRANSACTION_ID, pa.int64(), nullable=False),
+            pa.field(schema.TX_DATETIME, pa.timestamp("ns"), nullable=False),
             pa.field(WRITE_TIME, pa.timestamp("us"), nullable=False),
         ]
-        + [pa.field(f.name, types[f.dtype], nullable=False) for f in fs.features]
+        + [pa.field(f.name, types[f.dtype], nullable=False) for f in feature_set.features]
     )
 
 
@@ -89,20 +90,21 @@ def registry_json(lake: Lake) -> dict[str, Any] | None:
     return stored
 
 
-def register(lake: Lake, fs: RegistrySet, replace: bool = False) -> None:
-    """Record ``fs`` as the lake's feature set; refuse to mix two versions in one table."""
+def register(lake: Lake, feature_set: RegistrySet, replace: bool = False) -> None:
+    """Record ``feature_set`` as the lake's feature set; refuse to mix two versions in one table."""
     stored = registry_json(lake)
-    current = None if stored is None else fs.from_json(stored)
-    if current is not None and current.version != fs.version:
+    current = None if stored is None else feature_set.from_json(stored)
+    if current is not None and current.version != feature_set.version:
         if not replace:
             raise FeatureError(
                 f"{lake.url}/{TABLE} holds feature set {current.name!r} version {current.version}; "
-                f"refusing to add version {fs.version} ({fs.name!r}). Recompute every day with --rebuild."
+                f"refusing to add version {feature_set.version} ({feature_set.name!r}). "
+                "Recompute every day with --rebuild."
             )
         for day in lake.partitions(TABLE):
             lake.remove_partition(TABLE, day)
-    if current is None or current.version != fs.version:
-        lake.write_json(lake.path(TABLE, REGISTRY), fs.to_json())
+    if current is None or current.version != feature_set.version:
+        lake.write_json(lake.path(TABLE, REGISTRY), feature_set.to_json())
 
 
 def read_rows(
