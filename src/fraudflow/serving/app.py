@@ -23,7 +23,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.scorer = scorer or Scorer.from_lake(
-            Lake(settings.data, endpoint_url=settings.endpoint_url), settings.model_id, settings.online, settings.threshold
+            Lake(settings.data, endpoint_url=settings.endpoint_url),
+            settings.model_id,
+            settings.online,
+            settings.threshold,
         )
         yield
         app.state.scorer.store.close()
