@@ -10,13 +10,14 @@ import pyarrow as pa
 import pytest
 
 from fraudflow import Lake, WorldParams, generate
+from fraudflow import schema as s
 from fraudflow.distributed import features as spark_features
 from fraudflow.distributed.lake_io import read_table
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features import build_features, registry
 from fraudflow.features.batch import compute
 from fraudflow.features.definitions import FRAUDFLOW
-from fraudflow.features.sql import INPUT, features_sql
+from fraudflow.features.sql import features_sql
 from fraudflow.store import offline
 from tests.conftest import HANDBOOK, in_ci
 
@@ -52,9 +53,9 @@ def assert_same_rows(expected: pa.Table, got: pa.Table) -> None:
 def test_spark_features_equal_duckdb_on_40_handbook_days(spark, handbook_dataset: Path) -> None:
     lake = Lake(handbook_dataset)
     days = lake.partitions("transactions")[:40]
-    tx = lake.read_partitions("transactions", days, columns=list(INPUT)).sort_by(ORDER)
+    tx = lake.read_partitions("transactions", days, columns=list(s.INPUT_COLUMNS)).sort_by(ORDER)
     expected = compute(tx, FRAUDFLOW, "duckdb")
-    got = spark_features.compute(spark, read_table(spark, lake, "transactions", days, list(INPUT)), FRAUDFLOW)
+    got = spark_features.compute(spark, read_table(spark, lake, "transactions", days, list(s.INPUT_COLUMNS)), FRAUDFLOW)
     got = got.toArrow().sort_by(ORDER)
     assert expected.num_rows > 380_000
     assert got.column_names == expected.column_names

@@ -10,7 +10,8 @@ import pytest
 from fraudflow import WorldParams, generate
 from fraudflow.errors import FeatureError
 from fraudflow.features import DEFAULT, Feature, FeatureSet, compute
-from fraudflow.features.definitions import TERMINAL, customer_spending
+from fraudflow.features.definitions import customer_spending
+from fraudflow.records import TERMINAL
 from tests.conftest import read_lake_table
 from tests.features.test_oracle import assert_features_equal
 
@@ -32,6 +33,8 @@ def test_the_default_set_is_the_handbooks_15_inputs_in_order() -> None:
         (dict(name="X", aggregation="mean", entity=TERMINAL, column="TX_FRAUD", window_days=3), "needs a delay"),
         (dict(name="X", aggregation="count", entity=TERMINAL, window_days=0), "window_days must be"),
         (dict(name="X", aggregation="weekend", entity=TERMINAL), "row feature"),
+        (dict(name="X", aggregation="value", column="TX_FRAUD"), "column must be one of"),  # the label
+        (dict(name="X", aggregation="count", entity=TERMINAL, window_days=3, of="Y"), "only a ratio"),
     ],
 )
 def test_invalid_definitions_are_refused(kwargs: dict, message: str) -> None:

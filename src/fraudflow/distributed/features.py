@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,8 +18,9 @@ import pyarrow as pa
 from fraudflow import schema as s
 from fraudflow.distributed.lake_io import from_spark, lake_args, read_table
 from fraudflow.distributed.session import spark_job, spark_session
+from fraudflow.features.batch import FeatureJob
 from fraudflow.features.definitions import FeatureSet
-from fraudflow.features.sql import INPUT, features_sql
+from fraudflow.features.sql import features_sql
 from fraudflow.lake import Lake
 from fraudflow.store import offline
 
@@ -29,44 +29,30 @@ if TYPE_CHECKING:
 
 
 def compute(spark: SparkSession, tx: DataFrame, fs: FeatureSet) -> DataFrame:
-    """Features of every row of ``tx`` (columns of ``features.sql.INPUT``), by Spark SQL."""
+    """Features of every row of ``tx`` (columns ``schema.INPUT_COLUMNS``), by Spark SQL."""
     view = f"fraudflow_tx_{uuid.uuid4().hex}"
     tx.createOrReplaceTempView(view)
     return spark.sql(features_sql(fs, source=view, dialect="spark"))
 
 
-def run(
-    lake: Lake,
-    fs: FeatureSet,
-    days: list[dt.date],
-    available: list[dt.date],
-    progress: Callable[[str, int, int], None],
-    *,
-    engine: str,
-    spark_master: str | None,
-) -> int:
+def run(job: FeatureJob) -> int:
     """The spark feature engine (``features.batch.FeatureEngine``, registered in ``fraudflow.engines``).
 
-    One Spark job over all of ``days``; returns the rows written.
+    One Spark job over all of ``job.days``; returns the rows written.
     """
-    rows = build(spark_session(spark_master), lake, fs, days, available, progress)
-    progress("days", len(days), len(days))
+    rows = build(spark_session(job.spark_master), job)
+    job.progress("days", len(job.days), len(job.days))
     return rows
 
 
-def build(
-    spark: SparkSession,
-    lake: Lake,
-    fs: FeatureSet,
-    days: list[dt.date],
-    available: list[dt.date],
-    progress: Callable[[str, int, int], None] | None = None,
-) -> int:
-    """Compute and write the features of ``days``; returns the rows written."""
+def build(spark: SparkSession, job: FeatureJob) -> int:
+    """Compute and write the features of ``job.days``; returns the rows written."""
     from pyspark.sql import functions as F
 
+    lake, fs, days = job.lake, job.fs, list(job.days)
     first = days[0] - dt.timedelta(days=fs.history_days)
-    tx = read_table(spark, lake, "transactions", [d for d in available if first <= d <= days[-1]], list(INPUT))
+    read = [d for d in job.available if first <= d <= days[-1]]
+    tx = read_table(spark, lake, "transactions", read, list(s.INPUT_COLUMNS))
     feats = compute(spark, tx, fs)
     feats = feats.withColumn(s.PARTITION_COLUMN, F.to_date(s.TX_DATETIME)).where(F.col(s.PARTITION_COLUMN).isin(days))
     url, options = lake_args(lake)
@@ -75,11 +61,11 @@ def build(
 
     def write(day_rows: pa.Table) -> pa.Table:
         day = day_rows[s.PARTITION_COLUMN][0].as_py()
-        t = day_rows.sort_by([(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")])
+        t = s.time_ordered(day_rows)
         t = t.append_column(offline.WRITE_TIME, pa.array(np.full(t.num_rows, write_time), pa.timestamp("us")))
         Lake(url, options).write_partition(offline.TABLE, day, from_spark(t, target))
         return pa.table({"day": pa.array([day], pa.date32()), "rows": pa.array([t.num_rows], pa.int64())})
 
-    with spark_job("features", spark, progress):
+    with spark_job("features", spark, job.progress):
         written = feats.groupBy(s.PARTITION_COLUMN).applyInArrow(write, "day DATE, rows BIGINT").collect()
     return sum(int(r["rows"]) for r in written)

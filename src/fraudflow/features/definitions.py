@@ -5,7 +5,9 @@ transactions over a window of days, optionally shifted back by a delay (labels a
 
     interval (t - (delay + window) days, t - delay days], same entity, at or before this row
 
-Adding a feature is one line in ``DEFAULT_FEATURES``, e.g. a terminal's fraud count over 14 days:
+Its aggregation names one of ``features.aggregations.AGGREGATIONS``, the object every engine
+computes it through. Adding a feature is one line in ``DEFAULT_FEATURES``, e.g. a terminal's fraud
+count over 14 days (``TERMINAL``: the entity kind, from ``fraudflow.records``):
 
     Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", entity=TERMINAL, column="TX_FRAUD",
             window_days=14, delay_days=7, description="frauds on the terminal, 14 days, 7 days ago")
@@ -17,25 +19,21 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from fraudflow import schema as s
 from fraudflow.errors import FeatureError
-from fraudflow.records import CUSTOMER as CUSTOMER
-from fraudflow.records import TERMINAL as TERMINAL
-
-Aggregation = Literal["value", "weekend", "night", "ratio", "count", "sum", "mean"]
-ROW_AGGREGATIONS = ("value", "weekend", "night", "ratio")
-WINDOW_AGGREGATIONS = ("count", "sum", "mean")
-INPUT_COLUMNS = (s.TX_AMOUNT, s.TX_FRAUD)
+from fraudflow.features.aggregations import AGGREGATIONS, BY_NAME, Aggregation
+from fraudflow.records import CUSTOMER, TERMINAL
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One model input. ``mean`` of an empty window is 0 (a terminal with no history is not risky)."""
+    """One model input: ``aggregation`` names one of ``aggregations.AGGREGATIONS``, which says
+    which of the other fields it takes and computes it."""
 
     name: str
-    aggregation: Aggregation
+    aggregation: str
     entity: str | None = None
     column: str | None = None
     window_days: int = 0
@@ -44,46 +42,28 @@ class Feature:
     of: str | None = None  # "ratio": ``column`` divided by the earlier feature ``of`` (0 when it is 0)
 
     def __post_init__(self) -> None:
-        problem = self._problem()
+        rule = BY_NAME.get(self.aggregation)
+        if rule is None:
+            names = tuple(a.name for a in AGGREGATIONS)
+            raise FeatureError(
+                f"feature {self.name!r}: unknown aggregation {self.aggregation!r}; expected one of {names}"
+            )
+        problem = rule.problem(self)
         if problem:
             raise FeatureError(f"feature {self.name!r}: {problem}")
 
-    def _problem(self) -> str | None:
-        if self.aggregation in ROW_AGGREGATIONS:
-            if self.entity or self.window_days or self.delay_days:
-                return "a row feature has no entity, window or delay"
-            if self.aggregation in ("value", "ratio") and self.column not in INPUT_COLUMNS:
-                return f"column must be one of {INPUT_COLUMNS}"
-            if (self.aggregation == "ratio") != (self.of is not None):
-                return "a ratio, and only a ratio, names the feature it divides by (of=...)"
-            return None
-        if self.aggregation not in WINDOW_AGGREGATIONS:
-            return f"unknown aggregation {self.aggregation!r}; expected one of {ROW_AGGREGATIONS + WINDOW_AGGREGATIONS}"
-        if self.entity not in (CUSTOMER, TERMINAL):
-            return f"entity must be {CUSTOMER} or {TERMINAL}, got {self.entity!r}"
-        if self.aggregation != "count" and self.column not in INPUT_COLUMNS:
-            return f"column must be one of {INPUT_COLUMNS}, got {self.column!r}"
-        if self.window_days < 1 or self.delay_days < 0:
-            return "window_days must be >= 1 and delay_days >= 0"
-        if self.delay_days == 0 and self.column == s.TX_FRAUD:
-            return "a window over TX_FRAUD needs a delay: labels are not known at scoring time"
-        return None
+    @property
+    def rule(self) -> Aggregation:
+        """The aggregation object: this feature's SQL, compiled and online forms."""
+        return BY_NAME[self.aggregation]
 
     @property
     def is_window(self) -> bool:
-        return self.aggregation in WINDOW_AGGREGATIONS
+        return self.rule.window
 
     @property
     def dtype(self) -> str:
-        return "int64" if self.aggregation in ("weekend", "night", "count") else "float64"
-
-    def ratio(self, numerator: object, denominator: object) -> object:
-        """Apply a ratio to NumPy arrays or floats: 0 where the denominator is 0."""
-        import numpy as np
-
-        num = np.asarray(numerator, dtype=np.float64)
-        den = np.asarray(denominator, dtype=np.float64)
-        return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
+        return self.rule.dtype
 
     @property
     def history_days(self) -> int:

@@ -1,4 +1,4 @@
-"""Compiled window aggregates for the batch engine (the spec's semantics, in O(rows)).
+"""The compiled engine's loops: window counts and sums over each entity's rows, in O(rows).
 
 Rows arrive in time order (ties by TRANSACTION_ID). They are grouped by entity with a stable
 sort, so each entity's rows stay in that order; two pointers then slide over each group. Sums
@@ -14,9 +14,6 @@ import numba
 import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
-from fraudflow.records import NIGHT_LAST_HOUR
-from fraudflow.records import US_PER_DAY as US_PER_DAY
-from fraudflow.records import US_PER_HOUR as US_PER_HOUR
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -112,17 +109,3 @@ def window_count_sum(order: I64, starts: I64, ts: I64, values: F64, lo_us: I64, 
                 counts[j, order[i]] = hi - lo
                 sums[j, order[i]] = s + c
     return counts, sums
-
-
-@numba.njit(cache=True, parallel=True)
-def calendar(ts: I64) -> tuple[I64, I64]:
-    """``(weekend, night)`` flags from microseconds since the epoch (naive datetimes)."""
-    n = ts.shape[0]
-    weekend = np.empty(n, dtype=np.int64)
-    night = np.empty(n, dtype=np.int64)
-    for i in numba.prange(n):
-        day = ts[i] // US_PER_DAY
-        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        weekend[i] = 1 if weekday >= 5 else 0
-        night[i] = 1 if (ts[i] // US_PER_HOUR) % 24 <= NIGHT_LAST_HOUR else 0
-    return weekend, night

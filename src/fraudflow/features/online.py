@@ -6,27 +6,18 @@ a transaction at ``t`` with id ``i``, a window with delay 0 holds the events ord
 ``(t, i)`` with ``ts > t - window`` plus the transaction itself; a delayed window holds the events
 with ``t - (delay + window) < ts <= t - delay``. That is the batch engine's rule row for row, so a
 replay of the lake through this path gives the offline store's values (tested on the handbook).
+Each feature is its aggregation's online form (``features.aggregations``) over these windows.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from fraudflow import schema as s
-from fraudflow.features.definitions import FeatureSet
-from fraudflow.records import CUSTOMER as CUSTOMER
-from fraudflow.records import EMPTY as EMPTY
-from fraudflow.records import ENTITIES as ENTITIES
-from fraudflow.records import EPOCH as EPOCH
-from fraudflow.records import NIGHT_LAST_HOUR
-from fraudflow.records import ONE_US as ONE_US
-from fraudflow.records import TERMINAL as TERMINAL
-from fraudflow.records import US_PER_DAY as US_PER_DAY
-from fraudflow.records import US_PER_HOUR as US_PER_HOUR
-from fraudflow.records import Events as Events
-from fraudflow.records import Transaction as Transaction
-from fraudflow.records import to_us as to_us
+from fraudflow.features.definitions import Feature, FeatureSet
+from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events, Transaction
 
 
 class OnlineFeatures:
@@ -34,62 +25,79 @@ class OnlineFeatures:
 
     def __init__(self, fs: FeatureSet) -> None:
         self.fs = fs
-        self.windows = [f for f in fs.features if f.is_window]
+        windows = [f for f in fs.features if f.is_window]
         self.history_us = {
-            kind: max((f.history_days for f in self.windows if f.entity == kind), default=0) * US_PER_DAY
+            kind: max((f.history_days for f in windows if f.entity == kind), default=0) * US_PER_DAY
             for kind in ENTITIES
         }
-        # the plan, resolved once: (name, aggregation, entity, lower bound, delay, uses amounts, of)
-        self._plan = [
-            (
-                f.name,
-                f.aggregation,
-                f.entity or "",
-                f.history_days * US_PER_DAY,
-                f.delay_days * US_PER_DAY,
-                f.column in (None, s.TX_AMOUNT),
-                f.of or "",
-            )
-            for f in fs.features
-        ]
+        self._plan = [(f.name, f, f.rule.online) for f in fs.features]
+        self._spans = {f.name: _Span.of(f) for f in windows}
 
     def needs(self, kind: str) -> bool:
         return self.history_us[kind] > 0
 
     def compute(self, tx: Transaction, events: Mapping[str, Events]) -> dict[str, float]:
         """The feature values of ``tx``; ``events[kind]`` are its entities' events."""
-        t = tx.ts_us
-        amount = float(tx.amount)
-        values: dict[str, float] = {}
-        bounds: dict[tuple[str, int, int], tuple[int, int]] = {}
-        day = t // US_PER_DAY
-        for name, aggregation, entity, back_us, delay_us, amounts, of in self._plan:
-            if aggregation == "value":
-                values[name] = amount
-            elif aggregation == "weekend":
-                values[name] = 1 if (day + 3) % 7 >= 5 else 0
-            elif aggregation == "night":
-                values[name] = 1 if (t // US_PER_HOUR) % 24 <= NIGHT_LAST_HOUR else 0
-            elif aggregation == "ratio":
-                den = values[of]
-                values[name] = amount / den if den != 0 else 0.0
-            else:
-                ev = events.get(entity, EMPTY)
-                key = (entity, back_us, delay_us)
-                if key not in bounds:  # a count and a mean over one window share its bounds
-                    bounds[key] = _bounds(ev, t, tx.transaction_id, back_us, delay_us)
-                start, end = bounds[key]
-                current = delay_us == 0  # the window ends with this transaction, which it holds
-                n = end - start + (1 if current else 0)
-                if aggregation == "count":
-                    values[name] = n
-                    continue
-                if amounts:
-                    total = sum(ev.amounts[start:end]) + (amount if current else 0.0)
-                else:
-                    total = float(sum(ev.frauds[start:end]))
-                values[name] = total if aggregation == "sum" else (total / n if n else 0.0)
+        row = _Row(tx, events, self._spans)
+        values = row.values
+        for name, f, online in self._plan:
+            values[name] = online(f, row)
         return values
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A window feature's events: ts in (t - back_us, t - delay_us], this transaction too if ``current``."""
+
+    entity: str
+    back_us: int
+    delay_us: int
+    current: int  # 1 when the window ends with this transaction (no delay), which it holds
+    amounts: bool  # sums TX_AMOUNT (else TX_FRAUD)
+    key: tuple[str, int, int]  # (entity, back_us, delay_us): the features of one window share its slice
+
+    @classmethod
+    def of(cls, f: Feature) -> _Span:
+        entity, back_us, delay_us = f.entity or "", f.history_days * US_PER_DAY, f.delay_days * US_PER_DAY
+        return cls(entity, back_us, delay_us, int(delay_us == 0), f.column != s.TX_FRAUD, (entity, back_us, delay_us))
+
+
+class _Row:
+    """One transaction, its entities' events and its features so far (``aggregations.OnlineInputs``)."""
+
+    __slots__ = ("_events", "_slices", "_spans", "amount", "transaction_id", "ts_us", "values")
+
+    def __init__(self, tx: Transaction, events: Mapping[str, Events], spans: Mapping[str, _Span]) -> None:
+        self.amount = float(tx.amount)
+        self.ts_us = tx.ts_us
+        self.transaction_id = tx.transaction_id
+        self.values: dict[str, float] = {}
+        self._events = events
+        self._spans = spans
+        self._slices: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+    def feature(self, name: str) -> float:
+        return self.values[name]
+
+    def count(self, f: Feature) -> int:
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        return end - start + span.current
+
+    def total(self, f: Feature) -> float:
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        ev = self._events.get(span.entity, EMPTY)
+        if span.amounts:
+            return sum(ev.amounts[start:end]) + (self.amount if span.current else 0.0)
+        return float(sum(ev.frauds[start:end]))
+
+    def _slice(self, span: _Span) -> tuple[int, int]:
+        """The entity's events in the window (without this transaction), as a slice; kept for the
+        window's other features."""
+        ev = self._events.get(span.entity, EMPTY)
+        found = self._slices[span.key] = _bounds(ev, self.ts_us, self.transaction_id, span.back_us, span.delay_us)
+        return found
 
 
 def _bounds(ev: Events, t: int, tx_id: int, back_us: int, delay_us: int) -> tuple[int, int]:

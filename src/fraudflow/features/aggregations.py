@@ -1,0 +1,304 @@
+"""The aggregations a feature can use: one object each, its rule written in every engine's form.
+
+A feature (``definitions.Feature``) names its aggregation; the object of that name in
+``AGGREGATIONS`` checks the feature's fields and computes its value in three forms:
+
+- ``sql``: an SQL expression over the generated query's columns (``features.sql``: DuckDB, Spark),
+- ``compiled``: a NumPy column over a whole table (``features.compiled``),
+- ``online``: one value for an arriving transaction (``features.online``).
+
+Each engine hands its forms what they read through one small interface, ``Inputs``: a window's
+count and total and the features before, in the engine's own terms (SQL text, NumPy columns,
+numbers), plus the row's own values (``SqlInputs``, ``CompiledInputs``, ``OnlineInputs``). The
+windows (which rows, ties by (time, id), the delay) are the engines' machinery, the same for every
+window aggregation; an aggregation only says what it makes of them, or of the row itself. Adding
+an aggregation is one class here, listed in ``AGGREGATIONS``, and its case in
+tests/features/test_aggregations.py, which checks that its three forms agree.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from fraudflow import schema as s
+from fraudflow.records import CUSTOMER, NIGHT_LAST_HOUR, TERMINAL, US_PER_DAY, US_PER_HOUR
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from fraudflow.features.definitions import Feature
+
+    I64 = npt.NDArray[np.int64]
+    F64 = npt.NDArray[np.float64]
+
+#: The columns a window can sum: the amount, and the fraud label (known only after a delay).
+WINDOW_COLUMNS = (s.TX_AMOUNT, s.TX_FRAUD)
+#: The columns a row feature can read: the arriving transaction's own values (not its label).
+ROW_COLUMNS = (s.TX_AMOUNT,)
+#: Monday = 0, so a day is in the weekend when its weekday is at least this.
+SATURDAY = 5
+#: SQL's weekend test, in each dialect (their ``dayofweek`` numbers Sunday 0 or 1).
+WEEKEND_SQL = {
+    "duckdb": f"dayofweek({s.TX_DATETIME}) IN (0, 6)",
+    "spark": f"dayofweek({s.TX_DATETIME}) IN (1, 7)",
+}
+
+
+_Count = TypeVar("_Count", covariant=True)
+_Value = TypeVar("_Value", covariant=True)
+
+
+class Inputs(Protocol[_Count, _Value]):
+    """What every engine gives its forms, in its own terms (SQL text, NumPy columns, numbers)."""
+
+    def count(self, f: Feature) -> _Count:
+        """The number of transactions in ``f``'s window."""
+        ...
+
+    def total(self, f: Feature) -> _Value:
+        """The sum of ``f.column`` over ``f``'s window, 0 when it is empty."""
+        ...
+
+    def feature(self, name: str) -> _Value:
+        """An earlier feature of the set."""
+        ...
+
+
+class SqlInputs(Inputs[str, str], Protocol):
+    """The SQL engine's: expressions over its query's columns (the row's are the lake's columns)."""
+
+    @property
+    def dialect(self) -> str: ...
+
+
+class CompiledInputs(Inputs["I64", np.ndarray], Protocol):
+    """The compiled engine's: a column for every row of one table."""
+
+    @property
+    def ts_us(self) -> I64:
+        """TX_DATETIME in microseconds since the epoch."""
+        ...
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the transactions."""
+        ...
+
+
+class OnlineInputs(Inputs[int, float], Protocol):
+    """The online engine's: values for one arriving transaction."""
+
+    @property
+    def amount(self) -> float: ...
+
+    @property
+    def ts_us(self) -> int: ...
+
+
+class Aggregation(ABC):
+    """One kind of feature: which fields it takes, and its value in each engine's form."""
+
+    name: ClassVar[str]
+    #: the stored column's type, "int64" or "float64"
+    dtype: ClassVar[str] = "float64"
+    #: an aggregate over the entity's transactions in a window, else a value of the row itself
+    window: ClassVar[bool] = False
+    #: it reads ``Feature.column``
+    reads_column: ClassVar[bool] = True
+    #: it divides by an earlier feature, named by ``Feature.of``
+    divides: ClassVar[bool] = False
+
+    def problem(self, f: Feature) -> str | None:
+        """What is wrong with ``f``'s fields for this aggregation, if anything."""
+        if (f.of is not None) != self.divides:
+            return "a ratio, and only a ratio, names the feature it divides by (of=...)"
+        return None
+
+    @abstractmethod
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        """The SQL expression of ``f``."""
+
+    @abstractmethod
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        """``f`` for every row, as a column of ``dtype``."""
+
+    @abstractmethod
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        """``f`` for one transaction (an int for the int64 aggregations)."""
+
+
+class RowAggregation(Aggregation):
+    """A value of the transaction itself: no entity, window or delay."""
+
+    def problem(self, f: Feature) -> str | None:
+        if f.entity or f.window_days or f.delay_days:
+            return "a row feature has no entity, window or delay"
+        if self.reads_column and f.column not in ROW_COLUMNS:
+            return f"column must be one of {ROW_COLUMNS}"
+        return super().problem(f)
+
+
+class WindowAggregation(Aggregation):
+    """An aggregate of one entity's transactions in ``(t - (delay + window) days, t - delay days]``.
+
+    With no delay the window ends at this transaction: earlier ones in (time, id) order and itself.
+    """
+
+    window = True
+
+    def problem(self, f: Feature) -> str | None:
+        if f.entity not in (CUSTOMER, TERMINAL):
+            return f"entity must be {CUSTOMER} or {TERMINAL}, got {f.entity!r}"
+        if self.reads_column and f.column not in WINDOW_COLUMNS:
+            return f"column must be one of {WINDOW_COLUMNS}, got {f.column!r}"
+        if f.window_days < 1 or f.delay_days < 0:
+            return "window_days must be >= 1 and delay_days >= 0"
+        if f.delay_days == 0 and f.column == s.TX_FRAUD:
+            return "a window over TX_FRAUD needs a delay: labels are not known at scoring time"
+        return super().problem(f)
+
+
+class Value(RowAggregation):
+    """The column's value (the amount)."""
+
+    name = "value"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({f.column} AS DOUBLE)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.column(f.column or "").astype(np.float64)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.amount
+
+
+class Weekend(RowAggregation):
+    """1 when the transaction falls on a Saturday or a Sunday, else 0."""
+
+    name = "weekend"
+    dtype = "int64"
+    reads_column = False
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({WEEKEND_SQL[q.dialect]} AS BIGINT)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return (_weekday(c.ts_us) >= SATURDAY).astype(np.int64)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return 1 if _weekday(r.ts_us) >= SATURDAY else 0
+
+
+class Night(RowAggregation):
+    """1 when the transaction's hour is 0..NIGHT_LAST_HOUR (06:59:59 is night), else 0."""
+
+    name = "night"
+    dtype = "int64"
+    reads_column = False
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST(hour({s.TX_DATETIME}) <= {NIGHT_LAST_HOUR} AS BIGINT)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return (_hour(c.ts_us) <= NIGHT_LAST_HOUR).astype(np.int64)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return 1 if _hour(r.ts_us) <= NIGHT_LAST_HOUR else 0
+
+
+class Ratio(RowAggregation):
+    """The column divided by the earlier feature ``of``; 0 when that is 0."""
+
+    name = "ratio"
+    divides = True
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return _sql_quotient(f.column or "", f"({q.feature(f.of or '')})")
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return _array_quotient(c.column(f.column or ""), c.feature(f.of or ""))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        den = r.feature(f.of or "")
+        return r.amount / den if den != 0 else 0.0
+
+
+class Count(WindowAggregation):
+    """The number of transactions in the window (never 0 without a delay: the row itself)."""
+
+    name = "count"
+    dtype = "int64"
+    reads_column = False
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({q.count(f)} AS BIGINT)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.count(f)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.count(f)
+
+
+class Sum(WindowAggregation):
+    """The sum of the column over the window; 0 when it is empty."""
+
+    name = "sum"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({q.total(f)} AS DOUBLE)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.total(f)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.total(f)
+
+
+class Mean(WindowAggregation):
+    """The mean of the column over the window; 0 when it is empty (a terminal with no history is not risky)."""
+
+    name = "mean"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return _sql_quotient(q.total(f), q.count(f))
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return _array_quotient(c.total(f), c.count(f))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        n = r.count(f)
+        return r.total(f) / n if n != 0 else 0.0
+
+
+#: Every aggregation, by the order the definitions list them in their messages.
+AGGREGATIONS: tuple[Aggregation, ...] = (Value(), Weekend(), Night(), Ratio(), Count(), Sum(), Mean())
+BY_NAME: dict[str, Aggregation] = {a.name: a for a in AGGREGATIONS}
+
+# The rules the forms share: the calendar of a time in microseconds since the epoch (naive, so UTC
+# arithmetic), for a scalar or a whole column; a quotient that is 0 when its denominator is.
+
+_Time = TypeVar("_Time", int, "I64")
+
+
+def _weekday(ts_us: _Time) -> _Time:
+    """Monday = 0: 1970-01-01 was a Thursday."""
+    return (ts_us // US_PER_DAY + 3) % 7
+
+
+def _hour(ts_us: _Time) -> _Time:
+    return ts_us // US_PER_HOUR % 24
+
+
+def _array_quotient(num: np.ndarray, den: np.ndarray) -> F64:
+    out: F64 = np.zeros(len(num))
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _sql_quotient(num: str, den: str) -> str:
+    """``den`` is a name or parenthesized."""
+    return f"CASE WHEN {den} = 0 THEN 0.0 ELSE CAST({num} AS DOUBLE) / {den} END"
