@@ -88,7 +88,7 @@ def compare(got: np.ndarray, expected: np.ndarray, ids: np.ndarray, names: Seque
 
 def main(argv: Sequence[str] | None = None) -> int:
     from fraudflow.features import DEFAULT
-    from fraudflow.features.online import Transaction
+    from fraudflow.records import Transaction
     from fraudflow.serving.engine import Scorer
     from fraudflow.store.online.memory import MemoryStore
 

@@ -50,8 +50,8 @@ def traffic(root: str) -> list[dict[str, object]]:
 
 def case_inprocess(root: str, store_url: str) -> dict[str, float]:
     from fraudflow.features import registry
-    from fraudflow.features.online import Transaction
     from fraudflow.lake import Lake
+    from fraudflow.records import Transaction
     from fraudflow.serving.engine import Scorer
     from fraudflow.store.online.connect import open_store
     from fraudflow.store.online.materialize import materialize

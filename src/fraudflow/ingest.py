@@ -24,7 +24,7 @@ from fraudflow.errors import SchemaError
 from fraudflow.lake import Lake
 from fraudflow.records import SECONDS_PER_DAY
 
-REQUIRED = (s.TRANSACTION_ID, s.TX_DATETIME, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_AMOUNT, s.TX_FRAUD)
+REQUIRED = s.INPUT_COLUMNS
 OPTIONAL = (s.TX_TIME_SECONDS, s.TX_TIME_DAYS, s.TX_FRAUD_SCENARIO)
 INT_COLUMNS = (s.TRANSACTION_ID, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_FRAUD, *OPTIONAL)
 
@@ -83,8 +83,7 @@ def ingest(path: str | os.PathLike[str], out: str | os.PathLike[str] | Lake) -> 
     """Validate the file at ``path`` and write it into the lake ``out``, one partition per day."""
     lake = out if isinstance(out, Lake) else Lake(out)
     table = validate(read_table(path), str(path))
-    order = np.lexsort((table[s.TRANSACTION_ID].to_numpy(), table[s.TX_DATETIME].to_numpy()))
-    table = table.take(order)
+    table = s.time_ordered(table)
     dates = table[s.TX_DATETIME].to_numpy().astype("datetime64[D]")
     bounds = np.flatnonzero(np.diff(dates.astype(np.int64))) + 1
     starts = np.concatenate([[0], bounds])

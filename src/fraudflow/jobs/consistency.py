@@ -64,7 +64,7 @@ def check(lake: Lake, store: OnlineStore, feature_set: FeatureSet) -> Consistenc
         tx = pa.concat_tables([lake_tx, extra])
     else:
         tx = served
-    tx = tx.take(pc.sort_indices(tx, [(schema.TX_DATETIME, "ascending"), (schema.TRANSACTION_ID, "ascending")]))
+    tx = schema.time_ordered(tx)
     batch = compute(tx, feature_set)
     pos = {int(i): k for k, i in enumerate(batch[schema.TRANSACTION_ID].to_numpy())}
     mismatches = {name: 0 for name in feature_set.names}

@@ -83,7 +83,7 @@ async def _send(
     on_tick: Callable[[ReplayStats], None],
 ) -> None:
     bodies = request_bodies(table)
-    ts = table[schema.TX_DATETIME].to_numpy().astype("datetime64[us]").view(np.int64)
+    ts = schema.timestamps_us(table[schema.TX_DATETIME])
     frauds = np.flatnonzero(table[schema.TX_FRAUD].to_numpy() == 1)
     next_label = 0
     queue: asyncio.Queue[int] = asyncio.Queue(maxsize=concurrency * 2)

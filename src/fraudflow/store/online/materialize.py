@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
 from fraudflow import schema
 from fraudflow.errors import LakeError
 from fraudflow.lake import Lake
@@ -55,16 +53,8 @@ def materialize(lake: Lake, store: OnlineStore, lookback: Lookback) -> Materiali
     if done is not None:
         first = max(first, dt.date.fromisoformat(done) + dt.timedelta(days=1))
     wanted = [d for d in days if d >= first]
-    columns = [
-        schema.TRANSACTION_ID,
-        schema.TX_DATETIME,
-        schema.CUSTOMER_ID,
-        schema.TERMINAL_ID,
-        schema.TX_AMOUNT,
-        schema.TX_FRAUD,
-    ]
-    table = lake.read_partitions("transactions", wanted, columns=columns)
-    ts = table[schema.TX_DATETIME].to_numpy().astype("datetime64[us]").view(np.int64)
+    table = lake.read_partitions("transactions", wanted, columns=list(schema.INPUT_COLUMNS))
+    ts = schema.timestamps_us(table[schema.TX_DATETIME])
     ids = table[schema.TRANSACTION_ID].to_numpy()
     fraud = table[schema.TX_FRAUD].to_numpy()
     rows = zip(
