@@ -13,6 +13,11 @@ from tests.conftest import read_lake_table
 runner = CliRunner()
 
 
+def small_world(out: Path, *options: str) -> list[str]:
+    """``fraudflow generate`` of a small world into ``out``, with more ``options``."""
+    return ["generate", "--out", str(out), "--customers", "60", "--terminals", "80", "--radius", "15", *options]
+
+
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
@@ -35,21 +40,7 @@ def test_help_lists_every_command() -> None:
 
 
 def test_generate_prints_a_summary_and_writes_the_lake(tmp_path: Path) -> None:
-    args = [
-        "generate",
-        "--out",
-        str(tmp_path),
-        "--customers",
-        "60",
-        "--terminals",
-        "80",
-        "--days",
-        "12",
-        "--radius",
-        "15",
-        "--json",
-    ]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, small_world(tmp_path, "--days", "12", "--json"))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == read_lake_table(tmp_path).num_rows > 0
@@ -58,9 +49,8 @@ def test_generate_prints_a_summary_and_writes_the_lake(tmp_path: Path) -> None:
 
 
 def test_generate_continues_a_world(tmp_path: Path) -> None:
-    base = ["generate", "--out", str(tmp_path), "--customers", "60", "--terminals", "80", "--radius", "15"]
-    assert runner.invoke(app, [*base, "--days", "10"]).exit_code == 0
-    result = runner.invoke(app, [*base, "--days", "5", "--from-day", "10"])
+    assert runner.invoke(app, small_world(tmp_path, "--days", "10")).exit_code == 0
+    result = runner.invoke(app, small_world(tmp_path, "--days", "5", "--from-day", "10"))
     assert result.exit_code == 0, result.output
     ids = read_lake_table(tmp_path)["TRANSACTION_ID"].to_numpy()
     assert ids.tolist() == list(range(len(ids)))
@@ -83,22 +73,7 @@ def test_ingest_error_names_the_problem(tmp_path: Path) -> None:
 
 
 def test_features_and_training_set_commands(tmp_path: Path) -> None:
-    gen = [
-        "generate",
-        "--out",
-        str(tmp_path),
-        "--customers",
-        "80",
-        "--terminals",
-        "100",
-        "--days",
-        "30",
-        "--radius",
-        "15",
-        "--start-date",
-        "2018-07-01",
-    ]
-    assert runner.invoke(app, gen).exit_code == 0
+    assert runner.invoke(app, small_world(tmp_path, "--days", "30", "--start-date", "2018-07-01")).exit_code == 0
     result = runner.invoke(app, ["features", "--data", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "30 days" in result.output
@@ -114,3 +89,9 @@ def test_features_and_training_set_commands(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "known_frauds" in result.output and "'2018-07-19'" in result.output
     result = runner.invoke(app, ["features", "--data", str(tmp_path), "--engine", "pandas"])
     assert result.exit_code == 2 and "unknown feature engine" in result.output
+    result = runner.invoke(app, ["features", "--data", str(tmp_path), "--feature-set", "kaggle"])
+    assert result.exit_code == 2 and "unknown feature set 'kaggle'" in result.output
+    result = runner.invoke(app, ["training-set", "--data", str(tmp_path), "--dialect", "oracle"])
+    assert result.exit_code == 2 and "unknown dialect 'oracle'" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path / "model")])
+    assert result.exit_code == 2 and "expected a path like <root>/models/<id>" in result.output

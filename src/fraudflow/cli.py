@@ -5,7 +5,7 @@ rich only (with the engine registry and the evaluation protocol, both standard l
 the choices and defaults it shows), and a command loads numba, DuckDB, XGBoost or FastAPI only
 when it needs them (tests/test_imports.py checks which modules ``--help`` loads).
 
-The options given before the command are read once into ``Settings``, which every command opens
+The options given before the command are read once into ``Options``, which every command opens
 its lake with; a ``FraudflowError`` from any command ends it as ``error: <message>``, exit code 2.
 """
 
@@ -102,7 +102,7 @@ out = Console()
 
 
 @dataclass(frozen=True)
-class Settings:
+class Options:
     """The options given before the command, read once; every command opens its lake with them."""
 
     endpoint_url: str | None = None  # None: the lake reads AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
@@ -125,12 +125,12 @@ def _options(
     ] = None,
 ) -> None:
     """Fraud detection end to end: simulate, features, training sets, XGBoost, serving."""
-    ctx.obj = Settings(endpoint_url=endpoint_url)
+    ctx.obj = Options(endpoint_url=endpoint_url)
 
 
 def _lake(ctx: typer.Context, root: str) -> Lake:
     """The lake at ``root``, opened with the settings given before the command."""
-    return ctx.ensure_object(Settings).lake(root)
+    return ctx.ensure_object(Options).lake(root)
 
 
 def _one_of(check: Callable[[str], object]) -> Callable[[str], str]:
@@ -501,8 +501,8 @@ Online = Annotated[
 def materialize(ctx: typer.Context, data: Data, online: Online = None) -> None:
     """Load the online store from the lake (the last 37 days and their labels), incrementally."""
     from fraudflow.features import registry
-    from fraudflow.serving.materialize import materialize as run
-    from fraudflow.store.online import open_store
+    from fraudflow.store.online.connect import open_store
+    from fraudflow.store.online.materialize import materialize as run
 
     lake = _lake(ctx, data)
     fs = registry.required(lake)
@@ -521,6 +521,7 @@ def materialize(ctx: typer.Context, data: Data, online: Online = None) -> None:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     data: Data,
     model: Annotated[str | None, typer.Option("--model", help="Model id (default: the newest in the lake).")] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
@@ -542,11 +543,17 @@ def serve(
 
     import uvicorn
 
-    from fraudflow.serving.app import SETTINGS_ENV, Settings, create_app
+    from fraudflow.serving.app import create_app
     from fraudflow.serving.metrics import MULTIPROC_ENV
+    from fraudflow.serving.settings import SETTINGS_ENV, Settings
 
     settings = Settings(
-        data=data, model_id=model, online=online, threshold=threshold, api_key=os.environ.get(api_key_env) or None
+        data=data,
+        endpoint_url=ctx.ensure_object(Options).endpoint_url,
+        model_id=model,
+        online=online,
+        threshold=threshold,
+        api_key=os.environ.get(api_key_env) or None,
     )
     if workers < 1 or (workers > 1 and online == "memory://"):
         raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
@@ -590,8 +597,8 @@ def replay(
     from rich.live import Live
     from rich.table import Table
 
-    from fraudflow.serving.replay import ReplayStats
-    from fraudflow.serving.replay import replay as run
+    from fraudflow.jobs.replay import ReplayStats
+    from fraudflow.jobs.replay import replay as run
 
     def line(st: ReplayStats) -> str:
         return (
@@ -625,8 +632,8 @@ def consistency(ctx: typer.Context, data: Data, online: Online = None) -> None:
     from rich.table import Table
 
     from fraudflow.features import registry
-    from fraudflow.serving.consistency import check
-    from fraudflow.store.online import open_store
+    from fraudflow.jobs.consistency import check
+    from fraudflow.store.online.connect import open_store
 
     lake = _lake(ctx, data)
     store = open_store(online, lake.root if lake.local else None)
