@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow import SchemaError, WorldParams, generate, ingest
-from tests.fingerprint import transactions_fingerprint
 from tests.conftest import golden, handbook_file, read_lake_table
+from tests.fingerprint import transactions_fingerprint
 
 SMALL = WorldParams(n_customers=50, n_terminals=100, nb_days=10, radius=10.0)
 

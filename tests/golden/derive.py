@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tests.fingerprint import features_fingerprint, quantise, transactions_fingerprint
 
 from fraudflow.features import DEFAULT
-from tests.fingerprint import features_fingerprint, quantise, transactions_fingerprint
 
 HERE = Path(__file__).parent
 #: Least distance (in units of 1e-6) of any oracle float from a rounding boundary of the hash:
