@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudflow.features import DEFAULT, build_features, compute
-from tests.fingerprint import features_fingerprint, quantise
 from tests.conftest import SWAPPED_PAIRS, golden, handbook_file, read_lake_table
+from tests.fingerprint import features_fingerprint, quantise
 
 CUSTOMER_FEATURES = [n for n in DEFAULT.names if n.startswith("CUSTOMER_ID_")]
 
