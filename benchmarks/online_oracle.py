@@ -87,7 +87,7 @@ def compare(got: np.ndarray, expected: np.ndarray, ids: np.ndarray, names: Seque
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fraudflow.features import DEFAULT
+    from fraudflow.features import HANDBOOK
     from fraudflow.records import Transaction
     from fraudflow.serving.engine import Scorer
     from fraudflow.store.online.memory import MemoryStore
@@ -106,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     cols = [tx[c].to_pylist() for c in ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")]
     frauds = tx["TX_FRAUD"].to_pylist()
-    scorer = Scorer(MemoryStore(), DEFAULT)
-    names = DEFAULT.names[1:]
+    scorer = Scorer(MemoryStore(), HANDBOOK)
+    names = HANDBOOK.names[1:]
     got = np.empty((tx.num_rows, len(names)))
     t0 = time.perf_counter()
     for i, (values, fraud) in enumerate(zip(zip(*cols, strict=True), frauds, strict=True)):

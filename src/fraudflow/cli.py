@@ -505,10 +505,10 @@ def materialize(ctx: typer.Context, data: Data, online: Online = None) -> None:
     from fraudflow.store.online.materialize import materialize as run
 
     lake = _lake(ctx, data)
-    fs = registry.required(lake)
+    feature_set = registry.required(lake)
     store = open_store(online, lake.root if lake.local else None)
     with console.status("materializing"):
-        summary = run(lake, store, fs)
+        summary = run(lake, store, feature_set)
     store.close()
     if summary.up_to_date:
         out.print(f"online store already holds the lake through {summary.through}")

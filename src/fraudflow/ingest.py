@@ -19,14 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import SchemaError
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.records import SECONDS_PER_DAY
 
-REQUIRED = s.INPUT_COLUMNS
-OPTIONAL = (s.TX_TIME_SECONDS, s.TX_TIME_DAYS, s.TX_FRAUD_SCENARIO)
-INT_COLUMNS = (s.TRANSACTION_ID, s.CUSTOMER_ID, s.TERMINAL_ID, s.TX_FRAUD, *OPTIONAL)
+REQUIRED = schema.INPUT_COLUMNS
+OPTIONAL = (schema.TX_TIME_SECONDS, schema.TX_TIME_DAYS, schema.TX_FRAUD_SCENARIO)
+INT_COLUMNS = (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID, schema.TX_FRAUD, *OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -73,18 +73,18 @@ def validate(table: pa.Table, source: str) -> pa.Table:
     for c in INT_COLUMNS:
         if c in cols:
             cols[c] = _as_int(cols[c], c, source)
-    cols[s.TX_AMOUNT] = _as_float(cols[s.TX_AMOUNT], s.TX_AMOUNT, source)
-    cols[s.TX_DATETIME] = _as_timestamp(cols[s.TX_DATETIME], source)
+    cols[schema.TX_AMOUNT] = _as_float(cols[schema.TX_AMOUNT], schema.TX_AMOUNT, source)
+    cols[schema.TX_DATETIME] = _as_timestamp(cols[schema.TX_DATETIME], source)
     _check_values(cols, source)
     return _complete(cols, table.num_rows)
 
 
 def ingest(path: str | os.PathLike[str], out: str | os.PathLike[str] | Lake) -> IngestSummary:
     """Validate the file at ``path`` and write it into the lake ``out``, one partition per day."""
-    lake = out if isinstance(out, Lake) else Lake(out)
+    lake = open_lake(out)
     table = validate(read_table(path), str(path))
-    table = s.time_ordered(table)
-    dates = table[s.TX_DATETIME].to_numpy().astype("datetime64[D]")
+    table = schema.time_ordered(table)
+    dates = table[schema.TX_DATETIME].to_numpy().astype("datetime64[D]")
     bounds = np.flatnonzero(np.diff(dates.astype(np.int64))) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(dates)]])
@@ -98,7 +98,7 @@ def ingest(path: str | os.PathLike[str], out: str | os.PathLike[str] | Lake) -> 
     return IngestSummary(
         rows=table.num_rows,
         days=len(starts),
-        frauds=int(pc.sum(table[s.TX_FRAUD]).as_py() or 0),
+        frauds=int(pc.sum(table[schema.TX_FRAUD]).as_py() or 0),
         first_day=dates[0].astype(dt.date),
         last_day=dates[-1].astype(dt.date),
     )
@@ -147,7 +147,7 @@ def _as_float(arr: pa.Array, col: str, source: str) -> pa.Array:
 
 
 def _as_timestamp(arr: pa.Array, source: str) -> pa.Array:
-    col = s.TX_DATETIME
+    col = schema.TX_DATETIME
     if pa.types.is_timestamp(arr.type):
         if arr.type.tz is not None:  # naive datetimes throughout: keep the UTC wall time
             arr = arr.cast(pa.timestamp(arr.type.unit))
@@ -172,40 +172,43 @@ def _as_timestamp(arr: pa.Array, source: str) -> pa.Array:
 
 
 def _check_values(cols: dict[str, pa.Array], source: str) -> None:
-    for c in (*s.NON_NEGATIVE_INTS, s.TX_FRAUD_SCENARIO):
+    for c in (*schema.NON_NEGATIVE_INTS, schema.TX_FRAUD_SCENARIO):
         if c in cols:
             v = cols[c].to_numpy()
             if (v < 0).any():
                 row = _first(v < 0)
                 raise SchemaError(f"{source}: column {c}, row {row}: {v[row]} is negative; expected >= 0")
-    amount = cols[s.TX_AMOUNT].to_numpy()
+    amount = cols[schema.TX_AMOUNT].to_numpy()
     bad = ~np.isfinite(amount) | (amount < 0)
     if bad.any():
         row = _first(bad)
-        raise SchemaError(f"{source}: column {s.TX_AMOUNT}, row {row}: {amount[row]}; expected a finite amount >= 0")
-    fraud = cols[s.TX_FRAUD].to_numpy()
+        raise SchemaError(
+            f"{source}: column {schema.TX_AMOUNT}, row {row}: {amount[row]}; expected a finite amount >= 0"
+        )
+    fraud = cols[schema.TX_FRAUD].to_numpy()
     if ((fraud != 0) & (fraud != 1)).any():
         row = _first((fraud != 0) & (fraud != 1))
-        raise SchemaError(f"{source}: column {s.TX_FRAUD}, row {row}: {fraud[row]}; expected 0 or 1")
-    ids = cols[s.TRANSACTION_ID].to_numpy()
+        raise SchemaError(f"{source}: column {schema.TX_FRAUD}, row {row}: {fraud[row]}; expected 0 or 1")
+    ids = cols[schema.TRANSACTION_ID].to_numpy()
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         dup = uniq[counts > 1][0]
         rows = np.flatnonzero(ids == dup)[:2]
         raise SchemaError(
-            f"{source}: column {s.TRANSACTION_ID}: {dup} appears at rows {rows[0]} and {rows[1]}; expected unique ids"
+            f"{source}: column {schema.TRANSACTION_ID}: {dup} appears at rows {rows[0]} and {rows[1]};"
+            " expected unique ids"
         )
 
 
 def _complete(cols: dict[str, pa.Array], n: int) -> pa.Table:
     """Derive the optional columns when absent, relative to midnight of the first day."""
-    ts = cols[s.TX_DATETIME].to_numpy().astype("datetime64[s]")
-    if s.TX_TIME_SECONDS not in cols:
+    ts = cols[schema.TX_DATETIME].to_numpy().astype("datetime64[s]")
+    if schema.TX_TIME_SECONDS not in cols:
         origin = ts.min().astype("datetime64[D]") if n else np.datetime64("1970-01-01")
         seconds = (ts - origin).astype(np.int64)
-        cols[s.TX_TIME_SECONDS] = pa.array(seconds)
-        cols.setdefault(s.TX_TIME_DAYS, pa.array(seconds // SECONDS_PER_DAY))
-    if s.TX_TIME_DAYS not in cols:
-        cols[s.TX_TIME_DAYS] = pa.array(cols[s.TX_TIME_SECONDS].to_numpy() // SECONDS_PER_DAY)
-    cols.setdefault(s.TX_FRAUD_SCENARIO, pa.array(np.zeros(n, dtype=np.int64)))
-    return pa.Table.from_arrays([cols[f.name] for f in s.TRANSACTIONS], schema=s.TRANSACTIONS)
+        cols[schema.TX_TIME_SECONDS] = pa.array(seconds)
+        cols.setdefault(schema.TX_TIME_DAYS, pa.array(seconds // SECONDS_PER_DAY))
+    if schema.TX_TIME_DAYS not in cols:
+        cols[schema.TX_TIME_DAYS] = pa.array(cols[schema.TX_TIME_SECONDS].to_numpy() // SECONDS_PER_DAY)
+    cols.setdefault(schema.TX_FRAUD_SCENARIO, pa.array(np.zeros(n, dtype=np.int64)))
+    return pa.Table.from_arrays([cols[f.name] for f in schema.TRANSACTIONS], schema=schema.TRANSACTIONS)

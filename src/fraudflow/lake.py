@@ -215,6 +215,11 @@ class Lake:
             pass
 
 
+def open_lake(data: str | os.PathLike[str] | Lake) -> Lake:
+    """``data`` itself when it is a Lake, else the lake at that URL or path."""
+    return data if isinstance(data, Lake) else Lake(data)
+
+
 def _read_files(paths: list[str], columns: list[str] | None) -> pa.Table:
     """Local Parquet files concatenated in order, read in parallel by Arrow's own readers.
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fraudflow.features import FRAUDFLOW, build_features
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.simulate import WorldParams, generate
 from fraudflow.training import report, workflow
 from fraudflow.training.evaluation import FoldResults
@@ -37,7 +37,7 @@ def run_pipeline(
     step: Step | None = None,
 ) -> PipelineResult:
     """Run every stage on ``out`` (the handbook's world unless ``params``); return the chosen model's results."""
-    lake = out if isinstance(out, Lake) else Lake(out)
+    lake = open_lake(out)
     say = step or (lambda message: None)
     seconds: dict[str, float] = {}
 

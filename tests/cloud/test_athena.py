@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fraudflow import WorldParams, generate
 from fraudflow.cli import app
-from fraudflow.features import DEFAULT, FEATURE_SETS, build_features
+from fraudflow.features import FEATURE_SETS, HANDBOOK, build_features
 from fraudflow.lake import Lake
 from fraudflow.training.datasets import connect, training_set
 
@@ -33,7 +33,7 @@ def test_ddl_and_query_parse_and_the_query_returns_our_rows(tmp_path: Path) -> N
         assert "'projection.tx_date.type' = 'date'" in ddl and "PARTITIONED BY (`tx_date` date)" in ddl
         assert "STORED AS PARQUET" in ddl
     create_features = statements[1]
-    for name in DEFAULT.names:
+    for name in HANDBOOK.names:
         assert f"`{name}`" in create_features
     query = statements[2].rstrip(";\n")
     back = sqlglot.transpile(query, read="athena", write="duckdb")[0]

@@ -9,7 +9,7 @@ import pytest
 
 from fraudflow import WorldParams, generate
 from fraudflow.errors import FeatureError
-from fraudflow.features import DEFAULT, Feature, FeatureSet, compute
+from fraudflow.features import HANDBOOK, Feature, FeatureSet, compute
 from fraudflow.features.definitions import customer_spending
 from fraudflow.records import TERMINAL
 from tests.conftest import read_lake_table
@@ -17,9 +17,9 @@ from tests.features.test_oracle import assert_features_equal
 
 
 def test_the_default_set_is_the_handbooks_15_inputs_in_order() -> None:
-    assert DEFAULT.names[:3] == ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"]
-    assert len(DEFAULT.names) == 15
-    assert DEFAULT.history_days == 37
+    assert HANDBOOK.names[:3] == ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"]
+    assert len(HANDBOOK.names) == 15
+    assert HANDBOOK.history_days == 37
 
 
 @pytest.mark.parametrize(
@@ -44,14 +44,14 @@ def test_invalid_definitions_are_refused(kwargs: dict, message: str) -> None:
 
 def test_duplicate_names_versions_and_ratio_order() -> None:
     with pytest.raises(FeatureError, match="duplicate"):
-        FeatureSet((*DEFAULT.features, DEFAULT.features[0]))
+        FeatureSet((*HANDBOOK.features, HANDBOOK.features[0]))
     ratio = Feature("R", "ratio", column="TX_AMOUNT", of="CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW")
     with pytest.raises(FeatureError, match="not an earlier feature"):
-        FeatureSet((ratio, *DEFAULT.features))
-    more = FeatureSet((*DEFAULT.features, *customer_spending(3)), "more")
-    assert more.version != DEFAULT.version
+        FeatureSet((ratio, *HANDBOOK.features))
+    more = FeatureSet((*HANDBOOK.features, *customer_spending(3)), "more")
+    assert more.version != HANDBOOK.version
     assert FeatureSet.from_json(more.to_json()) == more
-    tampered = {**more.to_json(), "version": DEFAULT.version}
+    tampered = {**more.to_json(), "version": HANDBOOK.version}
     with pytest.raises(FeatureError, match="does not match"):
         FeatureSet.from_json(tampered)
 
@@ -59,7 +59,7 @@ def test_duplicate_names_versions_and_ratio_order() -> None:
 def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) -> None:
     extra = FeatureSet(
         (
-            *DEFAULT.features,
+            *HANDBOOK.features,
             *customer_spending(3),
             Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", TERMINAL, "TX_FRAUD", 14, 7),
             Feature("AMOUNT_TO_AVG_3", "ratio", column="TX_AMOUNT", of="CUSTOMER_ID_AVG_AMOUNT_3DAY_WINDOW"),

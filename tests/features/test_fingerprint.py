@@ -7,10 +7,10 @@ import pyarrow as pa
 import pytest
 
 from fraudflow import schema as s
-from fraudflow.features import DEFAULT, FRAUDFLOW, compute
+from fraudflow.features import FRAUDFLOW, HANDBOOK, compute
 from tests.fingerprint import features_fingerprint, quantise
 
-CUSTOMER_FEATURES = [n for n in DEFAULT.names if n.startswith("CUSTOMER_ID_")]
+CUSTOMER_FEATURES = [n for n in HANDBOOK.names if n.startswith("CUSTOMER_ID_")]
 
 
 def transactions(rows: list[tuple[int, int, int, float, int]]) -> pa.Table:
@@ -42,13 +42,13 @@ ROWS = [
 
 
 def fingerprint(tx: pa.Table, feats: pa.Table | None = None) -> dict[str, dict[str, object]]:
-    return features_fingerprint(tx, compute(tx, DEFAULT) if feats is None else feats, DEFAULT)
+    return features_fingerprint(tx, compute(tx, HANDBOOK) if feats is None else feats, HANDBOOK)
 
 
 def test_the_order_of_a_same_second_tie_does_not_change_the_fingerprint() -> None:
     one = transactions(ROWS)
     other = transactions([ROWS[0], ROWS[2], ROWS[1], *ROWS[3:]])
-    f1, f2 = compute(one, DEFAULT), compute(other, DEFAULT)
+    f1, f2 = compute(one, HANDBOOK), compute(other, HANDBOOK)
     # the tied rows' customer features do depend on the order...
     by_amount = [
         dict(zip(t["TX_AMOUNT"].to_pylist(), f["CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"].to_pylist(), strict=True))
@@ -62,21 +62,21 @@ def test_the_order_of_a_same_second_tie_does_not_change_the_fingerprint() -> Non
 
 def test_noise_below_the_tolerance_does_not_change_the_fingerprint() -> None:
     tx = transactions(ROWS)
-    feats = compute(tx, DEFAULT)
+    feats = compute(tx, HANDBOOK)
     noisy = feats
-    for name in DEFAULT.names:
-        if DEFAULT.features[DEFAULT.names.index(name)].dtype == "float64":
+    for name in HANDBOOK.names:
+        if HANDBOOK.features[HANDBOOK.names.index(name)].dtype == "float64":
             v = feats[name].to_numpy()
             noisy = noisy.set_column(noisy.column_names.index(name), name, pa.array(v * (1 + 1e-12) + 1e-15))
     assert fingerprint(tx, noisy) == fingerprint(tx, feats)
 
 
-@pytest.mark.parametrize("name", DEFAULT.names)
+@pytest.mark.parametrize("name", HANDBOOK.names)
 @pytest.mark.parametrize("row", [0, 2, 4])
 def test_any_feature_of_any_row_off_by_more_than_the_tolerance_changes_the_fingerprint(name: str, row: int) -> None:
     """Row 2 is in the tie: its terminal and calendar features are hashed row by row too."""
     tx = transactions(ROWS)
-    feats = compute(tx, DEFAULT)
+    feats = compute(tx, HANDBOOK)
     i = feats.column_names.index(name)
     v = feats[name].to_numpy().copy()
     tie_row_customer_feature = row == 2 and name in CUSTOMER_FEATURES
@@ -90,12 +90,12 @@ def test_any_feature_of_any_row_off_by_more_than_the_tolerance_changes_the_finge
 
 def test_means_are_hashed_as_window_sums_far_from_any_rounding_boundary() -> None:
     """A mean of 1 cent over 32 rows is 312.5 units of 1e-6, on a boundary; its window sum is not."""
-    values = {f.name: np.zeros(1, np.int64 if f.dtype == "int64" else np.float64) for f in DEFAULT.features}
+    values = {f.name: np.zeros(1, np.int64 if f.dtype == "int64" else np.float64) for f in HANDBOOK.features}
     values["CUSTOMER_ID_NB_TX_30DAY_WINDOW"][0] = 32
     values["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"][0] = 0.01 / 32
-    assert quantise(values, DEFAULT)[1] == pytest.approx(0.5)
+    assert quantise(values, HANDBOOK)[1] == pytest.approx(0.5)
     values["TX_AMOUNT"][0] = 0.01 / 32  # a float hashed as it is
-    assert quantise(values, DEFAULT)[1] < 1e-6
+    assert quantise(values, HANDBOOK)[1] < 1e-6
 
 
 def test_a_feature_set_with_a_ratio_fingerprints() -> None:

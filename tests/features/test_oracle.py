@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fraudflow.features import DEFAULT, build_features, compute
+from fraudflow.features import HANDBOOK, build_features, compute
 from tests.conftest import SWAPPED_PAIRS, golden, handbook_file, read_lake_table
 from tests.fingerprint import features_fingerprint, quantise
 
-CUSTOMER_FEATURES = [n for n in DEFAULT.names if n.startswith("CUSTOMER_ID_")]
+CUSTOMER_FEATURES = [n for n in HANDBOOK.names if n.startswith("CUSTOMER_ID_")]
 
 
 def assert_features_equal(got: pa.Table, expected: pa.Table, names: list[str], skip: np.ndarray | None = None) -> None:
@@ -42,9 +42,9 @@ def test_every_feature_of_every_row_equals_the_handbook(handbook_lake: Path) -> 
     got = read_lake_table(handbook_lake, "features")
     expected = oracle()
     documented = np.isin(got["TRANSACTION_ID"].to_numpy(), np.array(SWAPPED_PAIRS).ravel())
-    assert_features_equal(got, expected, DEFAULT.names, skip=documented)
+    assert_features_equal(got, expected, HANDBOOK.names, skip=documented)
     # the 20 documented rows: every feature but the customer ones matches as is...
-    assert_features_equal(got, expected, [n for n in DEFAULT.names if n not in CUSTOMER_FEATURES])
+    assert_features_equal(got, expected, [n for n in HANDBOOK.names if n not in CUSTOMER_FEATURES])
     # ...and the customer ones are what the spec's rule gives with each pair in swapped order
     tx = pq.read_table(handbook_file("transactions.parquet"))
     ids = tx["TRANSACTION_ID"].to_numpy().copy()
@@ -53,7 +53,7 @@ def test_every_feature_of_every_row_equals_the_handbook(handbook_lake: Path) -> 
         ids[ia], ids[ib] = b, a
     swapped = tx.set_column(0, "TRANSACTION_ID", pa.array(ids))
     order = np.lexsort((ids, tx["TX_DATETIME"].to_numpy()))
-    recomputed = compute(swapped.take(order), DEFAULT)
+    recomputed = compute(swapped.take(order), HANDBOOK)
     # label each row with its real id again, so it meets its own oracle row
     recomputed = recomputed.set_column(0, "TRANSACTION_ID", tx["TRANSACTION_ID"].take(order)).sort_by("TRANSACTION_ID")
     rows = np.flatnonzero(documented)
@@ -65,9 +65,9 @@ def test_every_feature_of_every_row_equals_the_handbook(handbook_lake: Path) -> 
 def test_regenerated_world_features_match_the_golden_fingerprints_row_by_row(default_lake: Path) -> None:
     """On any clone (no ../shared): every feature of every row of all 183 days, as the oracle's."""
     expected = golden("handbook_features.json")
-    assert expected["features"] == DEFAULT.names
+    assert expected["features"] == HANDBOOK.names
     build_features(default_lake)
-    got = features_fingerprint(read_lake_table(default_lake), read_lake_table(default_lake, "features"), DEFAULT)
+    got = features_fingerprint(read_lake_table(default_lake), read_lake_table(default_lake, "features"), HANDBOOK)
     assert sorted(got, key=int) == sorted(expected["days"], key=int) == [str(d) for d in range(183)]
     bad = [day for day, want in expected["days"].items() if got[day] != want]
     assert not bad, f"{len(bad)} days differ from the oracle's fingerprints, e.g. day {bad[0]}: {got[bad[0]]}"
@@ -81,16 +81,16 @@ def test_golden_feature_fingerprints_are_the_oracles(handbook_lake: Path) -> Non
 
     tx, feats = oracle_features(handbook_file("transactions.parquet").parent)
     expected = golden("handbook_features.json")["days"]
-    assert features_fingerprint(tx, feats, DEFAULT) == expected
-    _, margin = quantise({n: feats[n].to_numpy() for n in DEFAULT.names}, DEFAULT)
+    assert features_fingerprint(tx, feats, HANDBOOK) == expected
+    _, margin = quantise({n: feats[n].to_numpy() for n in HANDBOOK.names}, HANDBOOK)
     assert margin > MIN_MARGIN
-    lake = features_fingerprint(read_lake_table(handbook_lake), read_lake_table(handbook_lake, "features"), DEFAULT)
+    lake = features_fingerprint(read_lake_table(handbook_lake), read_lake_table(handbook_lake, "features"), HANDBOOK)
     assert lake == expected
 
 
 @pytest.mark.slow
 def test_duckdb_engine_equals_compiled_engine_on_the_full_dataset(handbook_lake: Path) -> None:
     tx = read_lake_table(handbook_lake).sort_by([("TX_DATETIME", "ascending"), ("TRANSACTION_ID", "ascending")])
-    compiled = compute(tx, DEFAULT, "compiled").sort_by("TRANSACTION_ID")
-    duck = compute(tx, DEFAULT, "duckdb").sort_by("TRANSACTION_ID")
-    assert_features_equal(duck, compiled, DEFAULT.names)
+    compiled = compute(tx, HANDBOOK, "compiled").sort_by("TRANSACTION_ID")
+    duck = compute(tx, HANDBOOK, "duckdb").sort_by("TRANSACTION_ID")
+    assert_features_equal(duck, compiled, HANDBOOK.names)

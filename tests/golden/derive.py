@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tests.fingerprint import features_fingerprint, quantise, transactions_fingerprint
 
-from fraudflow.features import DEFAULT
+from fraudflow.features import HANDBOOK
 
 HERE = Path(__file__).parent
 #: Least distance (in units of 1e-6) of any oracle float from a rounding boundary of the hash:
@@ -29,7 +29,7 @@ def oracle_features(handbook: Path) -> tuple[pa.Table, pa.Table]:
 
 def check_margin(feats: pa.Table) -> None:
     """Refuse a golden file a 1e-9 difference could flip: no value may lie near a boundary."""
-    _, margin = quantise({n: feats[n].to_numpy() for n in DEFAULT.names}, DEFAULT)
+    _, margin = quantise({n: feats[n].to_numpy() for n in HANDBOOK.names}, HANDBOOK)
     if margin < MIN_MARGIN:
         raise SystemExit(f"a feature value lies {margin:.2e} units from a rounding boundary of the hash")
 
@@ -44,9 +44,9 @@ def main(handbook: Path) -> None:
     check_margin(feats)
     golden = {
         "source": "Fraud-Detection-Handbook/simulated-data-transformed (2018-04-01..2018-09-30)",
-        "features": DEFAULT.names,
+        "features": HANDBOOK.names,
         "hash": "per day, every feature of every row in canonical order, as int64 (tests/fingerprint.py)",
-        "days": features_fingerprint(tx, feats, DEFAULT),
+        "days": features_fingerprint(tx, feats, HANDBOOK),
     }
     (HERE / "handbook_features.json").write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from fraudflow.features import DEFAULT, compute
+from fraudflow.features import HANDBOOK, compute
 from fraudflow.lake import Lake
 from fraudflow.records import Transaction
 from fraudflow.serving.engine import Scorer
@@ -43,7 +43,7 @@ STREAMED = {"sqlite": range(100, 109), "redis": range(100, 101)}
 
 def replay(tx: pa.Table, store: OnlineStore | None = None) -> pa.Table:
     """Each transaction in TRANSACTION_ID order, each fraud label delivered right after it."""
-    scorer = Scorer(store or MemoryStore(), DEFAULT)
+    scorer = Scorer(store or MemoryStore(), HANDBOOK)
     cols = [tx[c].to_pylist() for c in ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")]
     frauds = tx["TX_FRAUD"].to_pylist()
     rows = []
@@ -53,7 +53,7 @@ def replay(tx: pa.Table, store: OnlineStore | None = None) -> pa.Table:
         rows.append(served.features)
         if fraud:
             scorer.store.add_labels({values[0]: 1})
-    return pa.table({"TRANSACTION_ID": cols[0], **{n: [r[n] for r in rows] for n in DEFAULT.names}})
+    return pa.table({"TRANSACTION_ID": cols[0], **{n: [r[n] for r in rows] for n in HANDBOOK.names}})
 
 
 def days(tx: pa.Table, wanted: range) -> pa.Table:
@@ -75,7 +75,7 @@ def assert_same_fingerprint(have: object, want: object, where: str = "") -> None
 def assert_golden(tx: pa.Table, features: pa.Table, wanted: range) -> None:
     """The fingerprints of the replayed days are the handbook's (tests/golden)."""
     expected = golden("handbook_features.json")["days"]
-    got = features_fingerprint(tx, features, DEFAULT)
+    got = features_fingerprint(tx, features, HANDBOOK)
     assert sorted(got, key=int) == [str(d) for d in wanted]
     for day in got:
         assert_same_fingerprint(got[day], expected[day], f"day {day}")
@@ -90,11 +90,11 @@ def test_replaying_40_days_gives_the_published_features() -> None:
     oracle = oracle.append_column("TX_AMOUNT", tx["TX_AMOUNT"])
     documented = np.isin(got["TRANSACTION_ID"].to_numpy(), np.array(SWAPPED_PAIRS).ravel())
     assert documented.sum() == 6  # the pairs of the first 40 days
-    assert_features_equal(got, oracle, DEFAULT.names, skip=documented)
-    assert_features_equal(got, oracle, [n for n in DEFAULT.names if n not in CUSTOMER_FEATURES])
+    assert_features_equal(got, oracle, HANDBOOK.names, skip=documented)
+    assert_features_equal(got, oracle, [n for n in HANDBOOK.names if n not in CUSTOMER_FEATURES])
     # and row for row the batch engine's answer, the documented rows included
-    batch = compute(tx, DEFAULT)
-    assert_features_equal(got, batch, DEFAULT.names)
+    batch = compute(tx, HANDBOOK)
+    assert_features_equal(got, batch, HANDBOOK.names)
 
 
 @pytest.mark.slow
@@ -109,7 +109,7 @@ def test_memory_replay_of_61_days_gives_the_golden_fingerprints(default_lake: Pa
 def materialized_before(lake: Path, first: int, into: Path) -> Lake:
     """A lake of the days a start on day ``first`` materializes (the partitions linked, not copied)."""
     start = dt.date(2018, 4, 1)
-    for d in range(max(0, first - DEFAULT.history_days - 2), first):
+    for d in range(max(0, first - HANDBOOK.history_days - 2), first):
         name = f"tx_date={start + dt.timedelta(days=d)}"
         (into / "transactions").mkdir(parents=True, exist_ok=True)
         (into / "transactions" / name).symlink_to(lake / "transactions" / name, target_is_directory=True)
@@ -129,9 +129,9 @@ def test_store_streams_after_materializing_give_the_golden_fingerprints(
         store = RedisStore(request.getfixturevalue("redis_url"), namespace=f"golden-{tmp_path.name}")
     try:
         streamed = STREAMED[kind]
-        summary = materialize(materialized_before(default_lake, streamed[0], tmp_path / "lake"), store, DEFAULT)
+        summary = materialize(materialized_before(default_lake, streamed[0], tmp_path / "lake"), store, HANDBOOK)
         assert summary.through == dt.date(2018, 4, 1) + dt.timedelta(days=streamed[0] - 1)
-        assert summary.days >= DEFAULT.history_days + 1
+        assert summary.days >= HANDBOOK.history_days + 1
         tx = days(read_lake_table(default_lake), streamed)
         assert_golden(tx, replay(tx, store), streamed)
     finally:
@@ -147,7 +147,7 @@ def run_benchmark(handbook: Path) -> subprocess.CompletedProcess[str]:
 def test_the_oracle_benchmark_exits_non_zero_on_a_mismatch(default_lake: Path, tmp_path: Path) -> None:
     """benchmarks/online_oracle.py on a 1-day oracle (the batch engine's): 0 as is, 1 with one value off."""
     tx = days(read_lake_table(default_lake), range(1))
-    features = compute(tx, DEFAULT)
+    features = compute(tx, HANDBOOK)
     pq.write_table(tx, tmp_path / "transactions.parquet")
     pq.write_table(features, tmp_path / "features.parquet")
     ok = run_benchmark(tmp_path)

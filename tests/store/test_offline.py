@@ -11,7 +11,7 @@ import pytest
 
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import FeatureError, LakeError
-from fraudflow.features import DEFAULT, FeatureSet, build_features, registry
+from fraudflow.features import HANDBOOK, FeatureSet, build_features, registry
 from fraudflow.features.definitions import customer_spending
 from tests.conftest import read_lake_table
 from tests.features.test_oracle import assert_features_equal
@@ -37,7 +37,7 @@ def test_incremental_days_equal_one_full_build(lake: Lake, tmp_path_factory: pyt
     summary = build_features(lake, from_date=day(40))
     assert summary.days == 30
     got = read_lake_table(lake.url, "features")
-    assert_features_equal(got, read_lake_table(full.url, "features"), DEFAULT.names)
+    assert_features_equal(got, read_lake_table(full.url, "features"), HANDBOOK.names)
 
 
 def test_a_day_needs_only_its_37_days_of_history(lake: Lake) -> None:
@@ -48,7 +48,7 @@ def test_a_day_needs_only_its_37_days_of_history(lake: Lake) -> None:
     lake.remove_partition("features", day(60))
     build_features(lake, from_date=day(60), to_date=day(60))
     after = lake.read_partitions("features", [day(60)])
-    assert_features_equal(after, before, DEFAULT.names)
+    assert_features_equal(after, before, HANDBOOK.names)
 
 
 def test_later_days_never_change_earlier_features(tmp_path: Path) -> None:
@@ -85,12 +85,12 @@ def test_point_in_time_read_returns_what_was_known(lake: Lake) -> None:
 
 def test_the_registry_refuses_to_mix_versions(lake: Lake) -> None:
     build_features(lake)
-    other = FeatureSet((*DEFAULT.features, *customer_spending(3)), "other")
+    other = FeatureSet((*HANDBOOK.features, *customer_spending(3)), "other")
     with pytest.raises(FeatureError, match="refusing to add version"):
         build_features(lake, other)
     with pytest.raises(FeatureError, match=f"expected {other.version}"):
         registry.read_features(lake, version=other.version)
-    assert registry.read_features(lake, version=DEFAULT.version).num_rows > 0
+    assert registry.read_features(lake, version=HANDBOOK.version).num_rows > 0
     build_features(lake, other, rebuild=True)
     assert registry.registered(lake) == other
     assert "CUSTOMER_ID_NB_TX_3DAY_WINDOW" in read_lake_table(lake.url, "features").column_names

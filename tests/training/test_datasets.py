@@ -11,7 +11,7 @@ import sqlglot
 
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import ConfigError
-from fraudflow.features import DEFAULT, build_features
+from fraudflow.features import HANDBOOK, build_features
 from fraudflow.training.datasets import DIALECTS, connect, training_set, training_set_sql
 from fraudflow.training.protocol import split_days
 from tests.conftest import read_lake_table
@@ -70,7 +70,7 @@ def test_training_rows_are_the_days_with_their_features_and_labels(small_lake: L
     first, last = split_days(start, "train")
     days = set(train["tx_date"].to_pylist())
     assert days == {first + dt.timedelta(days=i) for i in range(7)} and last == dt.date(2018, 4, 16)
-    assert set(DEFAULT.names) <= set(train.column_names) and "TX_FRAUD" in train.column_names
+    assert set(HANDBOOK.names) <= set(train.column_names) and "TX_FRAUD" in train.column_names
     tx = read_lake_table(small_lake.url)
     in_days = np.isin(tx["TX_DATETIME"].to_numpy().astype("datetime64[D]"), np.array(sorted(days), "datetime64[D]"))
     assert train.num_rows == in_days.sum()
@@ -80,7 +80,7 @@ def test_training_rows_are_the_days_with_their_features_and_labels(small_lake: L
 @pytest.mark.parametrize("kind", ["train", "test"])
 def test_every_dialect_parses_and_returns_the_same_rows(small_lake: Lake, dialect: str, kind: str) -> None:
     start = dt.date(2018, 4, 10)
-    sql = training_set_sql(start, DEFAULT.names, kind=kind, dialect=dialect)  # type: ignore[arg-type]
+    sql = training_set_sql(start, HANDBOOK.names, kind=kind, dialect=dialect)  # type: ignore[arg-type]
     parsed = sqlglot.parse_one(sql, read=DIALECTS[dialect])
     assert parsed.find(sqlglot.exp.Join) is not None
     back = sqlglot.transpile(sql, read=DIALECTS[dialect], write="duckdb")[0]
@@ -92,6 +92,6 @@ def test_every_dialect_parses_and_returns_the_same_rows(small_lake: Lake, dialec
 
 def test_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="unknown dialect"):
-        training_set_sql(START, DEFAULT.names, dialect="oracle")
+        training_set_sql(START, HANDBOOK.names, dialect="oracle")
     with pytest.raises(ConfigError, match="kind must be"):
         split_days(START, "validation")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudflow.cli import app
-from fraudflow.features import DEFAULT, registry
+from fraudflow.features import HANDBOOK, registry
 from fraudflow.lake import Lake
 from fraudflow.training import workflow
 from fraudflow.training.evaluation import load_split, prequential
@@ -81,6 +81,6 @@ def test_the_handbook_grids_choice_gives_the_readme_figures(lake: Path) -> None:
     workflow.ensure_features(Lake(lake))
     fs = registry.required(Lake(lake))
     splits = [load_split(Lake(lake), d) for d in fold_starts(TEST_START)]
-    (got,) = prequential(splits, [HANDBOOK_GRID_CHOICE], DEFAULT.names, fs.version)
+    (got,) = prequential(splits, [HANDBOOK_GRID_CHOICE], HANDBOOK.names, fs.version)
     headline = zip(HANDBOOK_GRID_ROW, got.summary.headline(), strict=True)
     assert {k: (round(e.mean, 3), round(e.std, 3)) for k, e in headline} == HANDBOOK_GRID_ROW

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fraudflow import Lake
-from fraudflow.features import DEFAULT
+from fraudflow.features import HANDBOOK
 from fraudflow.training import model
 from fraudflow.training.evaluation import load_split, score_split
 from fraudflow.training.protocol import SINGLE_SPLIT_START, TEST_START, fold_starts
@@ -35,7 +35,7 @@ def test_cp100_bound_per_test_fold(handbook_lake: Path) -> None:
 def test_single_split_with_the_handbooks_xgboost_defaults(handbook_lake: Path) -> None:
     """Published: XGBoost with default hyperparameters, split 2018-07-25: 0.862 / 0.639 / 0.273."""
     split = load_split(Lake(handbook_lake), SINGLE_SPLIT_START)
-    fitted = model.fit(split.train, DEFAULT.names, DEFAULT.version, model.HANDBOOK_PARAMS)
+    fitted = model.fit(split.train, HANDBOOK.names, HANDBOOK.version, model.HANDBOOK_PARAMS)
     m = score_split(fitted, split)
     assert (round(m.auc_roc, 3), round(m.average_precision, 3), round(m.card_precision, 3)) == (
         0.862,

@@ -11,7 +11,7 @@ import pytest
 
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.errors import FeatureError
-from fraudflow.features import DEFAULT, build_features
+from fraudflow.features import HANDBOOK, build_features
 from fraudflow.training import model, report, workflow
 from fraudflow.training.evaluation import load_split
 from fraudflow.training.protocol import fold_starts, split_days
@@ -42,15 +42,15 @@ def test_split_rules() -> None:
 def test_fits_are_deterministic_and_round_trip(lake: Lake) -> None:
     split = load_split(lake, START)
     params = {"tree_method": "hist", "max_depth": 3, "n_estimators": 20, "learning_rate": 0.3}
-    a = model.fit(split.train, DEFAULT.names, DEFAULT.version, params)
-    b = model.fit(split.train, DEFAULT.names, DEFAULT.version, params)
+    a = model.fit(split.train, HANDBOOK.names, HANDBOOK.version, params)
+    b = model.fit(split.train, HANDBOOK.names, HANDBOOK.version, params)
     scores = a.predict(split.test)
     assert np.array_equal(scores, b.predict(split.test))
     model.save(a, lake, "m1")
-    loaded = model.load(lake, "m1", expect_version=DEFAULT.version)
+    loaded = model.load(lake, "m1", expect_version=HANDBOOK.version)
     assert np.array_equal(loaded.predict(split.test), scores)
     meta = json.loads(Path(lake.path("models", "m1", "metadata.json")).read_text())
-    assert meta["feature_set_version"] == DEFAULT.version and meta["format"] == "xgboost-ubj"
+    assert meta["feature_set_version"] == HANDBOOK.version and meta["format"] == "xgboost-ubj"
     assert meta["data_fingerprint"] == model.data_fingerprint(split.train)
     assert {"xgboost", "numpy", "python", "fraudflow"} <= set(meta["versions"])
     assert not any(p.suffix in (".pkl", ".pickle") for p in Path(lake.path("models")).rglob("*"))
@@ -58,7 +58,7 @@ def test_fits_are_deterministic_and_round_trip(lake: Lake) -> None:
 
 def test_a_mismatched_feature_set_is_refused(lake: Lake) -> None:
     split = load_split(lake, START)
-    m = model.fit(split.train, DEFAULT.names, DEFAULT.version, {"n_estimators": 5, "tree_method": "hist"})
+    m = model.fit(split.train, HANDBOOK.names, HANDBOOK.version, {"n_estimators": 5, "tree_method": "hist"})
     model.save(m, lake, "m2")
     with pytest.raises(FeatureError, match="refusing to score with mismatched inputs"):
         model.load(lake, "m2", expect_version="0123456789abcdef")

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.lake import Lake
@@ -27,37 +27,37 @@ ATHENA_TYPES = {
 }
 
 
-def _columns(schema: pa.Schema) -> list[tuple[str, str]]:
+def _columns(written: pa.Schema) -> list[tuple[str, str]]:
     """The DDL columns of a written schema: the tests compare them with the files' own schema."""
-    unknown = [f"{f.name}: {f.type}" for f in schema if f.type not in ATHENA_TYPES]
+    unknown = [f"{f.name}: {f.type}" for f in written if f.type not in ATHENA_TYPES]
     if unknown:
         raise ConfigError(f"no Athena type for {', '.join(unknown)}")
-    return [(f.name, ATHENA_TYPES[f.type]) for f in schema]
+    return [(f.name, ATHENA_TYPES[f.type]) for f in written]
 
 
 def _table(name: str, location: str, columns: list[tuple[str, str]], first: dt.date) -> str:
     cols = ",\n  ".join(f"`{c}` {t}" for c, t in columns)
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {name} (\n  {cols}\n)\n"
-        f"PARTITIONED BY (`{s.PARTITION_COLUMN}` date)\n"
+        f"PARTITIONED BY (`{schema.PARTITION_COLUMN}` date)\n"
         "STORED AS PARQUET\n"
         f"LOCATION '{location}/'\n"
         "TBLPROPERTIES (\n"
         "  'projection.enabled' = 'true',\n"
-        f"  'projection.{s.PARTITION_COLUMN}.type' = 'date',\n"
-        f"  'projection.{s.PARTITION_COLUMN}.format' = 'yyyy-MM-dd',\n"
-        f"  'projection.{s.PARTITION_COLUMN}.range' = '{first.isoformat()},NOW',\n"
-        f"  'projection.{s.PARTITION_COLUMN}.interval' = '1',\n"
-        f"  'projection.{s.PARTITION_COLUMN}.interval.unit' = 'DAYS',\n"
-        f"  'storage.location.template' = '{location}/{s.PARTITION_COLUMN}=${{{s.PARTITION_COLUMN}}}/'\n"
+        f"  'projection.{schema.PARTITION_COLUMN}.type' = 'date',\n"
+        f"  'projection.{schema.PARTITION_COLUMN}.format' = 'yyyy-MM-dd',\n"
+        f"  'projection.{schema.PARTITION_COLUMN}.range' = '{first.isoformat()},NOW',\n"
+        f"  'projection.{schema.PARTITION_COLUMN}.interval' = '1',\n"
+        f"  'projection.{schema.PARTITION_COLUMN}.interval.unit' = 'DAYS',\n"
+        f"  'storage.location.template' = '{location}/{schema.PARTITION_COLUMN}=${{{schema.PARTITION_COLUMN}}}/'\n"
         ")"
     )
 
 
-def ddl(lake: Lake, fs: FeatureSet, first: dt.date) -> list[str]:
+def ddl(lake: Lake, feature_set: FeatureSet, first: dt.date) -> list[str]:
     """CREATE EXTERNAL TABLE statements for ``transactions`` and ``features``."""
-    tx_cols = _columns(s.TRANSACTIONS)
-    feat_cols = _columns(feature_schema(fs))
+    tx_cols = _columns(schema.TRANSACTIONS)
+    feat_cols = _columns(feature_schema(feature_set))
     return [
         _table("transactions", lake.url + "/transactions", tx_cols, first),
         _table("features", lake.url + "/features", feat_cols, first),
@@ -77,6 +77,9 @@ def script(lake: Lake, start: dt.date, kind: Kind = "train") -> str:
         from fraudflow.simulate.world import WorldParams
 
         first = WorldParams().start_date
-    fs = query_features(lake)
-    statements = [*ddl(lake, fs, first), training_set_sql(start, fs.names, kind=kind, dialect="athena")]
+    feature_set = query_features(lake)
+    statements = [
+        *ddl(lake, feature_set, first),
+        training_set_sql(start, feature_set.names, kind=kind, dialect="athena"),
+    ]
     return ";\n\n".join(statements) + ";"

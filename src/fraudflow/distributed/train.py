@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.distributed.lake_io import read_table
 from fraudflow.distributed.session import spark_job, spark_session
 from fraudflow.errors import ConfigError
@@ -57,15 +57,20 @@ def training_set(
     delay: int = DELAY_DAYS,
 ) -> DataFrame:
     """The training (or test) set of the split starting ``start``, by Spark SQL over the lake."""
-    fs = registry.required(lake)
+    feature_set = registry.required(lake)
     register_split(spark, lake, start, days, delay)
-    return _split_query(spark, fs, start, kind, days, delay)
+    return _split_query(spark, feature_set, start, kind, days, delay)
 
 
 def _split_query(
-    spark: SparkSession, fs: FeatureSet, start: dt.date, kind: Kind, days: int = SPLIT_DAYS, delay: int = DELAY_DAYS
+    spark: SparkSession,
+    feature_set: FeatureSet,
+    start: dt.date,
+    kind: Kind,
+    days: int = SPLIT_DAYS,
+    delay: int = DELAY_DAYS,
 ) -> DataFrame:
-    return spark.sql(training_set_sql(start, fs.names, kind=kind, days=days, delay=delay, dialect="spark"))
+    return spark.sql(training_set_sql(start, feature_set.names, kind=kind, days=days, delay=delay, dialect="spark"))
 
 
 def fit(train: DataFrame, features: list[str], version: str, params: dict[str, Any], seed: int = 0) -> model.Model:
@@ -83,7 +88,7 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
             *(F.avg(c).alias(f"m{i}") for i, c in enumerate(features)),
             *(F.stddev_pop(c).alias(f"s{i}") for i, c in enumerate(features)),
             F.count("*").alias("n"),
-            F.sum(s.TX_FRAUD).alias("frauds"),
+            F.sum(schema.TX_FRAUD).alias("frauds"),
         ).collect()[0]
     if not row["n"]:
         raise ConfigError("the training set is empty")
@@ -95,11 +100,11 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
             ((F.col(c).cast("double") - float(m)) / float(sd)).alias(c)
             for c, m, sd in zip(features, mean, scale, strict=True)
         ),
-        F.col(s.TX_FRAUD).cast("double").alias(s.TX_FRAUD),
+        F.col(schema.TX_FRAUD).cast("double").alias(schema.TX_FRAUD),
     )
     logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     estimator = SparkXGBClassifier(
-        features_col=features, label_col=s.TX_FRAUD, num_workers=1, random_state=seed, verbose=False, **params
+        features_col=features, label_col=schema.TX_FRAUD, num_workers=1, random_state=seed, verbose=False, **params
     )
     with spark_job("training"):
         booster = estimator.fit(scaled).get_booster()
@@ -123,9 +128,15 @@ def split_fitter(options: FitOptions) -> SplitFitter:
 
 def fit_split(spark: SparkSession, options: FitOptions, start: dt.date) -> tuple[model.Model, pa.Table]:
     """Fit on the split's training days with Spark; return the model and the split's test set (Arrow)."""
-    fs = options.feature_set
+    feature_set = options.feature_set
     register_split(spark, options.lake, start)
-    fitted = fit(_split_query(spark, fs, start, "train"), options.inputs, fs.version, options.params, options.seed)
+    fitted = fit(
+        _split_query(spark, feature_set, start, "train"),
+        options.inputs,
+        feature_set.version,
+        options.params,
+        options.seed,
+    )
     with spark_job("the test set"):
-        test = _split_query(spark, fs, start, "test").toArrow()
+        test = _split_query(spark, feature_set, start, "test").toArrow()
     return fitted, test

@@ -22,12 +22,11 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import engines
-from fraudflow import schema as s
+from fraudflow import engines, schema
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.features import compiled, sql
-from fraudflow.features.definitions import DEFAULT, FeatureSet
-from fraudflow.lake import Lake
+from fraudflow.features.definitions import HANDBOOK, FeatureSet
+from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
 
 ENGINES: tuple[str, ...] = engines.names("features")
@@ -48,15 +47,15 @@ class FeatureSummary:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def compute(tx: pa.Table, fs: FeatureSet = DEFAULT, engine: str = "compiled") -> pa.Table:
+def compute(tx: pa.Table, feature_set: FeatureSet = HANDBOOK, engine: str = "compiled") -> pa.Table:
     """Features of every row of ``tx`` (time-ordered, ties by TRANSACTION_ID), in that order.
 
-    Columns: TRANSACTION_ID, TX_DATETIME, then the features of ``fs``.
+    Columns: TRANSACTION_ID, TX_DATETIME, then the features of ``feature_set``.
     """
     if engine == "compiled":
-        return compiled.compute(tx, fs)
+        return compiled.compute(tx, feature_set)
     if engine == "duckdb":
-        return sql.compute_duckdb(tx, fs)
+        return sql.compute_duckdb(tx, feature_set)
     if engine == "spark":
         raise ConfigError("the spark engine reads the lake itself: use build_features(..., engine='spark')")
     raise ConfigError(f"unknown feature engine {engine!r}; expected one of {ENGINES}")
@@ -64,7 +63,7 @@ def compute(tx: pa.Table, fs: FeatureSet = DEFAULT, engine: str = "compiled") ->
 
 def build_features(
     data: str | os.PathLike[str] | Lake,
-    fs: FeatureSet = DEFAULT,
+    feature_set: FeatureSet = HANDBOOK,
     *,
     from_date: dt.date | None = None,
     to_date: dt.date | None = None,
@@ -78,7 +77,7 @@ def build_features(
     ``engine="spark"`` runs one Spark job over all the days (``spark_master``: default ``local[*]``).
     """
     run: FeatureEngine = engines.resolve("features", engine)
-    lake = data if isinstance(data, Lake) else Lake(data)
+    lake = open_lake(data)
     t0 = time.perf_counter()
     available = lake.partitions("transactions")
     if not available:
@@ -89,11 +88,11 @@ def build_features(
             f"no transactions between {from_date} and {to_date} in {lake.url} "
             f"(it has {available[0]} .. {available[-1]})"
         )
-    offline.register(lake, fs, replace=rebuild)
+    offline.register(lake, feature_set, replace=rebuild)
     if rebuild:
         days = available
-    job = FeatureJob(lake, fs, tuple(days), tuple(available), engine, spark_master, progress or _quiet)
-    return FeatureSummary(run(job), len(days), time.perf_counter() - t0, engine, fs.version)
+    job = FeatureJob(lake, feature_set, tuple(days), tuple(available), engine, spark_master, progress or _quiet)
+    return FeatureSummary(run(job), len(days), time.perf_counter() - t0, engine, feature_set.version)
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class FeatureJob:
     """One run of a feature engine: compute and write the features of ``days``."""
 
     lake: Lake
-    fs: FeatureSet
+    feature_set: FeatureSet
     days: tuple[dt.date, ...]
     available: tuple[dt.date, ...]  # every day of the lake: the history comes from these
     engine: str  # the engine's name, as registered
@@ -119,7 +118,7 @@ class FeatureEngine(Protocol):
 def build_local(job: FeatureJob) -> int:
     """The local engines (``compiled``, ``duckdb``): batches of days within memory."""
     written = rows = 0
-    for batch in _batches(job.lake, job.days, job.fs.history_days):
+    for batch in _batches(job.lake, job.days, job.feature_set.history_days):
         rows += _build_batch(job, batch)
         written += len(batch)
         job.progress("days", written, len(job.days))
@@ -142,17 +141,17 @@ def _batches(lake: Lake, days: tuple[dt.date, ...], history: int) -> list[tuple[
 
 
 def _build_batch(job: FeatureJob, batch: tuple[dt.date, ...]) -> int:
-    lake, fs = job.lake, job.fs
-    first = batch[0] - dt.timedelta(days=fs.history_days)
+    lake, feature_set = job.lake, job.feature_set
+    first = batch[0] - dt.timedelta(days=feature_set.history_days)
     wanted = set(batch)
     read = [d for d in job.available if first <= d <= batch[-1]]
-    tx = s.time_ordered(lake.read_partitions("transactions", read, columns=list(s.INPUT_COLUMNS)))
-    feats = compute(tx, fs, job.engine)
-    dates = s.numpy_column(feats[s.TX_DATETIME]).astype("datetime64[D]")
-    write_time = s.arrow_array(np.full(feats.num_rows, offline.write_time_now()), pa.timestamp("us"))
+    tx = schema.time_ordered(lake.read_partitions("transactions", read, columns=list(schema.INPUT_COLUMNS)))
+    feats = compute(tx, feature_set, job.engine)
+    dates = schema.numpy_column(feats[schema.TX_DATETIME]).astype("datetime64[D]")
+    write_time = schema.arrow_array(np.full(feats.num_rows, offline.write_time_now()), pa.timestamp("us"))
     feats = feats.add_column(2, offline.WRITE_TIME, write_time)
     # the store's schema (columns not null): the types already match, so no cast (pyarrow.compute)
-    feats = pa.Table.from_arrays(feats.columns, schema=offline.feature_schema(fs))
+    feats = pa.Table.from_arrays(feats.columns, schema=offline.feature_schema(feature_set))
     bounds = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"))
     ends = np.searchsorted(dates, np.array(sorted(wanted), dtype="datetime64[D]"), side="right")
 

@@ -10,35 +10,39 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.features import kernels
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.records import US_PER_DAY
 
 
-def compute(tx: pa.Table, fs: FeatureSet) -> pa.Table:
+def compute(tx: pa.Table, feature_set: FeatureSet) -> pa.Table:
     """Features of every row of ``tx`` (time-ordered, ties by TRANSACTION_ID), in that order."""
     tx = tx.combine_chunks()
-    arrays = _Arrays(tx, fs)
-    for f in fs.features:
+    arrays = _Arrays(tx, feature_set)
+    for f in feature_set.features:
         arrays.features[f.name] = f.rule.compiled(f, arrays)
     return pa.Table.from_arrays(
-        [tx[s.TRANSACTION_ID], tx[s.TX_DATETIME], *(s.arrow_array(arrays.features[n]) for n in fs.names)],
-        names=[s.TRANSACTION_ID, s.TX_DATETIME, *fs.names],
+        [
+            tx[schema.TRANSACTION_ID],
+            tx[schema.TX_DATETIME],
+            *(schema.arrow_array(arrays.features[n]) for n in feature_set.names),
+        ],
+        names=[schema.TRANSACTION_ID, schema.TX_DATETIME, *feature_set.names],
     )
 
 
 class _Arrays:
     """One table's columns, window aggregates and features so far (``aggregations.CompiledInputs``)."""
 
-    def __init__(self, tx: pa.Table, fs: FeatureSet) -> None:
+    def __init__(self, tx: pa.Table, feature_set: FeatureSet) -> None:
         self.tx = tx
-        self.ts_us = s.timestamps_us(tx[s.TX_DATETIME])
-        self.windows = _windows(tx, self.ts_us, [f for f in fs.features if f.is_window])
+        self.ts_us = schema.timestamps_us(tx[schema.TX_DATETIME])
+        self.windows = _windows(tx, self.ts_us, [f for f in feature_set.features if f.is_window])
         self.features: dict[str, np.ndarray] = {}
 
     def column(self, name: str) -> np.ndarray:
-        return s.numpy_column(self.tx[name])
+        return schema.numpy_column(self.tx[name])
 
     def count(self, f: Feature) -> np.ndarray:
         return self.windows[f.name][0]
@@ -59,7 +63,7 @@ def _window_key(f: Feature, features: list[Feature]) -> tuple[str, str, int, int
             for g in features
             if g.column and (g.entity, g.history_days, g.delay_days) == (f.entity, f.history_days, f.delay_days)
         ]
-        column = same[0] if same else s.TX_AMOUNT
+        column = same[0] if same else schema.TX_AMOUNT
     return (f.entity or "", column, f.history_days, f.delay_days)
 
 
@@ -68,11 +72,11 @@ def _windows(tx: pa.Table, ts: np.ndarray, features: list[Feature]) -> dict[str,
     keys = {f.name: _window_key(f, features) for f in features}
     out = {}
     for entity in sorted({k[0] for k in keys.values()}):
-        order, starts = kernels.group_by_entity(s.numpy_column(tx[entity]))
+        order, starts = kernels.group_by_entity(schema.numpy_column(tx[entity]))
         ts_sorted = ts[order]
         for column in sorted({k[1] for k in keys.values() if k[0] == entity}):
             windows = sorted({k for k in keys.values() if k[:2] == (entity, column)})
-            values = s.numpy_column(tx[column]).astype(np.float64)[order]
+            values = schema.numpy_column(tx[column]).astype(np.float64)[order]
             lo = np.array([w[2] * US_PER_DAY for w in windows], dtype=np.int64)
             hi = np.array([w[3] * US_PER_DAY for w in windows], dtype=np.int64)
             counts, sums = kernels.window_count_sum(order, starts, ts_sorted, values, lo, hi)

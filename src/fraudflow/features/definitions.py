@@ -6,7 +6,7 @@ transactions over a window of days, optionally shifted back by a delay (labels a
     interval (t - (delay + window) days, t - delay days], same entity, at or before this row
 
 Its aggregation names one of ``features.aggregations.AGGREGATIONS``, the object every engine
-computes it through. Adding a feature is one line in ``DEFAULT_FEATURES``, e.g. a terminal's fraud
+computes it through. Adding a feature is one line in ``HANDBOOK_FEATURES``, e.g. a terminal's fraud
 count over 14 days (``TERMINAL``: the entity kind, from ``fraudflow.records``):
 
     Feature("TERMINAL_ID_NB_FRAUD_14DAY_WINDOW", "sum", entity=TERMINAL, column="TX_FRAUD",
@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import FeatureError
 from fraudflow.features.aggregations import AGGREGATIONS, BY_NAME, Aggregation
 from fraudflow.records import CUSTOMER, TERMINAL
@@ -83,7 +83,7 @@ def customer_spending(window_days: int) -> tuple[Feature, Feature]:
             f"CUSTOMER_ID_AVG_AMOUNT_{window_days}DAY_WINDOW",
             "mean",
             CUSTOMER,
-            s.TX_AMOUNT,
+            schema.TX_AMOUNT,
             window_days,
             description=f"their mean amount over the last {window_days} days",
         ),
@@ -104,7 +104,7 @@ def terminal_risk(window_days: int, delay_days: int = 7) -> tuple[Feature, Featu
             f"TERMINAL_ID_RISK_{window_days}DAY_WINDOW",
             "mean",
             TERMINAL,
-            s.TX_FRAUD,
+            schema.TX_FRAUD,
             window_days,
             delay_days,
             description=f"their fraud rate (0 when none) over {window_days} days, {delay_days} days ago",
@@ -113,8 +113,8 @@ def terminal_risk(window_days: int, delay_days: int = 7) -> tuple[Feature, Featu
 
 
 #: The handbook's 15 model inputs, in its order (spec/FEATURES.md).
-DEFAULT_FEATURES: tuple[Feature, ...] = (
-    Feature(s.TX_AMOUNT, "value", column=s.TX_AMOUNT, description="the transaction's amount"),
+HANDBOOK_FEATURES: tuple[Feature, ...] = (
+    Feature(schema.TX_AMOUNT, "value", column=schema.TX_AMOUNT, description="the transaction's amount"),
     Feature("TX_DURING_WEEKEND", "weekend", description="1 on Saturday or Sunday"),
     Feature("TX_DURING_NIGHT", "night", description="1 when the hour is 0..6"),
     *customer_spending(1),
@@ -130,7 +130,7 @@ DEFAULT_FEATURES: tuple[Feature, ...] = (
 class FeatureSet:
     """An ordered, named collection of features with a content version."""
 
-    features: tuple[Feature, ...] = DEFAULT_FEATURES
+    features: tuple[Feature, ...] = HANDBOOK_FEATURES
     name: str = "handbook"
 
     def __post_init__(self) -> None:
@@ -169,12 +169,14 @@ class FeatureSet:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FeatureSet:
         try:
-            fs = cls(tuple(Feature(**f) for f in d["features"]), d.get("name", "custom"))
+            feature_set = cls(tuple(Feature(**f) for f in d["features"]), d.get("name", "custom"))
         except (KeyError, TypeError) as exc:
             raise FeatureError(f"not a feature registry: {exc}") from exc
-        if d.get("version") not in (None, fs.version):
-            raise FeatureError(f"registry version {d['version']} does not match its definitions ({fs.version})")
-        return fs
+        if d.get("version") not in (None, feature_set.version):
+            raise FeatureError(
+                f"registry version {d['version']} does not match its definitions ({feature_set.version})"
+            )
+        return feature_set
 
 
 def _fields(f: Feature) -> dict[str, Any]:
@@ -185,21 +187,21 @@ def _fields(f: Feature) -> dict[str, Any]:
     return d
 
 
-DEFAULT = FeatureSet()
+HANDBOOK = FeatureSet()
 
 #: fraudflow's model inputs (docs/MODEL.md): the handbook's 15 and the amount relative to the
 #: customer's 30-day average, which shallow trees cannot build from the two columns themselves.
 FRAUDFLOW = FeatureSet(
     (
-        *DEFAULT_FEATURES,
+        *HANDBOOK_FEATURES,
         Feature(
             "AMOUNT_TO_CUSTOMER_AVG_30DAY",
             "ratio",
-            column=s.TX_AMOUNT,
+            column=schema.TX_AMOUNT,
             of="CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
             description="the amount divided by the customer's mean amount over the last 30 days",
         ),
     ),
     "fraudflow",
 )
-FEATURE_SETS = {"handbook": DEFAULT, "fraudflow": FRAUDFLOW}
+FEATURE_SETS = {"handbook": HANDBOOK, "fraudflow": FRAUDFLOW}

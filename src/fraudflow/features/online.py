@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events, Transaction
 
@@ -23,14 +23,14 @@ from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events, Transaction
 class OnlineFeatures:
     """Computes a feature set's values for one transaction from its entities' events."""
 
-    def __init__(self, fs: FeatureSet) -> None:
-        self.fs = fs
-        windows = [f for f in fs.features if f.is_window]
+    def __init__(self, feature_set: FeatureSet) -> None:
+        self.feature_set = feature_set
+        windows = [f for f in feature_set.features if f.is_window]
         self.history_us = {
             kind: max((f.history_days for f in windows if f.entity == kind), default=0) * US_PER_DAY
             for kind in ENTITIES
         }
-        self._plan = [(f.name, f, f.rule.online) for f in fs.features]
+        self._plan = [(f.name, f, f.rule.online) for f in feature_set.features]
         self._spans = {f.name: _Span.of(f) for f in windows}
 
     def needs(self, kind: str) -> bool:
@@ -59,7 +59,9 @@ class _Span:
     @classmethod
     def of(cls, f: Feature) -> _Span:
         entity, back_us, delay_us = f.entity or "", f.history_days * US_PER_DAY, f.delay_days * US_PER_DAY
-        return cls(entity, back_us, delay_us, int(delay_us == 0), f.column != s.TX_FRAUD, (entity, back_us, delay_us))
+        return cls(
+            entity, back_us, delay_us, int(delay_us == 0), f.column != schema.TX_FRAUD, (entity, back_us, delay_us)
+        )
 
 
 class _Row:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import ConfigError
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.records import US_PER_DAY
@@ -21,37 +21,37 @@ TS = "TS_US"
 
 #: The time in microseconds, in each dialect (Spark's timestamps are read in UTC).
 EPOCH_US = {
-    "duckdb": f"epoch_us({s.TX_DATETIME})",
-    "spark": f"unix_micros({s.TX_DATETIME})",
+    "duckdb": f"epoch_us({schema.TX_DATETIME})",
+    "spark": f"unix_micros({schema.TX_DATETIME})",
 }
 
 
-def features_sql(fs: FeatureSet, source: str = "tx", dialect: str = "duckdb") -> str:
-    """SELECT TRANSACTION_ID, TX_DATETIME and every feature of ``fs`` from relation ``source``."""
-    query = _Query(fs, dialect)
-    cols = ",\n  ".join(f"{query.feature(name)} AS {name}" for name in fs.names)
+def features_sql(feature_set: FeatureSet, source: str = "tx", dialect: str = "duckdb") -> str:
+    """SELECT TRANSACTION_ID, TX_DATETIME and every feature of ``feature_set`` from relation ``source``."""
+    query = _Query(feature_set, dialect)
+    cols = ",\n  ".join(f"{query.feature(name)} AS {name}" for name in feature_set.names)
     inner = ",\n    ".join(f"{expr} AS {name}" for name, expr in query.windows.items())
     inner = f",\n    {inner}" if inner else ""
     return (
-        f"WITH base AS (SELECT {', '.join(s.INPUT_COLUMNS)}, {EPOCH_US[dialect]} AS {TS} FROM {source}),\n"
+        f"WITH base AS (SELECT {', '.join(schema.INPUT_COLUMNS)}, {EPOCH_US[dialect]} AS {TS} FROM {source}),\n"
         f"agg AS (SELECT *{inner}\n  FROM base)\n"
-        f"SELECT {s.TRANSACTION_ID}, {s.TX_DATETIME},\n  {cols}\nFROM agg"
+        f"SELECT {schema.TRANSACTION_ID}, {schema.TX_DATETIME},\n  {cols}\nFROM agg"
     )
 
 
-def expression(f: Feature, fs: FeatureSet | None = None, dialect: str = "duckdb") -> str:
-    """The SQL expression of one feature over the inner query's columns (a ratio's set ``fs``
+def expression(f: Feature, feature_set: FeatureSet | None = None, dialect: str = "duckdb") -> str:
+    """The SQL expression of one feature over the inner query's columns (a ratio's set ``feature_set``
     holds the feature it divides by)."""
-    return _Query(fs or FeatureSet((f,), f.name), dialect).feature(f.name)
+    return _Query(feature_set or FeatureSet((f,), f.name), dialect).feature(f.name)
 
 
-def compute_duckdb(tx: pa.Table, fs: FeatureSet) -> pa.Table:
+def compute_duckdb(tx: pa.Table, feature_set: FeatureSet) -> pa.Table:
     """Features of every row of ``tx`` by DuckDB, in (time, id) order."""
     import duckdb  # only this engine needs it: the compiled one starts without it
 
     con = duckdb.connect()
-    con.register("tx", tx.select(list(s.INPUT_COLUMNS)))
-    sql = f"{features_sql(fs)}\nORDER BY {s.TX_DATETIME}, {s.TRANSACTION_ID}"
+    con.register("tx", tx.select(list(schema.INPUT_COLUMNS)))
+    sql = f"{features_sql(feature_set)}\nORDER BY {schema.TX_DATETIME}, {schema.TRANSACTION_ID}"
     return con.sql(sql).to_arrow_table()
 
 
@@ -59,13 +59,13 @@ class _Query:
     """A feature set's SQL in one dialect (``aggregations.SqlInputs``): each feature's expression,
     and the inner query's window columns, each written once, as the expressions ask for them."""
 
-    def __init__(self, fs: FeatureSet, dialect: str) -> None:
+    def __init__(self, feature_set: FeatureSet, dialect: str) -> None:
         if dialect not in EPOCH_US:
             raise ConfigError(f"unknown feature SQL dialect {dialect!r}; expected one of {sorted(EPOCH_US)}")
         self.dialect = dialect
         self.windows: dict[str, str] = {}  # inner column -> window aggregate
         self.expressions: dict[str, str] = {}
-        for f in fs.features:
+        for f in feature_set.features:
             self.expressions[f.name] = f.rule.sql(f, self)
 
     def feature(self, name: str) -> str:
@@ -97,7 +97,8 @@ def _frame(f: Feature) -> str:
 
 def _peers(f: Feature) -> str:
     """The rows after this one with its entity and timestamp: in the SQL frame, not in the window."""
-    return f"PARTITION BY {f.entity}, {TS} ORDER BY {s.TRANSACTION_ID} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING"
+    following = "ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING"
+    return f"PARTITION BY {f.entity}, {TS} ORDER BY {schema.TRANSACTION_ID} {following}"
 
 
 def _key(f: Feature) -> str:

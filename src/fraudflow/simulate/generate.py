@@ -25,7 +25,7 @@ import numpy as np
 
 from fraudflow import engines, schema
 from fraudflow.errors import ConfigError
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.simulate.frauds import FraudPlan, label_day, plan_frauds
 from fraudflow.simulate.kernel import CustomerBatch, Customers, run_customers
 from fraudflow.simulate.world import (
@@ -225,7 +225,7 @@ def generate(
     ``workers`` and ``spill`` are Spark's business there) and writes the same files.
     """
     params = params or WorldParams()
-    lake = out if isinstance(out, Lake) else Lake(out)
+    lake = open_lake(out)
     if not 0 <= from_day < params.nb_days:
         raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if chunk_customers is not None and chunk_customers < 0:  # 0: the default size

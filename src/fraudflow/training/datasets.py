@@ -14,11 +14,11 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import ConfigError
 from fraudflow.features import registry
-from fraudflow.features.definitions import DEFAULT, FeatureSet
-from fraudflow.lake import Lake
+from fraudflow.features.definitions import HANDBOOK, FeatureSet
+from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
 from fraudflow.training.protocol import DELAY_DAYS, SPLIT_DAYS, Kind, split_days
 
@@ -46,35 +46,37 @@ def training_set_sql(
     first, last = split_days(start, kind, days, delay)
     cols = ",\n  ".join(
         [
-            f"f.{s.TRANSACTION_ID}",
-            f"f.{s.TX_DATETIME}",
-            f"t.{s.CUSTOMER_ID}",
-            f"t.{s.TERMINAL_ID}",
-            f"t.{s.PARTITION_COLUMN}",
+            f"f.{schema.TRANSACTION_ID}",
+            f"f.{schema.TX_DATETIME}",
+            f"t.{schema.CUSTOMER_ID}",
+            f"t.{schema.TERMINAL_ID}",
+            f"t.{schema.PARTITION_COLUMN}",
             *(f"f.{name}" for name in features),
-            f"t.{s.TX_FRAUD}",
-            f"t.{s.TX_FRAUD_SCENARIO}",
+            f"t.{schema.TX_FRAUD}",
+            f"t.{schema.TX_FRAUD_SCENARIO}",
         ]
     )
     join = (
-        f"FROM features AS f\nJOIN transactions AS t\n  ON f.{s.TRANSACTION_ID} = t.{s.TRANSACTION_ID}"
-        f" AND f.{s.PARTITION_COLUMN} = t.{s.PARTITION_COLUMN}"
+        f"FROM features AS f\nJOIN transactions AS t\n  ON f.{schema.TRANSACTION_ID} = t.{schema.TRANSACTION_ID}"
+        f" AND f.{schema.PARTITION_COLUMN} = t.{schema.PARTITION_COLUMN}"
     )
-    where = f"t.{s.PARTITION_COLUMN} BETWEEN DATE '{first}' AND DATE '{last}'"
-    order = f"ORDER BY f.{s.TX_DATETIME}, f.{s.TRANSACTION_ID}"
+    where = f"t.{schema.PARTITION_COLUMN} BETWEEN DATE '{first}' AND DATE '{last}'"
+    order = f"ORDER BY f.{schema.TX_DATETIME}, f.{schema.TRANSACTION_ID}"
     if kind == "train":
         sql = f"SELECT\n  {cols}\n{join}\nWHERE {where}\n{order}"
     else:
         known_until = last - dt.timedelta(days=delay + 1)
         sql = (
             f"WITH known_frauds AS (\n"
-            f"  SELECT {s.CUSTOMER_ID}, MIN({s.PARTITION_COLUMN}) AS first_fraud_date\n"
+            f"  SELECT {schema.CUSTOMER_ID}, MIN({schema.PARTITION_COLUMN}) AS first_fraud_date\n"
             f"  FROM transactions\n"
-            f"  WHERE {s.TX_FRAUD} = 1 AND {s.PARTITION_COLUMN} BETWEEN DATE '{start}' AND DATE '{known_until}'\n"
-            f"  GROUP BY {s.CUSTOMER_ID}\n)\n"
-            f"SELECT\n  {cols}\n{join}\nLEFT JOIN known_frauds AS k ON t.{s.CUSTOMER_ID} = k.{s.CUSTOMER_ID}\n"
+            f"  WHERE {schema.TX_FRAUD} = 1"
+            f" AND {schema.PARTITION_COLUMN} BETWEEN DATE '{start}' AND DATE '{known_until}'\n"
+            f"  GROUP BY {schema.CUSTOMER_ID}\n)\n"
+            f"SELECT\n  {cols}\n{join}\n"
+            f"LEFT JOIN known_frauds AS k ON t.{schema.CUSTOMER_ID} = k.{schema.CUSTOMER_ID}\n"
             f"WHERE {where}\n  AND (k.first_fraud_date IS NULL"
-            f" OR k.first_fraud_date > t.{s.PARTITION_COLUMN} - INTERVAL '{delay + 1}' DAY)\n{order}"
+            f" OR k.first_fraud_date > t.{schema.PARTITION_COLUMN} - INTERVAL '{delay + 1}' DAY)\n{order}"
         )
     if dialect == "duckdb":
         return sql
@@ -97,7 +99,7 @@ def training_set_query(
 
 def query_features(lake: Lake) -> FeatureSet:
     """The feature set a query over the lake selects: the registered one, the handbook's while none is."""
-    return registry.registered(lake) or DEFAULT
+    return registry.registered(lake) or HANDBOOK
 
 
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
@@ -121,9 +123,9 @@ def training_set(
     version: str | None = None,
 ) -> pa.Table:
     """Run the training-set query on the lake's offline store with DuckDB."""
-    lake = data if isinstance(data, Lake) else Lake(data)
-    fs = registry.required(lake)
+    lake = open_lake(data)
+    feature_set = registry.required(lake)
     if version is not None:
         registry.check_version(lake, version)
-    sql = training_set_sql(start, fs.names, kind=kind, days=days, delay=delay)
+    sql = training_set_sql(start, feature_set.names, kind=kind, days=days, delay=delay)
     return connect(lake).sql(sql).to_arrow_table()

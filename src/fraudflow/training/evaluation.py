@@ -192,12 +192,12 @@ def select(
 
     ``features`` are the model inputs (default: every feature of the lake's set).
     """
-    fs = registry.required(lake)
+    feature_set = registry.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
     validation = [load_split(lake, d) for d in fold_starts(validation_start, n_folds)]
     tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]
-    names = features or fs.names
-    scored = prequential(validation, settings, names, fs.version, seed)
+    names = features or feature_set.names
+    scored = prequential(validation, settings, names, feature_set.version, seed)
     best = max(scored, key=lambda r: getattr(r.summary, metric).mean)
-    (test,) = prequential(tested, [best.params], names, fs.version, seed)
+    (test,) = prequential(tested, [best.params], names, feature_set.version, seed)
     return Selection(metric, best, test, scored)

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
-from fraudflow import schema as s
+from fraudflow import schema
 from fraudflow.errors import FeatureError, LakeError
 from fraudflow.lake import Lake
 
@@ -39,7 +39,6 @@ HANDBOOK_PARAMS: dict[str, Any] = {
     "tree_method": "exact",
     "base_score": 0.5,
 }
-DEFAULT_PARAMS = HANDBOOK_PARAMS
 
 
 @dataclass
@@ -86,9 +85,9 @@ def fit(
     n_jobs: int | None = None,
 ) -> Model:
     """Standardise with the training statistics and fit XGBoost, deterministically."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = {**HANDBOOK_PARAMS, **(params or {})}
     x = np.column_stack([train[f].to_numpy().astype(np.float64) for f in features])
-    y = train[s.TX_FRAUD].to_numpy()
+    y = train[schema.TX_FRAUD].to_numpy()
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -114,8 +113,8 @@ def fit(
 
 def data_fingerprint(table: pa.Table) -> str:
     h = hashlib.sha256()
-    h.update(table[s.TRANSACTION_ID].to_numpy().astype("<i8").tobytes())
-    h.update(table[s.TX_FRAUD].to_numpy().astype("<i8").tobytes())
+    h.update(table[schema.TRANSACTION_ID].to_numpy().astype("<i8").tobytes())
+    h.update(table[schema.TX_FRAUD].to_numpy().astype("<i8").tobytes())
     return h.hexdigest()[:16]
 
 

@@ -185,8 +185,8 @@ def write(
     """
     meta = lake.read_json(lake.path("models", model_id, model.METADATA_FILE))
     saved_metrics = lake.read_json(lake.path("models", model_id, model.METRICS_FILE))
-    fs = registry.required(lake)
-    saved = model.load(lake, model_id, expect_version=fs.version)
+    feature_set = registry.required(lake)
+    saved = model.load(lake, model_id, expect_version=feature_set.version)
     if folds is None:
         folds = _refit_folds(lake, saved, meta)
     labels: list[np.ndarray] = []

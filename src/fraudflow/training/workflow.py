@@ -11,7 +11,7 @@ import numpy as np
 
 from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
-from fraudflow.features.definitions import DEFAULT, FRAUDFLOW, FeatureSet
+from fraudflow.features.definitions import FRAUDFLOW, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake
 from fraudflow.training import metrics, model
 from fraudflow.training.engine import FitOptions, TrainingEngine
@@ -40,19 +40,19 @@ ALERT_BUDGET = 0.01
 Step = Callable[[str], None]
 
 
-def model_inputs(fs: FeatureSet) -> list[str]:
+def model_inputs(feature_set: FeatureSet) -> list[str]:
     """fraudflow's inputs when the lake has them all, else every feature of the lake's set."""
-    return FRAUDFLOW.names if set(FRAUDFLOW.names) <= set(fs.names) else fs.names
+    return FRAUDFLOW.names if set(FRAUDFLOW.names) <= set(feature_set.names) else feature_set.names
 
 
 def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Step | None = None) -> None:
     """Make sure the lake's features include ``wanted``'s; recompute them (a superset) if not."""
-    fs = registry.registered(lake)
-    if fs is not None and set(wanted.names) <= set(fs.names):
+    feature_set = registry.registered(lake)
+    if feature_set is not None and set(wanted.names) <= set(feature_set.names):
         return
     if say:
         say(f"computing feature set {wanted.name!r} ({len(wanted.names)} features) in {lake.url}")
-    build_features(lake, wanted, rebuild=fs is not None)
+    build_features(lake, wanted, rebuild=feature_set is not None)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,10 @@ def train(
     model saved is the one of ``start``. ``engine="spark"`` builds the sets with Spark SQL and
     fits XGBoost's Spark estimator.
     """
-    fs = registry.required(lake)
-    options = FitOptions(lake, fs, model_inputs(fs), {**FRAUDFLOW_PARAMS, **(params or {})}, seed, spark_master)
+    feature_set = registry.required(lake)
+    options = FitOptions(
+        lake, feature_set, model_inputs(feature_set), {**FRAUDFLOW_PARAMS, **(params or {})}, seed, spark_master
+    )
     fitter: TrainingEngine = engines.resolve("training", engine)
     fit_split = fitter(options)
     test_starts = test_starts or [start]
@@ -117,7 +119,7 @@ def train(
         model_id,
         {
             **(extra or {}),
-            "feature_set": fs.name,
+            "feature_set": feature_set.name,
             "train_start": first.isoformat(),
             "train_end": last.isoformat(),
             "test_starts": [d.isoformat() for d in test_starts],
@@ -157,7 +159,7 @@ def tune(
 def handbook_grid(lake: Lake, seed: int = 0) -> Selection:
     """The handbook's selection reproduced: its grid on its 15 features, exact trees, its base score."""
     base = {k: model.HANDBOOK_PARAMS[k] for k in ("tree_method", "base_score")}
-    return select(lake, HANDBOOK_GRID, base=base, features=DEFAULT.names, seed=seed)
+    return select(lake, HANDBOOK_GRID, base=base, features=HANDBOOK.names, seed=seed)
 
 
 @dataclass(frozen=True)
