@@ -66,9 +66,13 @@ def test_public_names_still_import_lazily() -> None:
     import fraudflow
     from fraudflow.ingest import ingest
     from fraudflow.lake import Lake
-    from fraudflow.simulate import Summary, WorldParams, generate
+    from fraudflow.simulate import SimulationSummary, WorldParams, generate
 
-    assert (fraudflow.Lake, fraudflow.WorldParams, fraudflow.Summary) == (Lake, WorldParams, Summary)
+    assert (fraudflow.Lake, fraudflow.WorldParams, fraudflow.SimulationSummary) == (
+        Lake,
+        WorldParams,
+        SimulationSummary,
+    )
     assert fraudflow.generate is generate
     assert fraudflow.ingest is ingest  # the function, although the module fraudflow.ingest is imported
     assert set(fraudflow.__all__) <= set(dir(fraudflow))

@@ -1,6 +1,22 @@
 """fraudflow: fraud detection end to end, exact to the Fraud Detection Handbook.
 
-The public API is small: simulate a world into a lake, load a table into it, and the errors.
+The Python API: every CLI command as a function, for notebooks and scripts. Each takes the lake as
+a ``Lake`` or its URL or path (a local folder, ``s3://bucket/prefix``) and returns Arrow tables or
+typed results::
+
+    import fraudflow as ff
+
+    ff.generate("lake", ff.WorldParams(n_customers=500, nb_days=60))   # -> SimulationSummary
+    ff.ingest("my.parquet", "lake")                                    # -> IngestSummary
+    ff.build_features("lake", ff.FRAUDFLOW)                            # -> FeatureSummary
+    ff.read_features("lake", as_of=...)                                # -> pyarrow.Table
+    ff.training_set("lake", start)                                     # -> pyarrow.Table
+    ff.train("lake", start)                                            # -> TrainedModel
+    ff.evaluate("lake")                                                # -> Evaluation
+    ff.run_pipeline("lake")                                            # -> PipelineResult
+    scorer = ff.Scorer.from_lake("lake")                               # online features + model
+    scorer.score([ff.Transaction(...)])                                # -> list of answers
+    ff.create_app(ff.Settings(data="lake"))                            # the FastAPI service
 
 Only the errors are imported eagerly. The rest is imported on first use (PEP 562), so that
 ``import fraudflow`` and ``fraudflow --help`` load neither numba nor pyarrow, pandas or the
@@ -24,35 +40,83 @@ from fraudflow.errors import (
 )
 
 if TYPE_CHECKING:
-    from fraudflow.ingest import ingest
+    from fraudflow.features.batch import FeatureSummary, build_features
+    from fraudflow.features.definitions import FRAUDFLOW, HANDBOOK, Feature, FeatureSet
+    from fraudflow.features.registry import read_features
+    from fraudflow.ingest import IngestSummary, ingest
     from fraudflow.lake import Lake
-    from fraudflow.simulate.generate import Summary, generate
+    from fraudflow.pipeline import PipelineResult, run_pipeline
+    from fraudflow.records import Transaction
+    from fraudflow.serving.app import create_app
+    from fraudflow.serving.engine import Scorer
+    from fraudflow.serving.settings import Settings
+    from fraudflow.simulate.generate import SimulationSummary, generate
     from fraudflow.simulate.world import WorldParams
+    from fraudflow.training.datasets import training_set
+    from fraudflow.training.workflow import Evaluation, TrainedModel, evaluate, train
 
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it, imported when the name is first read.
 _LAZY = {
+    "generate": "fraudflow.simulate.generate",
+    "SimulationSummary": "fraudflow.simulate.generate",
+    "WorldParams": "fraudflow.simulate.world",
     "ingest": "fraudflow.ingest",
+    "IngestSummary": "fraudflow.ingest",
     "Lake": "fraudflow.lake",
-    "Summary": "fraudflow.simulate",
-    "WorldParams": "fraudflow.simulate",
-    "generate": "fraudflow.simulate",
+    "build_features": "fraudflow.features.batch",
+    "FeatureSummary": "fraudflow.features.batch",
+    "Feature": "fraudflow.features.definitions",
+    "FeatureSet": "fraudflow.features.definitions",
+    "HANDBOOK": "fraudflow.features.definitions",
+    "FRAUDFLOW": "fraudflow.features.definitions",
+    "read_features": "fraudflow.features.registry",
+    "training_set": "fraudflow.training.datasets",
+    "train": "fraudflow.training.workflow",
+    "TrainedModel": "fraudflow.training.workflow",
+    "evaluate": "fraudflow.training.workflow",
+    "Evaluation": "fraudflow.training.workflow",
+    "run_pipeline": "fraudflow.pipeline",
+    "PipelineResult": "fraudflow.pipeline",
+    "Transaction": "fraudflow.records",
+    "Scorer": "fraudflow.serving.engine",
+    "Settings": "fraudflow.serving.settings",
+    "create_app": "fraudflow.serving.app",
 }
 
 __all__ = [
+    "FRAUDFLOW",
+    "HANDBOOK",
     "ConfigError",
+    "Evaluation",
+    "Feature",
     "FeatureError",
+    "FeatureSet",
+    "FeatureSummary",
     "FraudflowError",
+    "IngestSummary",
     "Lake",
     "LakeError",
+    "PipelineResult",
     "SchemaError",
+    "Scorer",
+    "Settings",
     "SimulationError",
-    "Summary",
+    "SimulationSummary",
+    "TrainedModel",
+    "Transaction",
     "WorldParams",
     "__version__",
+    "build_features",
+    "create_app",
+    "evaluate",
     "generate",
     "ingest",
+    "read_features",
+    "run_pipeline",
+    "train",
+    "training_set",
 ]
 
 

@@ -8,12 +8,13 @@ the version it expects and gets an error, never silent skew.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 
 from fraudflow.errors import FeatureError, LakeError
 from fraudflow.features.definitions import FeatureSet
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
 from fraudflow.store.offline import TABLE
 
@@ -43,14 +44,19 @@ def check_version(lake: Lake, version: str) -> FeatureSet:
 
 
 def read_features(
-    lake: Lake,
+    data: str | os.PathLike[str] | Lake,
     start: dt.date | None = None,
     end: dt.date | None = None,
     *,
     as_of: dt.datetime | None = None,
     version: str | None = None,
 ) -> pa.Table:
-    """Feature rows of days ``start..end`` (inclusive), as known at ``as_of`` (write time)."""
+    """Feature rows of days ``start..end`` (inclusive), as known at ``as_of`` (write time).
+
+    ``as_of`` reads the store as it stood then: each row in the version written last at or before
+    that instant, rows written later left out (point-in-time reads for training sets and audits).
+    """
+    lake = open_lake(data)
     if version is not None:
         check_version(lake, version)
     table = offline.read_rows(lake, start, end, as_of=as_of)

@@ -10,6 +10,7 @@ batches when many transactions arrive together.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from fraudflow.errors import ConfigError, FeatureError
 from fraudflow.features import registry
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.features.online import OnlineFeatures
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.records import ENTITIES, Transaction
 from fraudflow.serving.schemas import Contribution, ScoreOut
 from fraudflow.store.online import codec
@@ -69,10 +70,15 @@ class Scorer:
 
     @classmethod
     def from_lake(
-        cls, lake: Lake, model_id: str | None = None, online: str | None = None, threshold: float = 0.5
+        cls,
+        data: str | os.PathLike[str] | Lake,
+        model_id: str | None = None,
+        online: str | None = None,
+        threshold: float = 0.5,
     ) -> Scorer:
         """The lake's feature set and model (the newest unless named), with the online store ``online``
         (a URL; None: SQLite in a local lake root) brought up to the lake's last day."""
+        lake = open_lake(data)
         feature_set = registry.registered(lake)
         if feature_set is None:
             raise ConfigError(f"{lake.url}: no features; run `fraudflow features --data {lake.url}` and train a model")

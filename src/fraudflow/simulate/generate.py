@@ -5,7 +5,7 @@ A run has two heavy phases, done by an engine (a ``SimulationEngine``, chosen by
 rows by day; phase 2 takes one day at a time, its rows from every chunk in time order (ties:
 customer, then emission), and writes it with ``DayWriter``. Everything else is done here, once:
 the checks, the world's files, the cut into chunks (``Run.chunks``), the fraud plan and the
-numbering between the phases, and the run's ``Summary``. The rows therefore do not depend on the
+numbering between the phases, and the run's ``SimulationSummary``. The rows therefore do not depend on the
 engine, the chunk size or the number of workers.
 """
 
@@ -48,7 +48,7 @@ CHUNK_BYTES = 256 * 2**20  # rows + terminal lists of one chunk of customers
 
 
 @dataclass
-class Summary:
+class SimulationSummary:
     """What one ``generate`` call produced."""
 
     rows: int = 0
@@ -215,7 +215,7 @@ def generate(
     progress: Progress | None = None,
     engine: str = "local",
     spark_master: str | None = None,
-) -> Summary:
+) -> SimulationSummary:
     """Generate days ``from_day..params.nb_days-1`` of the world ``params`` into the lake ``out``.
 
     Rows are exactly those of one run over days ``0..params.nb_days-1``, whatever ``from_day``,
@@ -257,7 +257,7 @@ def generate(
         first_ids = accumulate(totals.rows_per_day[:-1], initial=totals.rows_before)
         scenarios = simulation.write_days(DayWriter(params, plan, dict(zip(run.days, first_ids, strict=True))))
     days = sum(1 for n in totals.rows_per_day if n)
-    return Summary(
+    return SimulationSummary(
         rows=sum(totals.rows_per_day),
         frauds_by_scenario={s: int(scenarios[s]) for s in (1, 2, 3)},
         days=days,

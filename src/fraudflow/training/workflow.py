@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
 from fraudflow.features.definitions import FRAUDFLOW, HANDBOOK, FeatureSet
-from fraudflow.lake import Lake
+from fraudflow.lake import Lake, open_lake
 from fraudflow.training import metrics, model
 from fraudflow.training.engine import FitOptions, TrainingEngine
 from fraudflow.training.evaluation import FoldResults, ScoredFold, Selection, select
@@ -80,7 +81,7 @@ class TrainedModel:
 
 
 def train(
-    lake: Lake,
+    data: str | os.PathLike[str] | Lake,
     start: dt.date = SINGLE_SPLIT_START,
     params: dict[str, Any] | None = None,
     test_starts: list[dt.date] | None = None,
@@ -93,8 +94,9 @@ def train(
 
     Each test fold gets its own model (trained on its own window, as the protocol requires); the
     model saved is the one of ``start``. ``engine="spark"`` builds the sets with Spark SQL and
-    fits XGBoost's Spark estimator.
+    fits XGBoost's Spark estimator. ``data``: the lake, or its URL or path.
     """
+    lake = open_lake(data)
     feature_set = registry.required(lake)
     options = FitOptions(
         lake, feature_set, model_inputs(feature_set), {**FRAUDFLOW_PARAMS, **(params or {})}, seed, spark_master
@@ -198,8 +200,9 @@ class Evaluation:
         return result
 
 
-def evaluate(lake: Lake, *, reproduce: bool = True, step: Step | None = None) -> Evaluation:
+def evaluate(data: str | os.PathLike[str] | Lake, *, reproduce: bool = True, step: Step | None = None) -> Evaluation:
     """Judge fraudflow's configuration (and with ``reproduce`` the handbook's grid) on the test folds."""
+    lake = open_lake(data)
     say = step or (lambda message: None)
     say("fraudflow: choosing on validation folds, reporting on test folds")
     ours = tune(lake)
