@@ -139,13 +139,13 @@ class Forest:
     def contributions(self, x: np.ndarray) -> F64:
         """Exact TreeSHAP values: ``n_features`` columns, then the bias; a row sums to its margin."""
         rows = self._rows(x)
+        trees = (rows, self.starts, self.left, self.right, self.feature, self.threshold, self.default_left)
         if self.tables is not None:
-            return _contributions_by_tables(rows, self.starts, self.left, self.right, self.feature, self.threshold,
-                                            self.default_left, self.mean, self.base_margin, self.n_features,
-                                            *dataclasses.astuple(self.tables))  # fmt: skip
-        return _contributions(rows, self.starts, self.left, self.right, self.feature, self.threshold,
-                              self.default_left, self.value, self.cover, self.mean, self.base_margin,
-                              self.n_features, self.depth)  # fmt: skip
+            out: F64 = _contributions_by_tables(*trees, self.n_features, *dataclasses.astuple(self.tables))
+        else:
+            out = _contributions(*trees, self.value, self.cover, self.n_features, self.depth)
+        out[:, self.n_features] = self.base_margin + self.mean.sum()  # the expected margin: the bias
+        return out
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
@@ -318,8 +318,7 @@ def _margin(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, 
 
 @njit(cache=True)
 def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-                   default_left: np.ndarray, value: F64, cover: F64, mean: F64, base: float,
-                   n_features: int, depth: int) -> F64:  # fmt: skip
+                   default_left: np.ndarray, value: F64, cover: F64, n_features: int, depth: int) -> F64:  # fmt: skip
     out = np.zeros((rows.shape[0], n_features + 1), dtype=np.float64)
     # Algorithm 2's recursion as a loop over a stack of visits. A visit copies its parent's path
     # to just past it and extends it; siblings share a slot, and a subtree's visits all end
@@ -335,9 +334,6 @@ def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature
     stack_zero = np.empty(2 * depth + 2, dtype=np.float64)
     stack_one = np.empty(2 * depth + 2, dtype=np.float64)
     stack_split = np.empty(2 * depth + 2, dtype=np.int64)
-    bias = base
-    for t in range(starts.shape[0] - 1):
-        bias += mean[t]
     for r in range(rows.shape[0]):
         row = rows[r]
         phi = out[r]
@@ -389,20 +385,16 @@ def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature
                     stack_one[top] = one
                     stack_split[top] = feature[node]
                     top += 1
-        phi[n_features] = bias
     return out
 
 
 @njit(cache=True)
 def _contributions_by_tables(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-                             default_left: np.ndarray, mean: F64, base: float, n_features: int, leaves: I64,
+                             default_left: np.ndarray, n_features: int, leaves: I64,
                              tree_leaves: I64, path_start: I64, path_node: I64, path_child: I64, path_bit: I64,
                              features_start: I64, features: I64, table_start: I64, table: F64) -> F64:  # fmt: skip
     out = np.zeros((rows.shape[0], n_features + 1), dtype=np.float64)
     hot = np.empty(left.shape[0], dtype=np.int64)  # the child each split sends the row to
-    bias = base
-    for t in range(starts.shape[0] - 1):
-        bias += mean[t]
     for r in range(rows.shape[0]):
         row = rows[r]
         phi = out[r]
@@ -419,7 +411,6 @@ def _contributions_by_tables(rows: np.ndarray, starts: I64, left: I64, right: I6
             at = table_start[leaf] + satisfied * m
             for i in range(m):
                 phi[features[f0 + i]] += table[at + i]
-        phi[n_features] = bias
     return out
 
 
