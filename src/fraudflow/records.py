@@ -1,7 +1,8 @@
 """Records shared by the store and the feature engines: a transaction, an entity's events, time.
 
-Ground floor: the standard library only. The online feature engine computes from these, the
-online stores keep and return them, and the batch engine counts in the same microseconds.
+Ground floor: the standard library, and numpy for ``TxColumns`` (imported when one is built, so
+that importing this module stays light). The online feature engine computes from these, the online
+stores keep and return them, and the batch engine counts in the same microseconds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The entity kinds: each is the lake column naming the entity (``schema.CUSTOMER_ID`` and
 #: ``schema.TERMINAL_ID``, spelled out: schema imports pyarrow, this module only the stdlib).
@@ -88,3 +93,30 @@ class Transaction:
 
     def entity(self, kind: str) -> int:
         return self.customer_id if kind == CUSTOMER else self.terminal_id
+
+
+@dataclass(frozen=True, eq=False)
+class TxColumns:
+    """Transactions as columns (numpy arrays, one entry per transaction, in arrival order): a batch
+    to score, or the transactions an online store's log returns."""
+
+    ts_us: np.ndarray  # int64, microseconds since the epoch (``Transaction.ts_us``)
+    tx_id: np.ndarray  # int64, TRANSACTION_ID
+    customer: np.ndarray  # int64, CUSTOMER_ID
+    terminal: np.ndarray  # int64, TERMINAL_ID
+    amount: np.ndarray  # float64, TX_AMOUNT
+
+    @classmethod
+    def of(cls, txs: Sequence[Transaction]) -> TxColumns:
+        import numpy as np
+
+        return cls(
+            np.array([t.ts_us for t in txs], dtype=np.int64),
+            np.array([t.transaction_id for t in txs], dtype=np.int64),
+            np.array([t.customer_id for t in txs], dtype=np.int64),
+            np.array([t.terminal_id for t in txs], dtype=np.int64),
+            np.array([t.amount for t in txs], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.tx_id)
