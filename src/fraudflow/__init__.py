@@ -16,7 +16,7 @@ typed results::
     ff.run_pipeline("lake")                                            # -> PipelineResult
     scorer = ff.Scorer.from_lake("lake")                               # online features + model
     scorer.score([ff.Transaction(...)])                                # -> list of answers
-    ff.create_app(ff.Settings(data="lake"))                            # the FastAPI service
+    ff.create_app(ff.Settings(data="lake"), scorer)                    # the FastAPI service
 
 Only the errors are imported eagerly. The rest is imported on first use (PEP 562), so that
 ``import fraudflow`` and ``fraudflow --help`` load neither numba nor pyarrow, pandas or the

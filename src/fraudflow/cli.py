@@ -86,7 +86,10 @@ class Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except FraudflowError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            from rich.markup import escape
+
+            # one line whatever its length (rich wraps at 80 columns off a terminal); brackets kept as text
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(code=2) from exc
 
 
@@ -535,17 +538,13 @@ def serve(
         int, typer.Option("--workers", help="Service processes sharing the online store (SQLite or Redis).")
     ] = 1,
 ) -> None:
-    """Serve POST /v1/score with online features (materializes the store on start when behind)."""
-    import dataclasses
-    import os
-    import shutil
-    import tempfile
+    """Serve POST /v1/score with online features (materializes the store on start when behind).
 
-    import uvicorn
-
-    from fraudflow.serving.app import create_app
-    from fraudflow.serving.metrics import MULTIPROC_ENV
-    from fraudflow.serving.settings import SETTINGS_ENV, Settings
+    Everything the service needs is checked before a port opens: a refusal (no features, no model,
+    a model of another feature-set version, an online store out of reach) is one line and exit 2.
+    """
+    from fraudflow.serving.server import run
+    from fraudflow.serving.settings import Settings
 
     settings = Settings(
         data=data,
@@ -555,29 +554,9 @@ def serve(
         threshold=threshold,
         api_key=os.environ.get(api_key_env) or None,
     )
-    if workers < 1 or (workers > 1 and online == "memory://"):
-        raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
-    if workers == 1:
-        os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
-        return
-    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
-    # the workers' metrics: one fresh folder, given to them before they start (prometheus_client
-    # reads the variable when first imported), so that /metrics sums every worker's counts
-    metrics_dir = tempfile.mkdtemp(prefix="fraudflow-metrics-")
-    os.environ[MULTIPROC_ENV] = metrics_dir
-    try:
-        uvicorn.run(
-            "fraudflow.serving.app:app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    status = run(settings, host=host, port=port, workers=workers)
+    if status:
+        raise typer.Exit(code=status)
 
 
 @app.command()

@@ -26,34 +26,55 @@ def requests_total(text: str) -> dict[tuple[str, str], float]:
     }
 
 
-def test_unknown_paths_are_counted_as_other_and_the_exposition_stays_valid() -> None:
-    """A path with a quote or a newline once gave an invalid line; every unknown path a new series."""
+def series(text: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    """Every series of an exposition: its sample name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items()))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_unknown_paths_are_counted_as_other_and_the_exposition_stays_valid(served_lake: Path) -> None:
+    """A path with a quote or a newline once gave an invalid line; every unknown path a new series
+    (one request to /nope-abc added 14 lines): now they all count as ``other``, and once that
+    series exists, more unknown paths add none."""
     import asyncio
 
     from fraudflow.serving.app import create_app
+    from fraudflow.serving.server import open_scorer
     from fraudflow.serving.settings import Settings
 
-    app = create_app(Settings(data="unused"))  # no lifespan run: no scorer needed
+    settings = Settings(data=str(served_lake), online="memory://", api_key="k" * 16)
+    app = create_app(settings, open_scorer(settings))
 
-    async def calls() -> tuple[list[int], httpx.Response]:
+    async def calls() -> tuple[list[int], httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
-            statuses = [
+            statuses = [(await client.get("/nope-abc")).status_code]
+            before = await client.get("/metrics")
+            statuses += [
                 (await client.get(path)).status_code
                 for path in ('/schemathesis-probe"', "/a%22b%0A%7Dc%201%0Afake_metric%209", "/v1/score/x", "/%0A")
             ]
             statuses.append((await client.get("/v1/score")).status_code)  # a route, another method
             big = b"{" + b" " * (2 << 20) + b"}"
             statuses.append((await client.post("/v1/score", content=big)).status_code)  # refused before routing
-            return statuses, await client.get("/metrics")
+            return statuses, before, await client.get("/metrics")
 
-    statuses, r = asyncio.run(calls())
-    assert statuses == [404, 404, 404, 404, 405, 413]
+    statuses, before, r = asyncio.run(calls())
+    assert statuses == [404, 404, 404, 404, 404, 405, 413]
     assert r.headers["content-type"].startswith("text/plain")
     counts = requests_total(r.text)
-    assert counts[("other", "404")] == 4
+    assert counts[("other", "404")] == 5
     assert counts[("/v1/score", "405")] == 1 and counts[("/v1/score", "413")] == 1
-    assert {route for route, _ in counts} == {"other", "/v1/score"}
-    assert "probe" not in r.text and "fake_metric" not in r.text
+    assert {route for route, _ in counts} == {"other", "/v1/score", "/metrics"}
+    assert "probe" not in r.text and "fake_metric" not in r.text and "nope" not in r.text
+    # once ``other`` exists, more unknown paths add no series: the only new ones are /v1/score's
+    # 405 and 413 and the first scrape's own
+    new = series(r.text) - series(before.text)
+    assert {dict(labels).get("route") for _, labels in new} == {"/v1/score", "/metrics"}, new
 
 
 @pytest.mark.slow

@@ -2,9 +2,10 @@
 
     engine.py       ``Scorer``: a transaction's online features, committed to the store, and its answer
     schemas.py      request and response bodies
+    server.py       ``run``: the scorer built first (every start-up refusal), then uvicorn, 1 or N processes
     app.py          ``create_app``: the pieces below put together
     settings.py     ``Settings``, built once at the edge
-    routes.py       the routes; deps.py their dependencies (scorer, metrics, API key)
+    routes.py       the routes (SageMaker's /ping and /invocations too); deps.py their dependencies
     middleware.py   the body-size limit and request metrics; http_errors.py errors as HTTP answers
     metrics.py      Prometheus metrics (``prometheus_client``, one total across worker processes)
 """

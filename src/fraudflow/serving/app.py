@@ -1,4 +1,4 @@
-"""The app factory: the scorer, routes, error handlers and middleware put together."""
+"""The app: the scorer, routes, error handlers and middleware put together."""
 
 from __future__ import annotations
 
@@ -8,28 +8,21 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from fraudflow.lake import Lake
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.http_errors import HANDLERS
 from fraudflow.serving.metrics import Metrics
 from fraudflow.serving.middleware import LimitAndMeasure
 from fraudflow.serving.routes import add_routes
-from fraudflow.serving.settings import SETTINGS_ENV, Settings
+from fraudflow.serving.settings import Settings
 
 
-def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
-    """The service. ``scorer`` is built from ``settings`` at startup unless given (tests)."""
+def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
+    """The service answering with ``scorer`` (built before: ``server.open_scorer``), which it closes at shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.scorer = scorer or Scorer.from_lake(
-            Lake(settings.data, endpoint_url=settings.endpoint_url),
-            settings.model_id,
-            settings.online,
-            settings.threshold,
-        )
         yield
-        app.state.scorer.store.close()
+        scorer.store.close()
 
     app = FastAPI(title="fraudflow scoring service", version="1", lifespan=lifespan, exception_handlers=HANDLERS)
     default_openapi = app.openapi
@@ -39,19 +32,11 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
-    app.state.scorer = None
+    app.state.scorer = scorer
     app.state.metrics = Metrics()
     app.add_middleware(LimitAndMeasure, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
     add_routes(app)
     return app
-
-
-def app_from_env() -> FastAPI:
-    """The app of one worker process (``uvicorn --factory``), its settings passed as JSON in the env."""
-    import json
-    import os
-
-    return create_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
 def _exact_integer_bounds(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The routes' dependencies: the app's scorer and metrics, and the API-key check.
+"""The routes' dependencies: the app's scorer and metrics, the API-key and content-type checks.
 
 Coroutines, so that FastAPI calls them on the event loop rather than in its thread pool.
 """
@@ -15,10 +15,8 @@ from fraudflow.serving.metrics import Metrics
 
 
 async def get_scorer(request: Request) -> Scorer:
-    """The app's scorer; 503 until the start-up has built it."""
-    scorer: Scorer | None = request.app.state.scorer
-    if scorer is None:
-        raise HTTPException(503, "not ready")
+    """The app's scorer."""
+    scorer: Scorer = request.app.state.scorer
     return scorer
 
 
@@ -35,6 +33,12 @@ async def check_key(request: Request, x_api_key: Annotated[str | None, Header()]
         x_api_key is not None and hmac.compare_digest(x_api_key.encode(), expected.encode())
     ):
         raise HTTPException(401, "missing or wrong X-API-Key header")
+
+
+async def check_json(content_type: Annotated[str | None, Header()] = None) -> None:
+    """415 unless the body is declared JSON (``Content-Type: application/json``, parameters allowed)."""
+    if content_type is None or content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise HTTPException(415, f"send the body as application/json (Content-Type was {content_type or 'missing'})")
 
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]

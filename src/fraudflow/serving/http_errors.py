@@ -19,7 +19,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "A TRANSACTION_ID appears twice in one batch"},
     413: {"model": ErrorOut, "description": "The body is over the limit (1 MiB by default)"},
     422: {"model": InvalidOut, "description": "A field is missing, extra or invalid (each is named)"},
-    503: {"model": ErrorOut, "description": "Not ready, or the online store is unavailable"},
+    503: {"model": ErrorOut, "description": "The online store is unavailable"},
 }
 
 

@@ -1,14 +1,28 @@
-"""The service's routes: scoring, labels, health and metrics (``add_routes`` puts them on an app)."""
+"""The service's routes: scoring, labels, health, metrics and SageMaker's (``add_routes`` puts them on an app).
+
+SageMaker's hosting contract: ``GET /ping`` answers 200 once the service is ready (as /readyz) and
+``POST /invocations`` scores a body of either kind, one transaction as /v1/score or a batch as
+/v1/score/batch, with the same API-key setting as the /v1 routes.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 
-from fraudflow.serving.deps import AUTHORIZED, MetricsDep, ScorerDep
+from fraudflow.serving.deps import AUTHORIZED, MetricsDep, ScorerDep, check_json
 from fraudflow.serving.http_errors import ERRORS
 from fraudflow.serving.metrics import CONTENT_TYPE
-from fraudflow.serving.schemas import BatchIn, BatchOut, Health, LabelsIn, LabelsOut, ScoreOut, TransactionIn
+from fraudflow.serving.schemas import (
+    BatchIn,
+    BatchOut,
+    Health,
+    Invocation,
+    LabelsIn,
+    LabelsOut,
+    ScoreOut,
+    TransactionIn,
+)
 
 JSON = "application/json"
 
@@ -27,6 +41,12 @@ async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) ->
     answers = scorer.score([t.transaction() for t in batch.transactions])
     metrics.answered(answers)
     return Response(BatchOut(results=answers).model_dump_json(), media_type=JSON)
+
+
+async def invocations(body: Invocation, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+    if isinstance(body, BatchIn):
+        return await score_batch(body, scorer, metrics)
+    return await score(body, scorer, metrics)
 
 
 async def labels(body: LabelsIn, scorer: ScorerDep, metrics: MetricsDep) -> LabelsOut:
@@ -66,5 +86,15 @@ def add_routes(app: FastAPI) -> None:
         "/v1/labels", labels, methods=["POST"], response_model=LabelsOut, responses={**ERRORS}, dependencies=AUTHORIZED
     )
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health)
-    app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Health, responses={503: ERRORS[503]})
+    app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Health)
     app.add_api_route("/metrics", prometheus, methods=["GET"], response_class=PlainTextResponse)
+    # SageMaker's contract, not part of the published API (the /v1 routes it answers as are)
+    app.add_api_route("/ping", readyz, methods=["GET"], response_model=Health, include_in_schema=False)
+    app.add_api_route(
+        "/invocations",
+        invocations,
+        methods=["POST"],
+        response_model=None,
+        dependencies=[*AUTHORIZED, Depends(check_json)],
+        include_in_schema=False,
+    )

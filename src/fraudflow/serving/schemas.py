@@ -6,7 +6,17 @@ import datetime as dt
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    field_validator,
+)
 
 from fraudflow.records import Transaction
 
@@ -91,6 +101,19 @@ class BatchIn(BaseModel):
 
 class BatchOut(BaseModel):
     results: list[ScoreOut]
+
+
+def _invocation_kind(body: object) -> str:
+    """``batch`` for a body with ``transactions``, else ``transaction``: each kind is then validated
+    alone, so a refusal names the fields of the kind that was sent."""
+    return "batch" if isinstance(body, dict) and "transactions" in body else "transaction"
+
+
+#: The body of SageMaker's ``POST /invocations``: one transaction (as /v1/score) or a batch (as /v1/score/batch).
+Invocation = Annotated[
+    Annotated[TransactionIn, Tag("transaction")] | Annotated[BatchIn, Tag("batch")],
+    Discriminator(_invocation_kind),
+]
 
 
 class LabelIn(BaseModel):
