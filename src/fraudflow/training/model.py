@@ -203,6 +203,6 @@ def save_metrics(lake: Lake, model_id: str, metrics: dict[str, Any]) -> None:
 
 
 def _version() -> str:
-    from fraudflow import __version__
+    from importlib.metadata import version
 
-    return __version__
+    return version("fraudflow")  # the installed package's (the package root sits above this layer)
