@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.http_errors import HANDLERS
 from fraudflow.serving.metrics import Metrics
@@ -33,6 +34,7 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.scorer = scorer
+    app.state.batcher = Batcher(scorer)
     app.state.metrics = Metrics()
     app.add_middleware(LimitAndMeasure, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
     add_routes(app)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.metrics import Metrics
 
@@ -18,6 +19,12 @@ async def get_scorer(request: Request) -> Scorer:
     """The app's scorer."""
     scorer: Scorer = request.app.state.scorer
     return scorer
+
+
+async def get_batcher(request: Request) -> Batcher:
+    """The app's group committer of single transactions."""
+    batcher: Batcher = request.app.state.batcher
+    return batcher
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -42,6 +49,7 @@ async def check_json(content_type: Annotated[str | None, Header()] = None) -> No
 
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 #: The dependencies of a route that needs the API key.
 AUTHORIZED = [Depends(check_key)]

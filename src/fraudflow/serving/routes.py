@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 
-from fraudflow.serving.deps import AUTHORIZED, MetricsDep, ScorerDep, check_json
+from fraudflow.serving.deps import AUTHORIZED, BatcherDep, MetricsDep, ScorerDep, check_json
 from fraudflow.serving.http_errors import ERRORS
 from fraudflow.serving.metrics import CONTENT_TYPE
 from fraudflow.serving.schemas import (
@@ -27,10 +27,10 @@ from fraudflow.serving.schemas import (
 JSON = "application/json"
 
 
-async def score(tx: TransactionIn, scorer: ScorerDep, metrics: MetricsDep) -> Response:
-    answers = scorer.score([tx.transaction()])
-    metrics.answered(answers)
-    return Response(answers[0].model_dump_json(), media_type=JSON)
+async def score(tx: TransactionIn, batcher: BatcherDep, metrics: MetricsDep) -> Response:
+    answer = await batcher.score(tx.transaction())  # with the other requests in flight: one commit
+    metrics.answered([answer])
+    return Response(answer.model_dump_json(), media_type=JSON)
 
 
 async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) -> Response:
@@ -43,10 +43,10 @@ async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) ->
     return Response(BatchOut(results=answers).model_dump_json(), media_type=JSON)
 
 
-async def invocations(body: Invocation, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+async def invocations(body: Invocation, scorer: ScorerDep, batcher: BatcherDep, metrics: MetricsDep) -> Response:
     if isinstance(body, BatchIn):
         return await score_batch(body, scorer, metrics)
-    return await score(body, scorer, metrics)
+    return await score(body, batcher, metrics)
 
 
 async def labels(body: LabelsIn, scorer: ScorerDep, metrics: MetricsDep) -> LabelsOut:
