@@ -59,7 +59,8 @@ def _counting_sort(keys: I64, n_keys: int) -> tuple[I64, I64]:
 
 
 @numba.njit(cache=True, inline="always")
-def _add(s: float, c: float, x: float) -> tuple[float, float]:
+def compensated_add(s: float, c: float, x: float) -> tuple[float, float]:
+    """Neumaier's step: ``x`` added to the sum ``s`` whose lost low-order part is ``c`` (the total is s + c)."""
     t = s + x
     if abs(s) >= abs(x):
         c += (s - t) + x
@@ -98,10 +99,10 @@ def window_count_sum(order: I64, starts: I64, ts: I64, values: F64, lo_us: I64, 
                     while end < b and ts[end] <= t - hi_us[j]:
                         end += 1
                 while hi < end:  # rows entering the window
-                    s, c = _add(s, c, values[hi])
+                    s, c = compensated_add(s, c, values[hi])
                     hi += 1
                 while lo < hi and ts[lo] <= t - lo_us[j]:  # rows leaving it
-                    s, c = _add(s, c, -values[lo])
+                    s, c = compensated_add(s, c, -values[lo])
                     lo += 1
                 if lo == hi:  # empty: restart the sum so no residue carries over
                     s = 0.0

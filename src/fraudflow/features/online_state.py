@@ -1,0 +1,640 @@
+"""The online path in compiled arrays: every entity's recent events, read and appended by numba kernels.
+
+A service process holds the transactions of the online store's log that a window can still reach,
+each with its ``seq`` (its place in the log: arrival order). A transaction's features are computed
+over the held events whose seq is below its own, by the window rule of ``features.online`` (the
+Python reference this module is tested against): a window with no delay holds the entity's events
+ordered before the transaction in (time, id) order with ``ts > t - window``, and the transaction
+itself; a delayed window the events with ``t - (delay + window) < ts <= t - delay``. Fraud labels
+are the ones known so far (0 until one arrives).
+
+Layout, per entity kind: a pool of event rows (time, TRANSACTION_ID, seq, and the latest time of
+the entity's events up to this one; beside them the amount and label), where each entity's events
+sit together in one segment, in arrival order. A segment that fills up moves to the pool's end with
+twice the room; when the pool is full, or to trim, the pools are rewritten (repacked) with every
+segment a quarter larger than its events. Hash tables in arrays (open addressing) map each entity
+to its segment and each TRANSACTION_ID to its place in every pool (its label is set there). A
+window scan reads the entity's segment backwards, passes over the events of a later seq, and stops
+where the latest time shows that nothing older can be in a window (a late arrival, older than
+events held before it, sits later in the segment than its time says): consecutive memory, not a
+chain of pointers.
+
+For a batch, one kernel call holds the new transactions and gives every window's count and sums.
+Each feature is then its aggregation's form (``features.aggregations``) over those arrays: the
+compiled form over the whole batch, as in the batch engine, or for a few transactions the online
+form per transaction (numpy's cost per call outweighs the work there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+
+import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+from fraudflow import schema
+from fraudflow.features.definitions import Feature, FeatureSet
+from fraudflow.features.kernels import compensated_add
+from fraudflow.records import ENTITIES, US_PER_DAY, Transaction
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    I64 = npt.NDArray[np.int64]
+    F64 = npt.NDArray[np.float64]
+
+KINDS = len(ENTITIES)
+# An event's row in a pool: ``rows[kind, j, ...]``; its amount and label are ``values[kind, j, ...]``
+# (a window feature's column picks one by ``SUMMED``).
+TS, ID, SEQ, LATEST = 0, 1, 2, 3
+AMOUNT, FRAUD = 0, 1
+SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
+# An entity's segment: ``segments[kind, segment, ...]``.
+START, LENGTH, ROOM, ENTITY = 0, 1, 2, 3
+# A hash table's row: the key, then the values (an entity's: its segment).
+KEY, SEGMENT = 0, 1
+#: A hash table's value where no key is (segments and places are never negative).
+FREE = -1
+#: A new entity's room, in events.
+FIRST_ROOM = 4
+#: Transactions ``add`` appends per kernel call: the hash tables are sized for the entries plus a chunk.
+HOLD_CHUNK = 4096
+#: Below this many transactions, ``features`` computes each one's features by the online forms.
+SMALL_BATCH = 8
+#: Times before and after every transaction's.
+START_OF_TIME, END_OF_TIME = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+@dataclass(frozen=True)
+class TxColumns:
+    """A batch of transactions as columns, in arrival order."""
+
+    ts_us: I64  # microseconds since the epoch (``Transaction.ts_us``)
+    tx_id: I64
+    customer: I64
+    terminal: I64
+    amount: F64
+
+    @classmethod
+    def of(cls, txs: Sequence[Transaction]) -> TxColumns:
+        return cls(
+            np.array([t.ts_us for t in txs], dtype=np.int64),
+            np.array([t.transaction_id for t in txs], dtype=np.int64),
+            np.array([t.customer_id for t in txs], dtype=np.int64),
+            np.array([t.terminal_id for t in txs], dtype=np.int64),
+            np.array([t.amount for t in txs], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.tx_id)
+
+    def column(self, name: str) -> np.ndarray:
+        """A lake column of the batch (``schema``'s names)."""
+        columns = {
+            schema.TRANSACTION_ID: self.tx_id,
+            schema.CUSTOMER_ID: self.customer,
+            schema.TERMINAL_ID: self.terminal,
+            schema.TX_AMOUNT: self.amount,
+        }
+        return columns[name]
+
+    def slice(self, a: int, b: int) -> TxColumns:
+        return TxColumns(self.ts_us[a:b], self.tx_id[a:b], self.customer[a:b], self.terminal[a:b], self.amount[a:b])
+
+
+class OnlineState:
+    """Every entity's recent events for one feature set, in arrays, read and appended by numba kernels.
+
+    One caller at a time (the service calls it under its store's lock).
+    """
+
+    def __init__(self, feature_set: FeatureSet) -> None:
+        self.feature_set = feature_set
+        windows = [f for f in feature_set.features if f.is_window]
+        #: per entity kind, how far back (µs) its windows reach, as ``OnlineFeatures.history_us``
+        self.history_us = {
+            kind: max((f.history_days for f in windows if f.entity == kind), default=0) * US_PER_DAY
+            for kind in ENTITIES
+        }
+        #: the highest seq held (or held and trimmed since); -1 when nothing was ever held
+        self.last_seq = -1
+        spans = sorted({_span(f) for f in windows})
+        self._span_of = {f.name: spans.index(_span(f)) for f in windows}
+        summed = [0] * len(spans)  # the columns each window's features sum, as bits 1 << AMOUNT, 1 << FRAUD
+        for f in windows:
+            if f.column in SUMMED:
+                summed[self._span_of[f.name]] |= 1 << SUMMED[f.column]
+        self._spans = np.array(
+            [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
+        ).reshape(len(spans), 4)
+        self._reach = np.array([self.history_us[kind] for kind in ENTITIES], dtype=np.int64)
+        self._plan = [(f, f.rule.online, f.rule.compiled) for f in feature_set.features]
+        #: events older than this before the newest one are never read again; trim forgets them in
+        #: steps of 1/8 of it, so a call per batch mostly costs nothing
+        self._keep_us = int(self._reach.max())
+        self._trim_step_us = max(1, self._keep_us // 8)
+        self._oldest_us = END_OF_TIME
+        self._rows: I64 = np.empty((KINDS, 1024, 4), dtype=np.int64)
+        self._values: F64 = np.empty((KINDS, 1024, 2), dtype=np.float64)
+        self._pool_end = np.zeros(KINDS, dtype=np.int64)
+        self._segments: I64 = np.empty((KINDS, 64, 4), dtype=np.int64)
+        self._n_segments = np.zeros(KINDS, dtype=np.int64)
+        self._entities = 0  # the most segments of one kind
+        self._n_txs = 0
+        self._reindex(1024, 128)
+
+    @property
+    def held(self) -> int:
+        """The number of transactions held."""
+        return self._n_txs
+
+    def add(self, txs: TxColumns, seqs: np.ndarray, fraud: np.ndarray | None = None) -> None:
+        """Events known from elsewhere (materialized from the lake, caught up from the log), with their
+        seqs (increasing) and labels (0 = none known). Already-held seqs are skipped (idempotent)."""
+        seqs = np.asarray(seqs, dtype=np.int64)
+        labels = np.zeros(len(txs)) if fraud is None else np.asarray(fraud, dtype=np.float64)
+        before = self._n_txs
+        for a in range(0, len(txs), HOLD_CHUNK):  # the tables grow with the entities, not a bulk load's size
+            b = a + HOLD_CHUNK
+            self._append(_hold, txs.slice(a, b), seqs[a:b], labels[a:b])
+        if self._n_txs - before >= HOLD_CHUNK:  # a bulk load: room for every entity to grow, now
+            self._repack(START_OF_TIME)
+
+    def label(self, tx_ids: np.ndarray, fraud: np.ndarray) -> int:
+        """Set the labels of held events; returns how many were held."""
+        ids = np.asarray(tx_ids, dtype=np.int64)
+        fraud = np.asarray(fraud, dtype=np.float64)
+        return int(_label(self._values, self._segments, self._tx_table, ids, fraud))
+
+    def features(self, txs: TxColumns, seqs: np.ndarray) -> F64:
+        """(n, len(feature_set.features)) float64: each transaction's features over the held events whose
+        seq is below its own (in its windows), then holds the transactions (with those seqs) if not held
+        already (a transaction recorded earlier but never answered is recomputed exactly). The columns
+        are in feature_set order; values equal OnlineFeatures.compute's (ints exactly, floats 1e-12 rel).
+
+        The batch is held first, so a transaction also sees the batch's others of a lower seq. A
+        TRANSACTION_ID is held once, with the first seq it came with (a log gives each one seq).
+        """
+        n = len(txs)
+        seqs = np.asarray(seqs, dtype=np.int64)
+        counts, sums = self._append(_features, txs, seqs, np.zeros(n), self._spans, self._reach)
+        out = np.empty((n, len(self._plan)), dtype=np.float64)
+        if n < SMALL_BATCH:
+            for i in range(n):
+                row = _Row(txs, i, counts, sums, self._span_of)
+                for f, online, _ in self._plan:
+                    row.values[f.name] = online(f, row)
+                out[i] = list(row.values.values())
+            return out
+        batch = _Batch(txs, counts, sums, self._span_of)
+        for j, (f, _, compiled) in enumerate(self._plan):
+            out[:, j] = batch.features[f.name] = compiled(f, batch)
+        return out
+
+    def trim(self, now_us: int) -> None:
+        """Forget the events no window can reach from ``now_us`` on (memory stays bounded): done once they
+        span an eighth of the longest history, so that a call per batch mostly costs nothing."""
+        cutoff = now_us - self._keep_us
+        if cutoff < self._oldest_us + self._trim_step_us:
+            return
+        self._repack(cutoff)
+        self._reindex(len(self._tx_table), self._entity_table.shape[1])
+
+    def _append(
+        self, kernel: Callable[..., tuple[Any, ...]], txs: TxColumns, seqs: I64, fraud: F64, *extra: I64
+    ) -> Any:
+        """Holds the transactions not held yet, through ``kernel`` (``_hold``, or ``_features`` with its
+        ``extra`` arguments), which stops where the pools are full: they are repacked and it goes on.
+        Returns what else the kernel returns."""
+        m = len(txs)
+        entities = self._entities + m
+        if entities > self._segments.shape[1]:
+            self._segments = _grown(self._segments, 2 * entities)
+        tx_size, entity_size = 2 * (self._n_txs + m), 2 * entities  # the hash tables: at most half full
+        if tx_size > len(self._tx_table) or entity_size > self._entity_table.shape[1]:
+            self._reindex(max(tx_size, len(self._tx_table)), max(entity_size, self._entity_table.shape[1]))
+        start = 0
+        while True:
+            done, new_txs, oldest, top_seq, self._entities, *out = kernel(
+                self._rows,
+                self._values,
+                self._pool_end,
+                self._segments,
+                self._n_segments,
+                self._tx_table,
+                self._entity_table,
+                txs.ts_us,
+                txs.tx_id,
+                txs.customer,
+                txs.terminal,
+                txs.amount,
+                fraud,
+                seqs,
+                start,
+                *extra,
+            )
+            self._n_txs += new_txs
+            self._oldest_us = min(self._oldest_us, oldest)
+            self.last_seq = max(self.last_seq, top_seq)
+            if done == m:
+                return out
+            self._repack(START_OF_TIME, spare=FIRST_ROOM * (m - done))
+            start = done
+
+    def _repack(self, cutoff: int, spare: int = 0) -> None:
+        """The pools without the events up to ``cutoff``, every segment with room to grow."""
+        self._rows, self._values, oldest, self._entities = _repack(
+            self._rows, self._values, self._pool_end, self._segments, self._n_segments, cutoff, spare
+        )
+        self._oldest_us = int(oldest)
+
+    def _reindex(self, tx_size: int, entity_size: int) -> None:
+        """The hash tables again, of at least these sizes, from the segments (after trimming or to grow)."""
+        tx_size, entity_size = _power_of_two(tx_size), _power_of_two(entity_size)
+        self._tx_table = np.full((tx_size, 1 + KINDS), FREE, dtype=np.int64)
+        self._entity_table = np.full((KINDS, entity_size, 2), FREE, dtype=np.int64)
+        self._n_txs = int(_reindex(self._rows, self._segments, self._n_segments, self._tx_table, self._entity_table))
+
+
+def _span(f: Feature) -> tuple[int, int, int]:
+    """A window feature's window: (entity kind's index, how far back, delay) in µs."""
+    return ENTITIES.index(f.entity or ""), f.history_days * US_PER_DAY, f.delay_days * US_PER_DAY
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` with room for ``size`` along its second axis."""
+    bigger = np.empty((a.shape[0], size, *a.shape[2:]), dtype=a.dtype)
+    bigger[:, : a.shape[1]] = a
+    return bigger
+
+
+class _Batch:
+    """A batch's columns, window counts and sums, and features so far (``aggregations.CompiledInputs``)."""
+
+    def __init__(self, txs: TxColumns, counts: I64, sums: F64, span_of: dict[str, int]) -> None:
+        self.ts_us = txs.ts_us
+        self.features: dict[str, np.ndarray] = {}
+        self._txs = txs
+        self._counts = counts
+        self._sums = sums
+        self._span_of = span_of
+
+    def column(self, name: str) -> np.ndarray:
+        return self._txs.column(name)
+
+    def count(self, f: Feature) -> I64:
+        counts: I64 = self._counts[self._span_of[f.name]]
+        return counts
+
+    def total(self, f: Feature) -> F64:
+        sums: F64 = self._sums[self._span_of[f.name], SUMMED[f.column or ""]]
+        return sums
+
+    def feature(self, name: str) -> np.ndarray:
+        return self.features[name]
+
+
+class _Row:
+    """One transaction of a batch, its windows' counts and sums, and its features so far
+    (``aggregations.OnlineInputs``)."""
+
+    __slots__ = ("_counts", "_span_of", "_sums", "amount", "ts_us", "values")
+
+    def __init__(self, txs: TxColumns, i: int, counts: I64, sums: F64, span_of: dict[str, int]) -> None:
+        self.amount = float(txs.amount[i])
+        self.ts_us = int(txs.ts_us[i])
+        self.values: dict[str, float] = {}
+        self._counts: list[int] = counts[:, i].tolist()
+        self._sums: list[list[float]] = sums[:, :, i].tolist()
+        self._span_of = span_of
+
+    def count(self, f: Feature) -> int:
+        return self._counts[self._span_of[f.name]]
+
+    def total(self, f: Feature) -> float:
+        return self._sums[self._span_of[f.name]][SUMMED[f.column or ""]]
+
+    def feature(self, name: str) -> float:
+        return self.values[name]
+
+
+# The kernels. A hash table is an array of a power-of-two number of rows (key, then values), kept
+# at most half full and probed linearly; a row is free where its first value is FREE. Tables are
+# rebuilt, never deleted from.
+
+
+@numba.njit(cache=True, inline="always")
+def _slot(table: I64, key: int) -> int:
+    """The row of ``table`` holding ``key``, or the free row where it goes."""
+    x = np.uint64(key)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    mask = table.shape[0] - 1
+    i = np.int64(x & np.uint64(mask))
+    while table[i, 1] != FREE and table[i, KEY] != key:
+        i = (i + 1) & mask
+    return int(i)
+
+
+@numba.njit(cache=True)
+def _move(rows: I64, values: F64, pool_end: I64, segments: I64, k: int, g: int) -> None:
+    """Moves kind ``k``'s full segment ``g`` to the pool's end with twice the room (which the caller made)."""
+    start, length, room = segments[k, g, START], segments[k, g, LENGTH], segments[k, g, ROOM]
+    to = pool_end[k]
+    rows[k, to : to + length] = rows[k, start : start + length]
+    values[k, to : to + length] = values[k, start : start + length]
+    segments[k, g, START] = to
+    segments[k, g, ROOM] = 2 * room
+    pool_end[k] = to + 2 * room
+
+
+@numba.njit(cache=True, inline="always")
+def _place(g: int, offset: int) -> int:
+    """Where an event is in kind's pool, as the TRANSACTION_ID table keeps it: its segment and its
+    offset there (which a move keeps)."""
+    return (g << 32) | offset
+
+
+@numba.njit(cache=True, inline="always")
+def _row(segments: I64, k: int, place: int) -> int:
+    """The pool row of a ``_place``."""
+    return int(segments[k, place >> 32, START] + (place & 0xFFFFFFFF))
+
+
+@numba.njit(cache=True)
+def _hold(
+    rows: I64,
+    values: F64,
+    pool_end: I64,
+    segments: I64,
+    n_segments: I64,
+    tx_table: I64,
+    entity_table: I64,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
+    amount: F64,
+    fraud: F64,
+    seqs: I64,
+    start: int,
+) -> tuple[int, int, int, int, int]:
+    """Appends transactions ``start, start + 1, ...`` not held yet (by TRANSACTION_ID) to their entities'
+    segments, up to the first one the pools have no room for (``segments`` and the hash tables have
+    room for them all: the caller's).
+
+    Returns where it stopped (``len(ts)`` when done), how many transactions were new, the oldest time
+    among them, the highest seq seen and the most segments of one kind.
+    """
+    new_txs = 0
+    oldest = END_OF_TIME
+    top_seq = -1
+    slots = np.empty(KINDS, dtype=np.int64)  # the transaction's entity of each kind: its hash slot
+    for i in range(start, ts.shape[0]):
+        top_seq = max(top_seq, seqs[i])
+        s = _slot(tx_table, ids[i])
+        if tx_table[s, 1] != FREE:
+            continue
+        for k in range(KINDS):  # room first: a transaction is held whole or not at all
+            slots[k] = _slot(entity_table[k], customer[i] if k == 0 else terminal[i])
+            g = entity_table[k, slots[k], SEGMENT]
+            if g == FREE:
+                need = FIRST_ROOM
+            else:
+                need = 2 * segments[k, g, ROOM] if segments[k, g, LENGTH] == segments[k, g, ROOM] else 0
+            if pool_end[k] + need > rows.shape[1]:
+                return i, new_txs, oldest, top_seq, n_segments.max()
+        tx_table[s, KEY] = ids[i]
+        new_txs += 1
+        oldest = min(oldest, ts[i])
+        for k in range(KINDS):
+            g = entity_table[k, slots[k], SEGMENT]
+            if g == FREE:
+                g = n_segments[k]
+                n_segments[k] += 1
+                entity_table[k, slots[k], KEY] = customer[i] if k == 0 else terminal[i]
+                entity_table[k, slots[k], SEGMENT] = g
+                segments[k, g, START] = pool_end[k]
+                segments[k, g, LENGTH] = 0
+                segments[k, g, ROOM] = FIRST_ROOM
+                segments[k, g, ENTITY] = entity_table[k, slots[k], KEY]
+                pool_end[k] += FIRST_ROOM
+            elif segments[k, g, LENGTH] == segments[k, g, ROOM]:
+                _move(rows, values, pool_end, segments, k, g)
+            length = segments[k, g, LENGTH]
+            j = segments[k, g, START] + length
+            rows[k, j, TS] = ts[i]
+            rows[k, j, ID] = ids[i]
+            rows[k, j, SEQ] = seqs[i]
+            rows[k, j, LATEST] = ts[i] if length == 0 else max(ts[i], rows[k, j - 1, LATEST])
+            values[k, j, AMOUNT] = amount[i]
+            values[k, j, FRAUD] = fraud[i]
+            segments[k, g, LENGTH] = length + 1
+            tx_table[s, 1 + k] = _place(g, length)
+    return ts.shape[0], new_txs, oldest, top_seq, n_segments.max()
+
+
+@numba.njit(cache=True)
+def _features(
+    rows: I64,
+    values: F64,
+    pool_end: I64,
+    segments: I64,
+    n_segments: I64,
+    tx_table: I64,
+    entity_table: I64,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
+    amount: F64,
+    fraud: F64,
+    seqs: I64,
+    start: int,
+    spans: I64,
+    reach: I64,
+) -> tuple[int, int, int, int, int, I64, F64]:
+    """``_hold``, then, once every transaction is held, ``_windows`` (``spans``, ``reach``): what both return."""
+    done, new_txs, oldest, top_seq, entities = _hold(
+        rows,
+        values,
+        pool_end,
+        segments,
+        n_segments,
+        tx_table,
+        entity_table,
+        ts,
+        ids,
+        customer,
+        terminal,
+        amount,
+        fraud,
+        seqs,
+        start,
+    )
+    if done < ts.shape[0]:
+        return done, new_txs, oldest, top_seq, entities, np.empty((0, 0), np.int64), np.empty((0, 0, 0))
+    counts, sums = _windows(
+        rows, values, segments, entity_table, ts, ids, customer, terminal, amount, seqs, spans, reach
+    )
+    return done, new_txs, oldest, top_seq, entities, counts, sums
+
+
+@numba.njit(cache=True)
+def _windows(
+    rows: I64,
+    values: F64,
+    segments: I64,
+    entity_table: I64,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
+    amount: F64,
+    seqs: I64,
+    spans: I64,
+    reach: I64,
+) -> tuple[I64, F64]:
+    """Each window's count ``[w, i]`` and sums ``[w, AMOUNT or FRAUD, i]`` for the batch's transactions.
+
+    ``spans[w]`` is a window: (entity kind, how far back, delay, the columns it sums as bits), in
+    that order; ``reach[k]`` how far back kind ``k``'s windows reach. Transaction ``i`` sees the
+    held events of seq below ``seqs[i]``.
+    """
+    m = ts.shape[0]
+    n_spans = spans.shape[0]
+    counts = np.zeros((n_spans, m), dtype=np.int64)
+    sums = np.zeros((n_spans, 2, m), dtype=np.float64)
+    total = np.zeros((n_spans, 2))
+    lost = np.zeros((n_spans, 2))  # the compensations
+    first = np.searchsorted(spans[:, 0], np.arange(KINDS + 1))  # kind k's windows: first[k] to first[k + 1]
+    for i in range(m):
+        t = ts[i]
+        total[:] = 0.0
+        lost[:] = 0.0
+        for k in range(KINDS):
+            if first[k] == first[k + 1]:
+                continue
+            entity = customer[i] if k == 0 else terminal[i]
+            g = entity_table[k, _slot(entity_table[k], entity), SEGMENT]
+            if g == FREE:
+                continue
+            start = segments[k, g, START]
+            for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
+                if rows[k, j, LATEST] <= t - reach[k]:
+                    break  # this event and the ones before it are all too old
+                if rows[k, j, SEQ] >= seqs[i]:
+                    continue
+                te = rows[k, j, TS]
+                for w in range(first[k], first[k + 1]):
+                    if te <= t - spans[w, 1]:
+                        continue
+                    delay = spans[w, 2]
+                    if delay == 0:
+                        inside = te < t or (te == t and rows[k, j, ID] < ids[i])
+                    else:
+                        inside = te <= t - delay
+                    if inside:
+                        counts[w, i] += 1
+                        for c in range(2):
+                            if spans[w, 3] & (1 << c):
+                                total[w, c], lost[w, c] = compensated_add(total[w, c], lost[w, c], values[k, j, c])
+        for w in range(n_spans):
+            for c in range(2):
+                sums[w, c, i] = total[w, c] + lost[w, c]
+            if spans[w, 2] == 0:  # the window ends with the transaction itself
+                counts[w, i] += 1
+                sums[w, AMOUNT, i] += amount[i]
+    return counts, sums
+
+
+@numba.njit(cache=True)
+def _label(values: F64, segments: I64, tx_table: I64, ids: I64, fraud: F64) -> int:
+    """Sets the labels of the held transactions among ``ids``; returns how many they are."""
+    held = 0
+    for i in range(ids.shape[0]):
+        s = _slot(tx_table, ids[i])
+        if tx_table[s, 1] != FREE:
+            for k in range(KINDS):
+                values[k, _row(segments, k, tx_table[s, 1 + k]), FRAUD] = fraud[i]
+            held += 1
+    return held
+
+
+@numba.njit(cache=True)
+def _repack(
+    rows: I64, values: F64, pool_end: I64, segments: I64, n_segments: I64, cutoff: int, spare: int
+) -> tuple[I64, F64, int, int]:
+    """New pools holding the events later than ``cutoff``, each segment with a quarter more room than
+    its events, and at least ``spare`` free rows after every kind's; returns them, the oldest time
+    kept and the most segments of one kind. ``segments``, ``n_segments`` and ``pool_end`` follow: a
+    segment left empty is dropped and the later ones renumbered, so the hash tables must be rebuilt
+    (``_reindex``) unless nothing was dropped (then every event keeps its segment and offset)."""
+    kept = np.zeros((KINDS, segments.shape[1]), dtype=np.int64)
+    packed = 0
+    for k in range(KINDS):
+        end = 0
+        for g in range(n_segments[k]):
+            start = segments[k, g, START]
+            for j in range(start, start + segments[k, g, LENGTH]):
+                kept[k, g] += rows[k, j, TS] > cutoff
+            if kept[k, g]:
+                end += kept[k, g] + kept[k, g] // 4 + FIRST_ROOM
+        packed = max(packed, end)
+    size = packed + packed // 2 + spare
+    new_rows = np.empty((KINDS, size, rows.shape[2]), dtype=np.int64)
+    new_values = np.empty((KINDS, size, values.shape[2]), dtype=np.float64)
+    oldest = END_OF_TIME
+    for k in range(KINDS):
+        end = 0
+        n = 0
+        for g in range(n_segments[k]):
+            if kept[k, g] == 0:
+                continue
+            start, length = segments[k, g, START], segments[k, g, LENGTH]
+            to = end
+            for j in range(start, start + length):
+                t = rows[k, j, TS]
+                if t > cutoff:
+                    new_rows[k, to] = rows[k, j]
+                    new_rows[k, to, LATEST] = t if to == end else max(t, new_rows[k, to - 1, LATEST])
+                    new_values[k, to] = values[k, j]
+                    oldest = min(oldest, t)
+                    to += 1
+            segments[k, n, START] = end
+            segments[k, n, LENGTH] = kept[k, g]
+            segments[k, n, ROOM] = kept[k, g] + kept[k, g] // 4 + FIRST_ROOM
+            segments[k, n, ENTITY] = segments[k, g, ENTITY]
+            end += segments[k, n, ROOM]
+            n += 1
+        pool_end[k] = end
+        n_segments[k] = n
+    return new_rows, new_values, oldest, n_segments.max()
+
+
+@numba.njit(cache=True)
+def _reindex(rows: I64, segments: I64, n_segments: I64, tx_table: I64, entity_table: I64) -> int:
+    """Fills the (empty) hash tables from the segments; returns how many transactions they hold."""
+    n = 0
+    for k in range(KINDS):
+        for g in range(n_segments[k]):
+            entity = segments[k, g, ENTITY]
+            h = _slot(entity_table[k], entity)
+            entity_table[k, h, KEY] = entity
+            entity_table[k, h, SEGMENT] = g
+            start = segments[k, g, START]
+            for j in range(start, start + segments[k, g, LENGTH]):
+                s = _slot(tx_table, rows[k, j, ID])
+                if tx_table[s, 1] == FREE:
+                    tx_table[s, KEY] = rows[k, j, ID]
+                    n += 1
+                tx_table[s, 1 + k] = _place(g, j - start)
+    return n

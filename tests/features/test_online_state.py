@@ -1,0 +1,358 @@
+"""The compiled online state gives the Python online path's features (``OnlineFeatures.compute``).
+
+Random streams drive an ``OnlineState`` and a plain model of what it holds (each held transaction
+with its seq, the labels known) through the calls a service makes: batches of arriving
+transactions, events caught up from other processes (``add``), labels, ``trim``. Every arriving
+transaction's features must equal the reference's over the model's events of a lower seq (integers
+exactly, floats within 1e-12 relative). The streams have same-time ties in both id orders, rows on
+the windows' boundaries, late arrivals (older than transactions already held), labels arriving
+after the event, duplicates and transactions recorded before but never answered (features over the
+seqs below their own). Then a replay of the default world through the state gives the offline
+store's features (the batch engine's, and the handbook's golden fingerprints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
+from fraudflow.features.online import OnlineFeatures
+from fraudflow.features.online_state import OnlineState, TxColumns
+from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction
+from tests.conftest import read_lake_table
+from tests.features.test_aggregations import CASES
+from tests.serving.test_online_oracle import assert_golden, days
+
+#: Every feature of the aggregations' parity cases: windows of 1 to 3 days, delays 0 to 3, both
+#: entities summing amounts and labels, ratios, calendar flags.
+EVERY_CASE = FeatureSet(tuple(f for features in CASES.values() for f in features), "cases")
+US_PER_HOUR = US_PER_DAY // 24
+
+
+@dataclass
+class Model:
+    """What an OnlineState holds, plainly: each transaction with its first seq, and the labels known."""
+
+    feature_set: FeatureSet
+    held: dict[int, tuple[int, Transaction]] = field(default_factory=dict)
+    labels: dict[int, int] = field(default_factory=dict)
+
+    def hold(self, txs: list[Transaction], seqs: list[int], fraud: list[int] | None = None) -> None:
+        for i, (tx, seq) in enumerate(zip(txs, seqs, strict=True)):
+            if tx.transaction_id not in self.held:
+                self.held[tx.transaction_id] = (seq, tx)
+                if fraud is not None:
+                    self.labels[tx.transaction_id] = fraud[i]
+
+    def label(self, labels: dict[int, int]) -> int:
+        held = {i: f for i, f in labels.items() if i in self.held}
+        self.labels.update(held)
+        return len(held)
+
+    def features(self, tx: Transaction, seq: int) -> list[float]:
+        """The reference: OnlineFeatures.compute over the held events of a lower seq."""
+        events = {
+            kind: Events.from_rows(
+                sorted(
+                    (h.ts_us, h.transaction_id, h.amount, self.labels.get(h.transaction_id, 0))
+                    for s, h in self.held.values()
+                    if s < seq and h.entity(kind) == tx.entity(kind)
+                )
+            )
+            for kind in ENTITIES
+        }
+        values = OnlineFeatures(self.feature_set).compute(tx, events)
+        return [values[n] for n in self.feature_set.names]
+
+
+def assert_rows_equal(got: np.ndarray, want: np.ndarray, feature_set: FeatureSet, where: object = "") -> None:
+    """Integer features exactly, floats within 1e-12 relative."""
+    assert got.shape == want.shape, where
+    for j, f in enumerate(feature_set.features):
+        if f.dtype == "int64":
+            bad = got[:, j] != want[:, j]
+        else:
+            bad = ~np.isclose(got[:, j], want[:, j], rtol=1e-12, atol=0)
+        assert not bad.any(), (where, f.name, got[bad, j][:5], want[bad, j][:5], np.flatnonzero(bad)[:5])
+
+
+def transaction(tx_id: int, ts_us: int, customer: int, terminal: int, amount: float) -> Transaction:
+    return Transaction(tx_id, EPOCH + dt.timedelta(microseconds=ts_us), customer, terminal, amount)
+
+
+def random_transactions(rng: np.random.Generator, n: int, days: int, boundaries: list[int]) -> list[Transaction]:
+    """``n`` transactions of 3 customers and 4 terminals over ``days`` days, in arrival order.
+
+    Times are on a coarse grid, an earlier time again (same-time ties, their ids in random order),
+    or a window's length (``boundaries``, µs) and -1, 0 or +1 µs from an earlier time; then about one
+    in eight arrives late, after up to 30 transactions of later times.
+    """
+    ts: list[int] = []
+    for _ in range(n):
+        draw = rng.random()
+        if ts and draw < 0.15:
+            ts.append(int(rng.choice(ts)))
+        elif ts and draw < 0.4:
+            ts.append(int(rng.choice(ts)) + int(rng.choice(boundaries)) + int(rng.integers(-1, 2)))
+        else:
+            ts.append(int(rng.integers(0, days * 24)) * US_PER_HOUR + int(rng.choice([0, 0, 0, 1_000_000])))
+    order = list(np.argsort(ts, kind="stable"))
+    for i in rng.choice(n, n // 8, replace=False):
+        j = order.index(i)
+        order.insert(min(n - 1, j + int(rng.integers(1, 30))), order.pop(j))
+    ids = rng.choice(np.arange(1, 50 * n), n, replace=False) * int(rng.choice([1, 2**36]))
+    return [
+        transaction(
+            int(ids[k]),
+            ts[i],
+            int(rng.integers(0, 3)),
+            int(rng.integers(0, 4)),
+            float(rng.choice([0.0, round(float(rng.uniform(1, 300)), 2)], p=[0.05, 0.95])),
+        )
+        for k, i in enumerate(order)
+    ]
+
+
+def boundaries_of(feature_set: FeatureSet) -> list[int]:
+    """The lengths that put a row on a window's edge: windows, delays and both together, in µs."""
+    lengths = {d for f in feature_set.features if f.is_window for d in (f.window_days, f.delay_days, f.history_days)}
+    return sorted(d * US_PER_DAY for d in lengths if d)
+
+
+class Stream:
+    """Drives an OnlineState and its Model with the same calls, checking every feature row."""
+
+    def __init__(self, feature_set: FeatureSet, rng: np.random.Generator) -> None:
+        self.feature_set = feature_set
+        self.rng = rng
+        self.state = OnlineState(feature_set)
+        self.model = Model(feature_set)
+        self.seq = 0  # the log's next seq
+        self.checked = 0
+
+    def next_seqs(self, n: int) -> list[int]:
+        self.seq += n
+        return list(range(self.seq - n, self.seq))
+
+    def features(self, txs: list[Transaction], seqs: list[int]) -> None:
+        got = self.state.features(TxColumns.of(txs), np.array(seqs, dtype=np.int64))
+        self.model.hold(txs, seqs)
+        want = np.array([self.model.features(tx, seq) for tx, seq in zip(txs, seqs, strict=True)])
+        assert_rows_equal(got, want.reshape(got.shape), self.feature_set, [t.transaction_id for t in txs])
+        self.checked += len(txs)
+        assert self.state.held == len(self.model.held)
+        assert self.state.last_seq == max(s for s, _ in self.model.held.values())
+
+    def add(self, txs: list[Transaction]) -> None:
+        """Transactions other processes recorded: caught up, some with their labels known."""
+        seqs = self.next_seqs(len(txs))
+        fraud = [int(self.rng.random() < 0.3) for _ in txs]
+        self.state.add(TxColumns.of(txs), np.array(seqs), np.array(fraud))
+        self.model.hold(txs, seqs, fraud)
+
+    def label(self) -> None:
+        """Labels for some held transactions (set or reset), and for one never seen."""
+        ids = list(self.model.held)
+        chosen = [ids[i] for i in self.rng.choice(len(ids), min(len(ids), 5), replace=False)]
+        labels = {i: int(self.rng.random() < 0.7) for i in chosen} | {-12345: 1}
+        n = self.state.label(np.array(list(labels)), np.array(list(labels.values())))
+        assert n == self.model.label(labels)
+
+    def resent(self, k: int) -> tuple[list[Transaction], list[int]]:
+        """``k`` held transactions with their seqs: sent again, or recorded before but never answered."""
+        held = list(self.model.held.values())
+        picked = [held[i] for i in self.rng.choice(len(held), min(k, len(held)), replace=False)]
+        return [tx for _, tx in picked], [seq for seq, _ in picked]
+
+    def run(self, txs: list[Transaction]) -> None:
+        """The transactions in random batches, each batch with a few resent and duplicated ones mixed
+        in; caught-up events and labels between batches."""
+        at = 0
+        while at < len(txs):
+            step = int(self.rng.choice([1, 1, 2, 5, 8, 20, 60]))
+            if self.rng.random() < 0.15:
+                self.add(txs[at : at + step])
+            else:
+                batch, seqs = txs[at : at + step], self.next_seqs(len(txs[at : at + step]))
+                if self.model.held and self.rng.random() < 0.3:
+                    old, old_seqs = self.resent(int(self.rng.integers(1, 3)))
+                    cut = int(self.rng.integers(0, len(batch) + 1))
+                    batch, seqs = batch[:cut] + old + batch[cut:], seqs[:cut] + old_seqs + seqs[cut:]
+                if self.rng.random() < 0.1:
+                    batch, seqs = [*batch, batch[0]], [*seqs, seqs[0]]  # the same transaction twice in flight
+                self.features(batch, seqs)
+            at += step
+            if self.model.held and self.rng.random() < 0.3:
+                self.label()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("feature_set", [EVERY_CASE, FRAUDFLOW], ids=["every-case", "fraudflow"])
+def test_random_streams_give_the_reference_features(feature_set: FeatureSet, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    span = 2 * max(f.history_days for f in feature_set.features)
+    stream = Stream(feature_set, rng)
+    stream.run(random_transactions(rng, 400, span, boundaries_of(feature_set)))
+    assert stream.checked >= 200
+
+
+def test_ties_in_both_id_orders_and_a_late_arrival() -> None:
+    """Hand-built: a tie seen from either side, and a transaction older than the ones held."""
+    c = "CUSTOMER_ID_NB_TX_1DAY_WINDOW"
+    stream = Stream(FRAUDFLOW, np.random.default_rng(0))
+    t = 100 * US_PER_DAY
+    first, tie_before, tie_after = (
+        transaction(50, t, 1, 1, 10.0),
+        transaction(40, t, 1, 2, 20.0),
+        transaction(60, t, 1, 3, 30.0),
+    )
+    late = transaction(70, t - US_PER_HOUR, 1, 4, 40.0)
+    stream.features([first, tie_before, tie_after], stream.next_seqs(3))
+    stream.features([late], stream.next_seqs(1))
+    got = stream.state.features(TxColumns.of([first, tie_before, tie_after, late]), np.array([0, 1, 2, 3]))
+    counts = got[:, FRAUDFLOW.names.index(c)].tolist()
+    # id 50 first: alone; id 40 after it, but before it in (time, id) order: alone too; id 60 sees
+    # both; the late one (an hour earlier) none of them
+    assert counts == [1, 1, 3, 1]
+
+
+def test_a_transaction_recorded_before_but_never_answered_sees_only_the_seqs_below_its_own() -> None:
+    stream = Stream(FRAUDFLOW, np.random.default_rng(1))
+    t = 200 * US_PER_DAY
+    txs = [transaction(i, t + i, 7, 7, float(i)) for i in range(1, 6)]
+    stream.add(txs[:3])  # seqs 0, 1, 2: recorded by a process that died before answering
+    stream.features(txs[3:], stream.next_seqs(2))  # seqs 3, 4
+    stream.features([txs[1]], [1])  # answered now: sees seq 0 only
+    got = stream.state.features(TxColumns.of([txs[1]]), np.array([1]))
+    assert got[0, FRAUDFLOW.names.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")] == 2
+
+
+def test_labels_reach_the_delayed_windows_once_known() -> None:
+    risk = FRAUDFLOW.names.index("TERMINAL_ID_RISK_7DAY_WINDOW")
+    stream = Stream(FRAUDFLOW, np.random.default_rng(2))
+    t = 300 * US_PER_DAY
+    early = [transaction(i, t + i * US_PER_HOUR, i, 9, 5.0) for i in range(1, 5)]
+    stream.features(early, stream.next_seqs(4))
+    later = transaction(10, t + 10 * US_PER_DAY, 1, 9, 5.0)
+    assert stream.state.features(TxColumns.of([later]), np.array([100]))[0, risk] == 0.0
+    assert stream.state.label(np.array([1, 2, 999]), np.array([1, 1, 1])) == 2
+    stream.model.label({1: 1, 2: 1})
+    stream.features([later], [100])
+    got = stream.state.features(TxColumns.of([later]), np.array([100]))
+    assert got[0, risk] == 0.5
+
+
+@pytest.mark.parametrize("feature_set", [EVERY_CASE, FRAUDFLOW], ids=["every-case", "fraudflow"])
+def test_trim_forgets_only_what_no_window_can_reach(feature_set: FeatureSet) -> None:
+    """After trim(now), transactions from now on get the same features; the events held are exactly
+    those later than now minus the longest history, the edge included."""
+    rng = np.random.default_rng(3)
+    keep = max(f.history_days for f in feature_set.features) * US_PER_DAY
+    stream = Stream(feature_set, rng)
+    now = 4 * keep
+    txs = random_transactions(rng, 300, 4 * keep // US_PER_DAY, boundaries_of(feature_set))
+    edge = [transaction(10**9 + i, now - keep + d, i % 3, i % 4, 1.5) for i, d in enumerate((-1, 0, 1, 2))]
+    stream.run([tx for tx in txs if tx.ts_us < now] + edge)
+    everything = Model(feature_set, dict(stream.model.held), dict(stream.model.labels))
+    stream.state.trim(now)
+    kept = {i for i, (_, tx) in stream.model.held.items() if tx.ts_us > now - keep}
+    assert stream.state.held == len(kept) < len(stream.model.held)
+    dropped = [i for i in stream.model.held if i not in kept]
+    assert stream.state.label(np.array(dropped), np.ones(len(dropped))) == 0
+    stream.model.held = {i: stream.model.held[i] for i in kept}
+    # from now on (the edge: now - keep + 1 is in the longest window, now - keep out), as if nothing had gone
+    later = [transaction(2 * 10**9 + i, now + i % 3, i % 3, i % 4, 2.5) for i in range(12)]
+    seqs = stream.next_seqs(len(later))
+    got = stream.state.features(TxColumns.of(later), np.array(seqs))
+    everything.hold(later, seqs)
+    assert_rows_equal(
+        got, np.array([everything.features(tx, s) for tx, s in zip(later, seqs, strict=True)]), feature_set
+    )
+    stream.model.hold(later, seqs)
+    stream.run([tx for tx in txs if tx.ts_us >= now])
+
+
+def test_trim_waits_until_an_eighth_of_the_history_can_go() -> None:
+    state = OnlineState(FRAUDFLOW)
+    keep = 37 * US_PER_DAY
+    txs = [transaction(i, i * US_PER_HOUR, i % 5, i % 7, 1.0) for i in range(24 * 10)]
+    state.add(TxColumns.of(txs), np.arange(len(txs)))
+    state.trim(keep + US_PER_DAY)  # a day's events unreachable: kept for now
+    assert state.held == len(txs)
+    state.trim(keep + 5 * US_PER_DAY)  # five days: forgotten
+    assert state.held == sum(tx.ts_us > 5 * US_PER_DAY for tx in txs)
+
+
+def test_a_bulk_load_then_arrivals_grow_and_repack_the_pools() -> None:
+    """Thousands of events for one customer and one terminal (segments moving and the pools
+    repacked many times), then arrivals: the same features as the reference."""
+    rng = np.random.default_rng(4)
+    stream = Stream(FRAUDFLOW, rng)
+    t = 500 * US_PER_DAY
+    bulk = [transaction(i, t + i * 60_000_000, 1, 2, float(i % 97)) for i in range(6000)]
+    stream.add(bulk)
+    arriving = [transaction(10**6 + i, t + 6000 * 60_000_000 + i, 1 + i % 2, 2, 3.0) for i in range(50)]
+    stream.run(arriving)
+    assert stream.state.held == 6050
+
+
+def test_columns_of_transactions() -> None:
+    txs = [transaction(5, 123_456_789, 1, 2, 3.25), transaction(2**40, -5, 7, 8, 0.0)]
+    cols = TxColumns.of(txs)
+    assert cols.ts_us.tolist() == [123_456_789, -5] and cols.ts_us.dtype == np.int64
+    assert cols.tx_id.tolist() == [5, 2**40]
+    assert (cols.customer.tolist(), cols.terminal.tolist(), cols.amount.tolist()) == ([1, 7], [2, 8], [3.25, 0.0])
+    assert len(cols) == 2 and len(TxColumns.of([])) == 0
+
+
+def test_an_empty_batch() -> None:
+    state = OnlineState(FRAUDFLOW)
+    assert state.features(TxColumns.of([]), np.array([], dtype=np.int64)).shape == (0, len(FRAUDFLOW.names))
+    assert state.held == 0 and state.last_seq == -1
+
+
+@pytest.mark.slow
+def test_replaying_the_default_world_gives_the_offline_stores_features(default_lake: Path) -> None:
+    """61 days (past the 30-day customer window, the 37-day terminal history and the 7-day label
+    delay): the first 38 loaded as a service starts (``add``, labels known), the rest arriving in
+    batches of 1 to 2,000, each batch's labels fed back after it and the state trimmed, as the
+    service does. Every row equals the batch engine's (the offline store's), and the days' golden
+    fingerprints are the handbook's."""
+    rng = np.random.default_rng(5)
+    tx = days(read_lake_table(default_lake), range(61))
+    cols = TxColumns(
+        tx["TX_DATETIME"].to_numpy().astype("datetime64[us]").astype(np.int64),
+        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
+        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
+        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
+        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
+    )
+    fraud = tx["TX_FRAUD"].to_numpy().astype(np.int64)
+    loaded = int(np.searchsorted(tx["TX_TIME_DAYS"].to_numpy(), 38))
+    state = OnlineState(FRAUDFLOW)
+    state.add(cols.slice(0, loaded), np.arange(loaded), fraud[:loaded])
+    rows = [np.empty((0, len(FRAUDFLOW.names)))]
+    at = loaded
+    while at < len(cols):
+        n = int(rng.choice([1, 7, 100, 2000]))
+        batch = cols.slice(at, at + n)
+        rows.append(state.features(batch, np.arange(at, at + len(batch))))
+        frauds = np.flatnonzero(fraud[at : at + n])
+        state.label(batch.tx_id[frauds], fraud[at : at + n][frauds])
+        state.trim(int(batch.ts_us.max()))
+        at += len(batch)
+    got = np.concatenate(rows)
+    expected = compute(tx, FRAUDFLOW).slice(loaded)
+    want = np.column_stack([expected[n].to_numpy().astype(np.float64) for n in FRAUDFLOW.names])
+    assert_rows_equal(got, want, FRAUDFLOW)
+    streamed = tx.slice(loaded)
+    table = pa.table(
+        {"TRANSACTION_ID": streamed["TRANSACTION_ID"], **{n: got[:, j] for j, n in enumerate(FRAUDFLOW.names)}}
+    )
+    assert_golden(streamed, table.select(["TRANSACTION_ID", *HANDBOOK.names]), range(38, 61))
