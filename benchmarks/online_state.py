@@ -14,8 +14,10 @@ arriving transactions are the next days in time order, each with the next seq. T
   a ``MemoryStore`` holding the same days, ``OnlineFeatures.compute``, and the commit; the three
   timed apart.
 
-Every OnlineState row is checked against the reference's on the arrivals both computed. The load
-average is printed before and after: the machine is shared.
+Each is timed in wall and CPU time (this process's: the machine is shared, and its load average is
+printed before and after); per call, the wall time's median and 99th percentile (two clock reads
+included). Every batch-of-1 row is checked against the batched one, and both against the
+reference's on the arrivals it computed (integers exactly, floats within 1e-12 relative).
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ import os
 import shutil
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks._measure import machine, table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fraudflow.features.online_state import TxColumns
 
 LOADED_DAYS = 38
 BATCH = 1000
@@ -41,7 +49,7 @@ def _worlds(root: str, days: int) -> None:
     generate(f"{root}-next", WorldParams(nb_days=183 + days), from_day=183)
 
 
-def _read(root: str, last: int | None = None):  # type: ignore[no-untyped-def]
+def _read(root: str, last: int | None = None) -> pa.Table:
     """The transactions of a lake (its ``last`` days), in (time, id) order."""
     from fraudflow import schema
     from fraudflow.lake import Lake
@@ -52,7 +60,7 @@ def _read(root: str, last: int | None = None):  # type: ignore[no-untyped-def]
     return t.take(np.lexsort((t[schema.TRANSACTION_ID].to_numpy(), schema.timestamps_us(t[schema.TX_DATETIME]))))
 
 
-def _columns(t):  # type: ignore[no-untyped-def]
+def _columns(t: pa.Table) -> TxColumns:
     from fraudflow import schema
     from fraudflow.features.online_state import TxColumns
 
@@ -65,10 +73,33 @@ def _columns(t):  # type: ignore[no-untyped-def]
     )
 
 
-def _take(cols, a: int, b: int):  # type: ignore[no-untyped-def]
-    from fraudflow.features.online_state import TxColumns
+class Timer:
+    """The wall and CPU time of the calls timed with it (``with timer:``), each call's wall time kept."""
 
-    return TxColumns(cols.ts_us[a:b], cols.tx_id[a:b], cols.customer[a:b], cols.terminal[a:b], cols.amount[a:b])
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.cpu = 0.0
+
+    def __enter__(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu += time.process_time() - self._cpu
+        self.calls.append(time.perf_counter() - self._wall)
+
+    def row(self, what: str, transactions: int, per_call: bool = False) -> list[str]:
+        """A table row: what, transactions, wall and CPU µs per transaction, transactions/s (wall),
+        and the calls' median and 99th percentile (µs) when ``per_call``."""
+        wall = sum(self.calls)
+        p50, p99 = (np.percentile(self.calls, [50, 99]) * 1e6).tolist() if per_call else ("", "")
+        return [
+            what,
+            f"{transactions:,}",
+            f"{wall / transactions * 1e6:.2f}",
+            f"{self.cpu / transactions * 1e6:.2f}",
+            f"{transactions / wall:,.0f}",
+            f"{p50:.1f} / {p99:.1f}" if per_call else "",
+        ]
 
 
 def run(root: str, n_single: int, n_reference: int) -> None:
@@ -86,42 +117,41 @@ def run(root: str, n_single: int, n_reference: int) -> None:
     n_held, n_new = len(held), len(new)
     seqs = np.arange(n_held, n_held + n_new, dtype=np.int64)
 
-    def loaded() -> tuple[OnlineState, float]:
+    def loaded(timer: Timer | None = None) -> OnlineState:
         state = OnlineState(FRAUDFLOW)
-        t0 = time.perf_counter()
-        state.add(held, np.arange(n_held, dtype=np.int64), held_fraud)
-        return state, time.perf_counter() - t0
+        with timer or Timer():
+            state.add(held, np.arange(n_held, dtype=np.int64), held_fraud)
+        return state
 
-    warm, _ = loaded()  # numba's cache loaded, pages touched
-    warm.features(_take(new, 0, BATCH), seqs[:BATCH])
+    warm = loaded()  # numba's cache loaded, pages touched
+    warm.features(new.slice(0, BATCH), seqs[:BATCH])
+    warm.features(new.slice(BATCH, BATCH + 1), seqs[BATCH : BATCH + 1])
 
     load_before = os.getloadavg()
-    state, load_seconds = loaded()
+    load = Timer()
+    state = loaded(load)
     batched = np.empty((n_new, len(FRAUDFLOW.features)))
-    t_features = t_rest = 0.0
+    features, upkeep = Timer(), Timer()
     for a in range(0, n_new, BATCH):
         b = min(a + BATCH, n_new)
-        batch = _take(new, a, b)
-        t0 = time.perf_counter()
-        batched[a:b] = state.features(batch, seqs[a:b])
-        t1 = time.perf_counter()
+        batch = new.slice(a, b)
+        with features:
+            batched[a:b] = state.features(batch, seqs[a:b])
         frauds = np.flatnonzero(new_fraud[a:b])
-        state.label(batch.tx_id[frauds], new_fraud[a:b][frauds])
-        state.trim(int(batch.ts_us.max()))
-        t_rest += time.perf_counter() - t1
-        t_features += t1 - t0
+        with upkeep:
+            state.label(batch.tx_id[frauds], new_fraud[a:b][frauds])
+            state.trim(int(batch.ts_us.max()))
 
-    state, _ = loaded()
+    state = loaded()
     singles = min(n_single, n_new)
-    t_single = 0.0
-    for i in range(singles):
-        one = _take(new, i, i + 1)
-        t0 = time.perf_counter()
-        row = state.features(one, seqs[i : i + 1])
-        t_single += time.perf_counter() - t0
+    ones = [new.slice(i, i + 1) for i in range(singles)]
+    single = Timer()
+    for i, one in enumerate(ones):
+        with single:
+            row = state.features(one, seqs[i : i + 1])
         if new_fraud[i]:
             state.label(one.tx_id, new_fraud[i : i + 1])
-        assert np.array_equal(row[0], batched[i], equal_nan=True) or np.allclose(row[0], batched[i], rtol=1e-12)
+        assert np.allclose(row[0], batched[i], rtol=1e-12, atol=0)
 
     store, online = MemoryStore(), OnlineFeatures(FRAUDFLOW)
     rows = zip(
@@ -134,73 +164,50 @@ def run(root: str, n_single: int, n_reference: int) -> None:
     )
     store.load(rows, {int(i): 1 for i in held.tx_id[held_fraud == 1]})
     keep = online.history_us
+    when = arriving["TX_DATETIME"].to_pylist()
     txs = [
-        Transaction(int(i), dt, int(c), int(m), float(x))
-        for i, dt, c, m, x in zip(
-            new.tx_id[:n_reference],
-            arriving["TX_DATETIME"].to_pylist()[:n_reference],
-            new.customer[:n_reference],
-            new.terminal[:n_reference],
-            new.amount[:n_reference],
-            strict=True,
-        )
+        Transaction(int(new.tx_id[i]), when[i], int(new.customer[i]), int(new.terminal[i]), float(new.amount[i]))
+        for i in range(min(n_reference, n_new))
     ]
-    t_reads = t_compute = t_commit = 0.0
+    reads, compute, commit = Timer(), Timer(), Timer()
     worst = 0.0
     for i, tx in enumerate(txs):
-        t0 = time.perf_counter()
-        events = {kind: store.events(kind, tx.entity(kind), tx.ts_us - keep[kind]) for kind in ENTITIES}
-        t1 = time.perf_counter()
-        values = online.compute(tx, events)
-        t2 = time.perf_counter()
-        store.commit(tx, "", keep)
-        if new_fraud[i]:
-            store.add_labels({tx.transaction_id: 1})
-        t_commit += time.perf_counter() - t2
-        t_reads += t1 - t0
-        t_compute += t2 - t1
+        with reads:
+            events = {kind: store.events(kind, tx.entity(kind), tx.ts_us - keep[kind]) for kind in ENTITIES}
+        with compute:
+            values = online.compute(tx, events)
+        with commit:
+            store.commit(tx, "", keep)
+            if new_fraud[i]:
+                store.add_labels({tx.transaction_id: 1})
         want = np.array([values[n] for n in FRAUDFLOW.names])
-        worst = max(worst, float(np.max(np.abs(batched[i] - want) / np.maximum(np.abs(want), 1e-300))))
         assert np.allclose(batched[i], want, rtol=1e-12, atol=0), (tx, batched[i], want)
+        worst = max(worst, float(np.max(np.abs(batched[i] - want) / np.maximum(np.abs(want), 1e-300))))
     load_after = os.getloadavg()
-
-    def us(seconds: float, n: int) -> str:
-        return f"{seconds / n * 1e6:.2f}"
-
-    def per_s(seconds: float, n: int) -> str:
-        return f"{n / seconds:,.0f}"
 
     print(f"Machine: {machine()}")
     print(f"Load average (1, 5, 15 min): before {load_before}, after {load_after}")
     print(
-        f"State: {n_held:,} events ({LOADED_DAYS} days) loaded by OnlineState.add in {load_seconds:.3f} s; "
+        f"State: {n_held:,} events ({LOADED_DAYS} days) loaded by OnlineState.add in {sum(load.calls):.3f} s; "
         f"{n_new:,} arriving transactions"
     )
+    headers = ["what", "transactions", "wall µs/tx", "CPU µs/tx", "tx/s (wall)", "per call p50 / p99 µs"]
     print(
         table(
-            ["what", "transactions", "µs per transaction", "transactions/s"],
+            headers,
             [
-                [
-                    "OnlineState.features, batches of 1,000",
-                    f"{n_new:,}",
-                    us(t_features, n_new),
-                    per_s(t_features, n_new),
-                ],
-                ["  then label + trim per batch", f"{n_new:,}", us(t_rest, n_new), per_s(t_rest, n_new)],
-                [
-                    "OnlineState.features, batches of 1 (per call)",
-                    f"{singles:,}",
-                    us(t_single, singles),
-                    per_s(t_single, singles),
-                ],
-                ["today: MemoryStore.events reads", f"{len(txs):,}", us(t_reads, len(txs)), ""],
-                ["today: OnlineFeatures.compute", f"{len(txs):,}", us(t_compute, len(txs)), per_s(t_compute, len(txs))],
-                ["today: MemoryStore.commit", f"{len(txs):,}", us(t_commit, len(txs)), ""],
+                features.row(f"OnlineState.features, batches of {BATCH:,}", n_new),
+                upkeep.row("  then label + trim, per batch", n_new),
+                single.row("OnlineState.features, batches of 1", singles, per_call=True),
+                reads.row("today: MemoryStore.events reads", len(txs), per_call=True),
+                compute.row("today: OnlineFeatures.compute", len(txs), per_call=True),
+                commit.row("today: MemoryStore.commit (+ labels)", len(txs), per_call=True),
             ],
         )
     )
     print(
-        f"Checked: the first {len(txs):,} rows equal OnlineFeatures.compute's (largest relative difference {worst:.1e})"
+        f"Checked: every batch-of-1 row equals the batched one, and the first {len(txs):,} equal "
+        f"OnlineFeatures.compute's (largest relative difference {worst:.1e})"
     )
 
 

@@ -356,3 +356,15 @@ def test_replaying_the_default_world_gives_the_offline_stores_features(default_l
         {"TRANSACTION_ID": streamed["TRANSACTION_ID"], **{n: got[:, j] for j, n in enumerate(FRAUDFLOW.names)}}
     )
     assert_golden(streamed, table.select(["TRANSACTION_ID", *HANDBOOK.names]), range(38, 61))
+
+
+def test_columns_of_different_lengths_are_refused() -> None:
+    state = OnlineState(FRAUDFLOW)
+    cols = TxColumns.of([transaction(1, 0, 1, 1, 1.0), transaction(2, 0, 1, 1, 1.0)])
+    with pytest.raises(ValueError, match="different lengths"):
+        state.features(cols, np.array([0]))
+    with pytest.raises(ValueError, match="different lengths"):
+        state.add(cols, np.array([0, 1]), np.array([1]))
+    with pytest.raises(ValueError, match="different lengths"):
+        state.label(np.array([1, 2]), np.array([1]))
+    assert state.held == 0

@@ -167,6 +167,7 @@ class OnlineState:
         """Set the labels of held events; returns how many were held."""
         ids = np.asarray(tx_ids, dtype=np.int64)
         fraud = np.asarray(fraud, dtype=np.float64)
+        _check_lengths(len(ids), fraud)
         return int(_label(self._values, self._segments, self._tx_table, ids, fraud))
 
     def features(self, txs: TxColumns, seqs: np.ndarray) -> F64:
@@ -181,14 +182,16 @@ class OnlineState:
         n = len(txs)
         seqs = np.asarray(seqs, dtype=np.int64)
         counts, sums = self._append(_features, txs, seqs, np.zeros(n), self._spans, self._reach)
-        out = np.empty((n, len(self._plan)), dtype=np.float64)
         if n < SMALL_BATCH:
+            rows = []
             for i in range(n):
                 row = _Row(txs, i, counts, sums, self._span_of)
+                values = row.values
                 for f, online, _ in self._plan:
-                    row.values[f.name] = online(f, row)
-                out[i] = list(row.values.values())
-            return out
+                    values[f.name] = online(f, row)
+                rows.append(list(values.values()))
+            return np.array(rows, dtype=np.float64).reshape(n, len(self._plan))
+        out = np.empty((n, len(self._plan)), dtype=np.float64)
         batch = _Batch(txs, counts, sums, self._span_of)
         for j, (f, _, compiled) in enumerate(self._plan):
             out[:, j] = batch.features[f.name] = compiled(f, batch)
@@ -210,6 +213,7 @@ class OnlineState:
         ``extra`` arguments), which stops where the pools are full: they are repacked and it goes on.
         Returns what else the kernel returns."""
         m = len(txs)
+        _check_lengths(m, txs.ts_us, txs.customer, txs.terminal, txs.amount, seqs, fraud)
         entities = self._entities + m
         if entities > self._segments.shape[1]:
             self._segments = _grown(self._segments, 2 * entities)
@@ -262,6 +266,12 @@ class OnlineState:
 def _span(f: Feature) -> tuple[int, int, int]:
     """A window feature's window: (entity kind's index, how far back, delay) in µs."""
     return ENTITIES.index(f.entity or ""), f.history_days * US_PER_DAY, f.delay_days * US_PER_DAY
+
+
+def _check_lengths(n: int, *columns: np.ndarray) -> None:
+    """The kernels read ``n`` values of every column (unchecked: numba does not check bounds)."""
+    if any(len(c) != n for c in columns):
+        raise ValueError(f"columns of different lengths: {n} and {[len(c) for c in columns]}")
 
 
 def _power_of_two(n: int) -> int:
