@@ -95,7 +95,7 @@ def assert_label_feedback_reached_the_served_features(root: Path, labels_sent: i
     without = compute(blind.sort_by(order), fs).sort_by(schema.TRANSACTION_ID)
     store = open_store(None, str(root))
     try:
-        served = {tx_id: codec.decode(answer).features for tx_id, answer in store.answers()}
+        served = {tx_id: codec.decode(answer).features for _, tx_id, answer in store.answers()}
     finally:
         store.close()
     ids = without[schema.TRANSACTION_ID].to_numpy()

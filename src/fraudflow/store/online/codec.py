@@ -5,8 +5,8 @@
                  "TX_AMOUNT": …}}
 
 The served feature vector gives a transaction sent again its first answer; the request lets the
-consistency job recompute the vector in batch. The stores keep the text as it is (``commit``,
-``answer``, ``answers``); ``encode`` and ``decode`` are the only writer and reader of its fields.
+consistency job recompute the vector in batch. The stores keep the text as it is (``Recorded.answer``,
+``commit``, ``answer``, ``answers``); ``encode`` and ``decode`` are the only writer and reader of its fields.
 """
 
 from __future__ import annotations

@@ -1,29 +1,57 @@
 """The contract every online store keeps (memory, SQLite, Redis).
 
+**The log.** The store is a durable, shared, ordered log of transactions and of fraud labels. Each
+entry gets a sequence number ``seq`` (1, 2, …) in the order the entries were appended, the same
+for every process sharing the store, without gaps; service processes hold the feature windows
+themselves, caught up from the log, and a transaction's features are computed over the entries
+with a smaller seq (so every process gives it the same features, whatever the interleaving).
+
+- ``record(txs, since, keep_us)`` -> a context: atomically append the batch's transactions not
+  recorded before (in order) and return a ``Recorded``: each one's seq (new, or its original one),
+  the stored answers of those answered before, their labels, and the entries after ``since`` the
+  caller has not seen (``CaughtUp``). Inside the context the caller computes the answers and gives
+  them to ``Recorded.answer``; on a normal exit they are stored, durably (SQLite: the append and
+  the answers are one transaction, ``BEGIN IMMEDIATE`` to ``COMMIT``; Redis: the append is one Lua
+  script, the answers one more; memory: under a lock). On an exception no answer is stored (SQLite
+  does not append either; Redis and memory keep the transactions recorded but unanswered). A
+  transaction recorded but never answered (its process died in between) comes back with its
+  original seq, ``new`` False and no answer: its features, recomputed over the entries before its
+  seq, are the ones it would have had. Entries older than ``keep_us`` before the batch's newest
+  transaction are forgotten (memory stays bounded; give the longest history a feature needs).
+- ``catch_up(since)`` -> the entries after ``since``, read without taking the write lock (a
+  process starting up reads the log before its first ``record``).
+- ``add_labels({tx_id: fraud})`` -> the labels, kept (each transaction's label known so far is
+  returned with it) and appended to the log, so that every process learns them.
+- ``load(rows, labels)`` appends transactions (materialization; those already recorded are
+  skipped); ``answers()`` -> every answered transaction as ``(seq, tx_id, answer)`` in seq order
+  (the answer is text, ``codec.py`` is its codec); ``meta`` key/values.
+
+**Per transaction** (the service's path until it moves to ``record``):
+
 - ``events(kind, entity, since_us)`` -> the entity's events after ``since_us``, in (time, id) order,
   each with the fraud label known so far (0 when none);
 - ``commit(tx, answer, keep_us)`` -> atomically record the transaction in both entities' events,
-  drop events older than ``keep_us`` before it, and store the answer; False (and no change) when
-  the TRANSACTION_ID was answered before;
-- ``answer(tx_id)`` -> the stored answer of an answered TRANSACTION_ID, else None (the store keeps
-  it as text; ``codec.py`` is its codec);
-- ``add_labels({tx_id: fraud})``; ``load(...)`` for materialization; ``meta`` key/values;
+  drop events older than ``keep_us`` before it, and store the answer (with seq 0: not in the log);
+  False (and no change) when the TRANSACTION_ID was answered before;
+- ``answer(tx_id)`` -> the stored answer of an answered TRANSACTION_ID, else None;
 - ``exclusive()`` -> a context in which reads and the commit of one transaction happen alone:
   across threads for every store, and across processes for SQLite (one ``BEGIN IMMEDIATE``
-  transaction), so several service processes can share a SQLite file. Redis serializes only
-  within a process (its commit is still atomic and idempotent).
+  transaction). Redis serializes only within a process (its commit is still atomic and idempotent).
 
-A commit is one database transaction (SQLite) or one Lua script (Redis), so a process killed at any
-point leaves a request either fully recorded or not at all.
+A process killed at any point leaves each transaction either recorded or not, and each answer
+either stored or not: never half of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction
+import numpy as np
+
+from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
 
 #: Each entity kind's number in the stored keys (SQLite's ``kind`` column, Redis' key names).
 KIND_CODES = {CUSTOMER: 0, TERMINAL: 1}
@@ -31,10 +59,151 @@ KIND_CODES = {CUSTOMER: 0, TERMINAL: 1}
 #: A transaction as ``load`` takes it: (microseconds, TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT).
 EventRow = tuple[int, int, int, int, float]
 
+#: A transaction entry of the log: (seq, TRANSACTION_ID, microseconds, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT).
+TxEntry = tuple[int, int, int, int, int, float]
+
+#: A label entry of the log: (seq, TRANSACTION_ID, TX_FRAUD).
+LabelEntry = tuple[int, int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class CaughtUp:
+    """Log entries after a ``since``: transactions (with the label each has so far) and labels, in seq
+    order; ``last_seq`` is the highest seq among them (``since`` when there are none)."""
+
+    txs: TxColumns
+    seqs: np.ndarray  # int64, increasing
+    fraud: np.ndarray  # int64 per transaction: its label known so far (0: none)
+    label_seqs: np.ndarray  # int64, increasing: the label entries' seqs
+    label_ids: np.ndarray  # int64: the TRANSACTION_IDs labelled
+    labels: np.ndarray  # int64: their labels
+    last_seq: int
+
+    @classmethod
+    def of(cls, txs: Sequence[TxEntry], fraud: Sequence[int], labels: Sequence[LabelEntry], since: int) -> CaughtUp:
+        if not txs and not labels:  # the usual case: one process, or nothing new since its last batch
+            return cls(_NO_TXS, _NONE, _NONE, _NONE, _NONE, _NONE, since)
+        seqs, ids, ts, customers, terminals, amounts = zip(*txs, strict=True) if txs else ((),) * 6
+        label_seqs, label_ids, values = zip(*labels, strict=True) if labels else ((),) * 3
+        last = max(seqs[-1] if seqs else since, labels[-1][0] if labels else since)
+        return cls(
+            _columns(ts, ids, customers, terminals, amounts),
+            np.array(seqs, dtype=np.int64),
+            np.array(fraud, dtype=np.int64),
+            np.array(label_seqs, dtype=np.int64),
+            np.array(label_ids, dtype=np.int64),
+            np.array(values, dtype=np.int64),
+            int(last),
+        )
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values.setflags(write=False)
+    return values
+
+
+_NONE = _read_only(np.empty(0, dtype=np.int64))
+_NO_TXS = TxColumns(_NONE, _NONE, _NONE, _NONE, _read_only(np.empty(0, dtype=np.float64)))
+
+
+@dataclass(eq=False)
+class Recorded:
+    """What ``record`` returns for a batch, per transaction in the batch's order.
+
+    A TRANSACTION_ID repeated within the batch is appended once: its later occurrences have the
+    first one's seq, ``new`` False, and the first answer given for it is the one stored.
+    """
+
+    seqs: np.ndarray  # int64: its seq (new, or its original one)
+    answers: list[str | None]  # its stored answer if answered before (a duplicate), else None
+    new: np.ndarray  # bool: appended now (False: a duplicate, or recorded before but unanswered)
+    fraud: np.ndarray  # int64: its label known so far (0: none; a label may come before its transaction)
+    caught_up: CaughtUp  # the entries after ``since``, other than this batch's new transactions
+    tx_ids: list[int] = field(repr=False)
+    given: list[str | None] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        seqs: Sequence[int],
+        answers: list[str | None],
+        new: Sequence[bool],
+        fraud: Sequence[int],
+        caught_up: CaughtUp,
+        tx_ids: list[int],
+    ) -> Recorded:
+        return cls(
+            np.array(seqs, dtype=np.int64),
+            answers,
+            np.array(new, dtype=bool),
+            np.array(fraud, dtype=np.int64),
+            caught_up,
+            tx_ids,
+        )
+
+    def answer(self, answers: Sequence[str | None]) -> None:
+        """The answers to store when the context exits, one per transaction (None: none to store,
+        as for a duplicate); an answered TRANSACTION_ID keeps its first answer."""
+        if len(answers) != len(self.tx_ids):
+            raise ValueError(f"{len(answers)} answers for a batch of {len(self.tx_ids)}")
+        self.given = list(answers)
+
+    def to_store(self) -> list[tuple[int, int, str]]:
+        """``(tx_id, seq, answer)`` of each answer given, in the batch's order."""
+        seqs = self.seqs.tolist()
+        return [(self.tx_ids[i], seqs[i], text) for i, text in enumerate(self.given) if text is not None]
+
+
+def columns(rows: Sequence[EventRow]) -> TxColumns:
+    """``load``'s rows as columns."""
+    return _columns(*(zip(*rows, strict=True) if rows else ((),) * 5))
+
+
+def _columns(
+    ts: Sequence[int], ids: Sequence[int], customers: Sequence[int], terminals: Sequence[int], amounts: Sequence[float]
+) -> TxColumns:
+    return TxColumns(
+        np.array(ts, dtype=np.int64),
+        np.array(ids, dtype=np.int64),
+        np.array(customers, dtype=np.int64),
+        np.array(terminals, dtype=np.int64),
+        np.array(amounts, dtype=np.float64),
+    )
+
+
+def assign_seqs(
+    tx_ids: Sequence[int], answered: Mapping[int, tuple[int, str]], recorded: Mapping[int, int], next_seq: int
+) -> tuple[list[int], list[str | None], list[bool]]:
+    """Each transaction's seq, stored answer and whether it is new: ``answered`` (tx_id -> (seq,
+    answer)) and ``recorded`` (tx_id -> seq) are what the store holds; new ones are numbered from
+    ``next_seq`` in order, a TRANSACTION_ID repeated in the batch once."""
+    seqs: list[int] = []
+    answers: list[str | None] = []
+    new: list[bool] = []
+    given: dict[int, int] = {}  # the new ones' seqs
+    for tx_id in tx_ids:
+        stored = answered.get(tx_id)
+        if stored is not None:
+            seq, is_new = stored[0], False
+        elif tx_id in recorded:
+            seq, is_new = recorded[tx_id], False
+        elif tx_id in given:
+            seq, is_new = given[tx_id], False
+        else:
+            seq = given[tx_id] = next_seq
+            is_new = True
+            next_seq += 1
+        seqs.append(seq)
+        answers.append(None if stored is None else stored[1])
+        new.append(is_new)
+    return seqs, answers, new
+
 
 class OnlineStore(Protocol):
     """An online store (see the module's docstring for the contract)."""
 
+    def record(self, txs: TxColumns, since: int, keep_us: int) -> AbstractContextManager[Recorded]: ...
+    def catch_up(self, since: int) -> CaughtUp: ...
     def exclusive(self) -> AbstractContextManager[object]: ...
     def events(self, kind: str, entity: int, since_us: int) -> Events: ...
     def answer(self, tx_id: int) -> str | None: ...
@@ -43,6 +212,6 @@ class OnlineStore(Protocol):
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
-    def answers(self) -> Iterable[tuple[int, str]]: ...
+    def answers(self) -> Iterable[tuple[int, int, str]]: ...
     def clear(self) -> None: ...
     def close(self) -> None: ...

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction
-from fraudflow.store.online.interface import EventRow
+from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
+from fraudflow.store.online.interface import CaughtUp, EventRow, LabelEntry, Recorded, TxEntry, assign_seqs
 
 
 class MemoryStore:
@@ -18,9 +19,62 @@ class MemoryStore:
         # per entity: parallel lists (ts, ids, amounts), in (time, id) order
         self._events: dict[tuple[str, int], tuple[list[int], list[int], list[float]]] = {}
         self._labels: dict[int, int] = {}
-        self._answers: dict[int, str] = {}
+        self._answers: dict[int, tuple[int, str]] = {}  # tx_id -> (seq, answer)
         self._meta: dict[str, str] = {}
         self._lock = threading.RLock()
+        # the log: entries by seq (in seq order), the transactions' seqs, (ts, seq) to trim by time
+        self._log: dict[int, TxEntry | LabelEntry] = {}
+        self._recorded: dict[int, int] = {}
+        self._by_time: list[tuple[int, int]] = []
+        self._seq = 0  # the last seq given
+        self._newest = 0  # the newest transaction's time: a label entry's, for trimming
+
+    @contextmanager
+    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+        with self._lock:
+            ids = txs.tx_id.tolist()
+            caught_up = self.catch_up(since)
+            seqs, answers, new = self._append(
+                ids, txs.ts_us.tolist(), txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist()
+            )
+            if ids:
+                self._forget(int(txs.ts_us.max()) - keep_us)
+            fraud = [self._labels.get(i, 0) for i in ids]
+            recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
+            yield recorded
+            for tx_id, seq, text in recorded.to_store():
+                self._answers.setdefault(tx_id, (seq, text))
+
+    def _append(
+        self, ids: list[int], ts: list[int], customers: list[int], terminals: list[int], amounts: list[float]
+    ) -> tuple[list[int], list[str | None], list[bool]]:
+        seqs, answers, new = assign_seqs(ids, self._answers, self._recorded, self._seq + 1)
+        for i, is_new in enumerate(new):
+            if is_new:
+                seq = self._seq = seqs[i]
+                self._log[seq] = (seq, ids[i], ts[i], customers[i], terminals[i], amounts[i])
+                self._recorded[ids[i]] = seq
+                heapq.heappush(self._by_time, (ts[i], seq))
+                self._newest = max(self._newest, ts[i])
+        return seqs, answers, new
+
+    def _forget(self, older_than: int) -> None:
+        """Forget the log's entries at or before ``older_than``."""
+        while self._by_time and self._by_time[0][0] <= older_than:
+            _, seq = heapq.heappop(self._by_time)
+            entry = self._log.pop(seq)
+            if len(entry) == 6 and self._recorded.get(entry[1]) == seq:
+                del self._recorded[entry[1]]
+
+    def catch_up(self, since: int) -> CaughtUp:
+        with self._lock:
+            entries: list[TxEntry | LabelEntry] = []
+            for seq in reversed(self._log):
+                if seq <= since:
+                    break
+                entries.append(self._log[seq])
+            entries.reverse()
+            return _caught_up(entries, self._labels, since)
 
     def exclusive(self) -> AbstractContextManager[object]:
         return self._lock
@@ -36,7 +90,8 @@ class MemoryStore:
         return Events(ts[a:], ids[a:], amounts[a:], labels=self._labels)
 
     def answer(self, tx_id: int) -> str | None:
-        return self._answers.get(tx_id)
+        stored = self._answers.get(tx_id)
+        return None if stored is None else stored[1]
 
     def _insert(self, kind: str, entity: int, ts: int, tx_id: int, amount: float) -> None:
         cols = self._events.setdefault((kind, entity), ([], [], []))
@@ -64,22 +119,29 @@ class MemoryStore:
             for kind, keep in keep_us.items():
                 self._insert(kind, tx.entity(kind), tx.ts_us, tx.transaction_id, tx.amount)
                 self._trim(kind, tx.entity(kind), tx.ts_us - keep)
-            self._answers[tx.transaction_id] = answer
+            self._answers[tx.transaction_id] = (0, answer)
             return True
 
     def add_labels(self, labels: dict[int, int]) -> int:
-        self._labels.update(labels)
+        with self._lock:
+            self._labels.update(labels)
+            for tx_id, fraud in labels.items():
+                seq = self._seq = self._seq + 1
+                self._log[seq] = (seq, tx_id, fraud)
+                heapq.heappush(self._by_time, (self._newest, seq))
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
-        n = 0
         with self._lock:
-            for ts, tx_id, customer, terminal, amount in rows:
+            loaded = list(rows)
+            for ts, tx_id, customer, terminal, amount in loaded:
                 self._insert(CUSTOMER, customer, ts, tx_id, amount)
                 self._insert(TERMINAL, terminal, ts, tx_id, amount)
-                n += 1
-        self._labels.update(labels)
-        return n
+            if loaded:
+                ts_, ids, customers, terminals, amounts = (list(c) for c in zip(*loaded, strict=True))
+                self._append(ids, ts_, customers, terminals, amounts)
+            self.add_labels(labels)
+        return len(loaded)
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)
@@ -87,15 +149,20 @@ class MemoryStore:
     def set_meta(self, key: str, value: str) -> None:
         self._meta[key] = value
 
-    def answers(self) -> Iterable[tuple[int, str]]:
-        return sorted(self._answers.items())
+    def answers(self) -> Iterable[tuple[int, int, str]]:
+        return sorted((seq, tx_id, text) for tx_id, (seq, text) in self._answers.items())
 
     def clear(self) -> None:
         with self._lock:
-            self._events.clear()
-            self._labels.clear()
-            self._answers.clear()
-            self._meta.clear()
+            for held in (self._events, self._labels, self._answers, self._meta, self._log, self._recorded):
+                held.clear()
+            self._by_time.clear()
+            self._seq = self._newest = 0
 
     def close(self) -> None:
         pass
+
+
+def _caught_up(entries: Sequence[TxEntry | LabelEntry], labels: dict[int, int], since: int) -> CaughtUp:
+    txs = [e for e in entries if len(e) == 6]
+    return CaughtUp.of(txs, [labels.get(e[1], 0) for e in txs], [e for e in entries if len(e) == 3], since)

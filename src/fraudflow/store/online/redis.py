@@ -1,15 +1,33 @@
-"""``RedisStore``: the online store in Redis, shared by service processes on several hosts."""
+"""``RedisStore``: the online store in Redis, shared by service processes on several hosts.
+
+The log: ``seq`` (a counter), ``log`` (a sorted set by seq of entries ``seq,T,tx_id,ts,customer,
+terminal,amount`` and ``seq,L,tx_id,fraud``), ``logts`` (the same entries by time, to trim),
+``txseq`` (TRANSACTION_ID -> seq while its entry is in the log), ``answers`` and ``answer_seqs``
+(TRANSACTION_ID -> answer, seq), ``labels`` (TRANSACTION_ID -> fraud), ``newest`` (the newest
+transaction's time: a label entry's, for trimming). ``record`` appends a batch and reads the
+entries after ``since`` in one Lua script (atomic: no other process's entry comes between), and
+stores its answers in one more. Durable as Redis is configured to be (AOF with ``appendfsync``).
+One Redis (or a primary and its replicas), not a cluster: a script's keys are on one node.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from fraudflow.errors import ConfigError, LakeError
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction
-from fraudflow.store.online.interface import KIND_CODES, EventRow
+from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
+from fraudflow.store.online.interface import (
+    KIND_CODES,
+    CaughtUp,
+    EventRow,
+    LabelEntry,
+    Recorded,
+    TxEntry,
+    columns,
+)
 
 # Atomic commit: refuse a TRANSACTION_ID answered before; else add the event to both entities,
 # trim each entity's history, store the answer. KEYS: answers, customer zset, terminal zset.
@@ -22,9 +40,139 @@ end
 return 1
 """
 
+# Commands over many fields in slices (Lua's unpack has a stack limit of a few thousand values).
+LUA_HELPERS = """
+local function hmget(key, fields)
+  local out = {}
+  for a = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, a, math.min(a + 999, #fields)))
+    for j = 1, #part do out[a + j - 1] = part[j] end
+  end
+  return out
+end
+local function each_slice(command, key, args, per)
+  for a = 1, #args, 1000 * per do
+    redis.call(command, key, unpack(args, a, math.min(a + 1000 * per - 1, #args)))
+  end
+end
+"""
+
+# Append a batch and read the log: KEYS seq, log, logts, txseq, answers, answer_seqs, labels, newest;
+# ARGV since ('': read nothing), cutoff (trim entries at or before it; '': none), the batch (lines
+# "tx_id,ts,customer,terminal,amount"). Returns, as text (a few long strings travel faster than
+# thousands of short ones): the batch's seqs ("s,s,…"), new flags ("1" or "0" each), the stored
+# answers of the answered ones ({index, answer, …}), labels ("f,f,…"); the entries after since (before
+# this batch's; lines) and their transactions' labels ("f,f,…").
+RECORD_SCRIPT = (
+    LUA_HELPERS
+    + """
+local ids, lines = {}, {}
+for line in string.gmatch(ARGV[3], '[^\\n]+') do
+  ids[#ids + 1], lines[#lines + 1] = string.match(line, '^([^,]+),'), line
+end
+local n = #ids
+local answers, recorded, fraud = hmget(KEYS[5], ids), hmget(KEYS[4], ids), hmget(KEYS[7], ids)
+local caught, caught_fraud = {}, {}
+if ARGV[1] ~= '' then
+  caught = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+  local caught_ids = {}
+  for _, e in ipairs(caught) do
+    local id = string.match(e, '^%d+,T,(%-?%d+),')
+    if id then caught_ids[#caught_ids + 1] = id end
+  end
+  caught_fraud = hmget(KEYS[7], caught_ids)
+end
+-- an answer's seq, a recorded transaction's, or a new one (relative, negative, until the counter moves)
+local seqs, new, given, count, duplicates, answered = {}, {}, {}, 0, {}, {}
+for i = 1, n do
+  new[i] = '0'
+  if answers[i] then
+    duplicates[#duplicates + 1], duplicates[#duplicates + 2] = i - 1, answers[i]
+    answered[#answered + 1] = i
+  elseif recorded[i] then seqs[i] = tonumber(recorded[i])
+  elseif given[ids[i]] then seqs[i] = -given[ids[i]]
+  else count = count + 1; given[ids[i]] = count; seqs[i] = -count; new[i] = '1' end
+end
+local answered_ids = {}
+for j, i in ipairs(answered) do answered_ids[j] = ids[i] end
+for j, seq in ipairs(hmget(KEYS[6], answered_ids)) do seqs[answered[j]] = tonumber(seq) or 0 end
+local base = redis.call('INCRBY', KEYS[1], count) - count
+local newest = tonumber(redis.call('GET', KEYS[8]) or '0')
+local by_seq, by_time, seq_of = {}, {}, {}
+for i = 1, n do
+  if seqs[i] < 0 then seqs[i] = base - seqs[i] end
+  seqs[i] = string.format('%d', seqs[i])
+  if new[i] == '1' then
+    local entry = seqs[i] .. ',T,' .. lines[i]
+    local ts = string.match(lines[i], '^[^,]+,([^,]+),')
+    by_seq[#by_seq + 1], by_seq[#by_seq + 2] = seqs[i], entry
+    by_time[#by_time + 1], by_time[#by_time + 2] = ts, entry
+    seq_of[#seq_of + 1], seq_of[#seq_of + 2] = ids[i], seqs[i]
+    newest = math.max(newest, tonumber(ts))
+  end
+  fraud[i] = fraud[i] or '0'
+end
+if count > 0 then
+  each_slice('ZADD', KEYS[2], by_seq, 2)
+  each_slice('ZADD', KEYS[3], by_time, 2)
+  each_slice('HSET', KEYS[4], seq_of, 2)
+  redis.call('SET', KEYS[8], string.format('%d', newest))
+end
+if ARGV[2] ~= '' then
+  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, 1000 + 2 * n)
+  each_slice('ZREM', KEYS[2], old, 1)
+  each_slice('ZREM', KEYS[3], old, 1)
+  for _, e in ipairs(old) do
+    local seq, id = string.match(e, '^(%d+),T,(%-?%d+),')
+    if id and redis.call('HGET', KEYS[4], id) == seq then redis.call('HDEL', KEYS[4], id) end
+  end
+end
+for j = 1, #caught_fraud do caught_fraud[j] = caught_fraud[j] or '0' end
+return {table.concat(seqs, ','), table.concat(new), duplicates, table.concat(fraud, ','),
+        table.concat(caught, '\\n'), table.concat(caught_fraud, ',')}
+"""
+)
+
+# Store a batch's answers (an answered TRANSACTION_ID keeps its first): KEYS answers, answer_seqs;
+# ARGV lines "tx_id,seq,length" and the answers, one after the other.
+ANSWER_SCRIPT = """
+local at = 1
+for id, seq, length in string.gmatch(ARGV[1], '([^,\\n]+),([^,\\n]+),(%d+)') do
+  local text = string.sub(ARGV[2], at, at + length - 1)
+  at = at + length
+  if redis.call('HSETNX', KEYS[1], id, text) == 1 then redis.call('HSET', KEYS[2], id, seq) end
+end
+"""
+
+# Keep labels and append them to the log: KEYS seq, log, logts, labels, newest; ARGV tx_id, fraud, ...
+LABELS_SCRIPT = (
+    LUA_HELPERS
+    + """
+local n = #ARGV / 2
+local base = redis.call('INCRBY', KEYS[1], n) - n
+local newest = redis.call('GET', KEYS[5]) or '0'
+local by_seq, by_time = {}, {}
+for i = 1, n do
+  local seq = string.format('%d', base + i)
+  local entry = seq .. ',L,' .. ARGV[2 * i - 1] .. ',' .. ARGV[2 * i]
+  by_seq[2 * i - 1], by_seq[2 * i] = seq, entry
+  by_time[2 * i - 1], by_time[2 * i] = newest, entry
+end
+each_slice('ZADD', KEYS[2], by_seq, 2)
+each_slice('ZADD', KEYS[3], by_time, 2)
+each_slice('HSET', KEYS[4], ARGV, 2)
+return n
+"""
+)
+
+#: The log's keys (in the namespace), in the order ``RECORD_SCRIPT`` takes them.
+LOG_KEYS = ("seq", "log", "logts", "txseq", "answers", "answer_seqs", "labels", "newest")
+#: Log entries a ``catch_up`` reads per round trip.
+PAGE = 10_000
+
 
 class RedisStore:
-    """Redis: shared by several service processes. Events are sorted sets scored by time."""
+    """Redis: shared by several service processes and hosts."""
 
     def __init__(self, url: str, namespace: str = "fraudflow") -> None:
         try:
@@ -38,7 +186,64 @@ class RedisStore:
         except redis.RedisError as exc:
             raise LakeError(f"{url}: cannot reach Redis: {exc}") from exc
         self._commit = self._r.register_script(COMMIT_SCRIPT)
+        self._record = self._r.register_script(RECORD_SCRIPT)
+        self._answer = self._r.register_script(ANSWER_SCRIPT)
+        self._labels = self._r.register_script(LABELS_SCRIPT)
         self._lock = threading.RLock()
+        key = self._key_of = {name: f"{namespace}:{name}" for name in LOG_KEYS}
+        self._record_keys = [key[k] for k in LOG_KEYS]
+        self._label_keys = [key[k] for k in ("seq", "log", "logts", "labels", "newest")]
+
+    @contextmanager
+    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+        ids = txs.tx_id.tolist()
+        cutoff = str(int(txs.ts_us.max()) - keep_us) if ids else ""
+        seqs, new, duplicates, fraud, caught, caught_fraud = self._append(txs, str(since), cutoff)
+        answers: list[str | None] = [None] * len(ids)
+        for i, text in zip(duplicates[::2], duplicates[1::2], strict=True):
+            answers[i] = text.decode()
+        recorded = Recorded.of(
+            _ints(seqs),
+            answers,
+            [flag == ord("1") for flag in new],
+            _ints(fraud),
+            _caught_up(caught.split(b"\n") if caught else [], _ints(caught_fraud), since),
+            ids,
+        )
+        yield recorded
+        given = recorded.to_store()
+        if given:
+            texts = [text.encode() for _, _, text in given]
+            index = "\n".join(f"{tx_id},{seq},{len(text)}" for (tx_id, seq, _), text in zip(given, texts, strict=True))
+            self._answer(keys=[self._key_of["answers"], self._key_of["answer_seqs"]], args=[index, b"".join(texts)])
+
+    def _append(self, txs: TxColumns, since: str, cutoff: str) -> list[Any]:
+        lines = "\n".join(
+            f"{tx_id},{ts},{customer},{terminal},{amount!r}"
+            for tx_id, ts, customer, terminal, amount in zip(
+                txs.tx_id.tolist(),
+                txs.ts_us.tolist(),
+                txs.customer.tolist(),
+                txs.terminal.tolist(),
+                txs.amount.tolist(),
+                strict=True,
+            )
+        )
+        reply: list[Any] = self._record(keys=self._record_keys, args=[since, cutoff, lines])
+        return reply
+
+    def catch_up(self, since: int) -> CaughtUp:
+        entries: list[bytes] = []
+        after = since
+        while True:
+            page = self._r.zrangebyscore(self._key_of["log"], f"({after}", "+inf", start=0, num=PAGE)
+            entries += page
+            if len(page) < PAGE:
+                break
+            after = int(page[-1].split(b",", 1)[0])
+        ids = [e.split(b",", 3)[2] for e in entries if e.split(b",", 2)[1] == b"T"]
+        fraud = [v for a in range(0, len(ids), PAGE) for v in self._r.hmget(self._key_of["labels"], ids[a : a + PAGE])]
+        return _caught_up(entries, [0 if v is None else int(v) for v in fraud], since)
 
     def exclusive(self) -> AbstractContextManager[object]:
         return self._lock
@@ -82,22 +287,34 @@ class RedisStore:
 
     def add_labels(self, labels: dict[int, int]) -> int:
         if labels:
-            self._r.hset(f"{self.ns}:labels", mapping={str(k): v for k, v in labels.items()})
+            self._labels(keys=self._label_keys, args=_flat(labels.items()))
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
         n = 0
         pipe = self._r.pipeline(transaction=False)
-        for ts, tx_id, customer, terminal, amount in rows:
+        chunk: list[EventRow] = []
+        for row in rows:
+            ts, tx_id, customer, terminal, amount = row
             member = self._member(tx_id, amount)
             pipe.zadd(self._key(CUSTOMER, customer), {member: ts})
             pipe.zadd(self._key(TERMINAL, terminal), {member: ts})
+            chunk.append(row)
             n += 1
+            if n % 1000 == 0:
+                self._load_log(chunk)
+                chunk = []
             if n % 10_000 == 0:
                 pipe.execute()
         pipe.execute()
+        self._load_log(chunk)
         self.add_labels(labels)
         return n
+
+    def _load_log(self, rows: Sequence[EventRow]) -> None:
+        """Append transactions to the log (those recorded before skipped), reading nothing, trimming nothing."""
+        if rows:
+            self._append(columns(rows), "", "")
 
     def get_meta(self, key: str) -> str | None:
         v = self._r.hget(f"{self.ns}:meta", key)
@@ -106,8 +323,10 @@ class RedisStore:
     def set_meta(self, key: str, value: str) -> None:
         self._r.hset(f"{self.ns}:meta", key, value)
 
-    def answers(self) -> Iterable[tuple[int, str]]:
-        return sorted((int(k), v.decode()) for k, v in self._r.hgetall(f"{self.ns}:answers").items())
+    def answers(self) -> Iterable[tuple[int, int, str]]:
+        seqs = self._r.hgetall(self._key_of["answer_seqs"])
+        answers = self._r.hgetall(self._key_of["answers"]).items()
+        return sorted((int(seqs.get(k, 0)), int(k), v.decode()) for k, v in answers)
 
     def clear(self) -> None:
         keys = list(self._r.scan_iter(f"{self.ns}:*"))
@@ -116,3 +335,25 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _flat(rows: Iterable[Sequence[str | int]]) -> list[str | int]:
+    return [value for row in rows for value in row]
+
+
+def _ints(text: bytes) -> list[int]:
+    """The numbers of "n,n,…"."""
+    return [int(v) for v in text.split(b",")] if text else []
+
+
+def _caught_up(entries: Sequence[bytes], fraud: Sequence[int], since: int) -> CaughtUp:
+    """The log entries as Redis keeps them, and the labels of their transactions."""
+    txs: list[TxEntry] = []
+    labels: list[LabelEntry] = []
+    for entry in entries:
+        f = entry.decode().split(",")
+        if f[1] == "T":
+            txs.append((int(f[0]), int(f[2]), int(f[3]), int(f[4]), int(f[5]), float(f[6])))
+        else:
+            labels.append((int(f[0]), int(f[2]), int(f[3])))
+    return CaughtUp.of(txs, fraud, labels, since)

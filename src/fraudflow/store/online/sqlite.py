@@ -1,29 +1,56 @@
-"""``SQLiteStore``: the online store in one SQLite file (WAL), shared by the processes of one host."""
+"""``SQLiteStore``: the online store in one SQLite file (WAL), shared by the processes of one host.
+
+The log is the ``log`` table: its AUTOINCREMENT key is the seq (never reused, even after trimming);
+transaction entries have ``label`` NULL, label entries only ``tx_id``, ``ts`` (the newest
+transaction's, for trimming) and ``label``. A ``record`` is one ``BEGIN IMMEDIATE`` transaction
+(the database's write lock: the processes sharing the file append one batch at a time, so seqs
+follow commit order without gaps): look up the batch's answers and seqs in one query, read the log
+after ``since``, append, trim, and on exit write the answers and ``COMMIT``. WAL with
+``synchronous=NORMAL``: a committed batch survives a killed process (not a power cut, which may
+lose the last commits: ``synchronous=FULL`` would fsync each one).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from fraudflow.errors import LakeError
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction
-from fraudflow.store.online.interface import KIND_CODES, EventRow
+from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
+from fraudflow.store.online.interface import KIND_CODES, CaughtUp, EventRow, Recorded, assign_seqs, columns
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+    customer INTEGER, terminal INTEGER, amount REAL, label INTEGER);
+CREATE UNIQUE INDEX IF NOT EXISTS log_tx ON log (tx_id) WHERE label IS NULL;
+CREATE INDEX IF NOT EXISTS log_ts ON log (ts);
 CREATE TABLE IF NOT EXISTS events (kind INTEGER NOT NULL, entity INTEGER NOT NULL, ts INTEGER NOT NULL,
     tx_id INTEGER NOT NULL, amount REAL NOT NULL, PRIMARY KEY (kind, entity, ts, tx_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS labels (tx_id INTEGER PRIMARY KEY, fraud INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)"
+# per transaction of a batch (a JSON array of TRANSACTION_IDs): its answer and its seq, its seq in the log, its label
+LOOKUP = """
+SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT DISTINCT value FROM json_each(?)) b
+LEFT JOIN answers a ON a.tx_id = b.value LEFT JOIN log l ON l.tx_id = b.value AND l.label IS NULL
+LEFT JOIN labels f ON f.tx_id = b.value
+"""
+#: Transactions ``load`` appends per lookup.
+LOAD_CHUNK = 10_000
+READ_LOG = """
+SELECT l.seq, l.tx_id, l.ts, l.customer, l.terminal, l.amount, l.label, COALESCE(f.fraud, 0)
+FROM log l LEFT JOIN labels f ON f.tx_id = l.tx_id WHERE l.seq > ? ORDER BY l.seq
+"""
 
 
 class SQLiteStore:
-    """SQLite in WAL mode: one file, safe against a killed process, shared by threads."""
+    """SQLite in WAL mode: one file, safe against a killed process, shared by threads and processes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -32,16 +59,25 @@ class SQLiteStore:
             self._con = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
-            self._con.executescript(SCHEMA)
+            self._con.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._con.execute(statement)
+            if "seq" not in {row[1] for row in self._con.execute("PRAGMA table_info(answers)")}:
+                # a file from before the log: its answers come before every logged one
+                self._con.execute("ALTER TABLE answers ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+            self._con.execute("COMMIT")
         except sqlite3.Error as exc:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.RLock()
         self._in_transaction = False
 
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, alone: ``BEGIN IMMEDIATE`` takes the database's write lock (other
+        processes wait), an exception rolls it back, a normal exit commits it."""
         with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")  # the database's write lock: other processes wait
+            self._con.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
                 yield
@@ -52,6 +88,52 @@ class SQLiteStore:
                 self._con.execute("COMMIT")
             finally:
                 self._in_transaction = False
+
+    @contextmanager
+    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+        with self._transaction():
+            cur = self._con.cursor()
+            caught_up = self._read_log(cur, since)
+            ids = txs.tx_id.tolist()
+            seqs, answers, new, fraud = self._append(cur, txs)
+            if ids:
+                cur.execute("DELETE FROM log WHERE ts <= ?", (int(txs.ts_us.max()) - keep_us,))
+            recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
+            yield recorded
+            cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", recorded.to_store())
+
+    @staticmethod
+    def _append(cur: sqlite3.Cursor, txs: TxColumns) -> tuple[list[int], list[str | None], list[bool], list[int]]:
+        """Inside a transaction: append the transactions not recorded before; each one's seq, stored
+        answer, whether it is new, and its label."""
+        ids = txs.tx_id.tolist()
+        found = cur.execute(LOOKUP, (json.dumps(ids),)).fetchall()
+        answered = {r[0]: (r[2], r[1]) for r in found if r[1] is not None}
+        recorded = {r[0]: r[3] for r in found if r[3] is not None}
+        fraud = {r[0]: r[4] for r in found}
+        last = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+        seqs, answers, new = assign_seqs(ids, answered, recorded, 1 + (last[0] if last else 0))
+        columns = (seqs, ids, txs.ts_us.tolist(), txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist())
+        cur.executemany(
+            "INSERT INTO log (seq, tx_id, ts, customer, terminal, amount) VALUES (?, ?, ?, ?, ?, ?)",
+            [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new],
+        )
+        return seqs, answers, new, [fraud[i] for i in ids]
+
+    @staticmethod
+    def _read_log(cur: sqlite3.Cursor, since: int) -> CaughtUp:
+        rows = cur.execute(READ_LOG, (since,)).fetchall()
+        txs = [r for r in rows if r[6] is None]
+        return CaughtUp.of(
+            [r[:6] for r in txs], [r[7] for r in txs], [(r[0], r[1], r[6]) for r in rows if r[6] is not None], since
+        )
+
+    def catch_up(self, since: int) -> CaughtUp:
+        with self._lock:  # one SELECT: a consistent snapshot, without the write lock
+            return self._read_log(self._con.cursor(), since)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self._transaction()
 
     def events(self, kind: str, entity: int, since_us: int) -> Events:
         with self._lock:
@@ -76,7 +158,7 @@ class SQLiteStore:
     def _write(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
         t = tx.ts_us
         cur = self._con.cursor()
-        cur.execute("INSERT OR IGNORE INTO answers VALUES (?, ?)", (tx.transaction_id, answer))
+        cur.execute("INSERT OR IGNORE INTO answers (tx_id, answer) VALUES (?, ?)", (tx.transaction_id, answer))
         if cur.rowcount == 0:
             return False
         for kind, keep in keep_us.items():
@@ -86,24 +168,29 @@ class SQLiteStore:
         return True
 
     def add_labels(self, labels: dict[int, int]) -> int:
-        with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")
-            self._con.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels.items())
-            self._con.execute("COMMIT")
+        with self._transaction():
+            self._add_labels(labels)
         return len(labels)
 
+    def _add_labels(self, labels: dict[int, int]) -> None:
+        self._con.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels.items())
+        newest = self._con.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0]
+        self._con.executemany(
+            "INSERT INTO log (tx_id, ts, label) VALUES (?, ?, ?)", [(i, newest, f) for i, f in labels.items()]
+        )
+
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
-        n = 0
+        loaded = list(rows)
         customer_code, terminal_code = KIND_CODES[CUSTOMER], KIND_CODES[TERMINAL]
-        with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")
-            for ts, tx_id, customer, terminal, amount in rows:
-                self._con.execute(INSERT_EVENT, (customer_code, customer, ts, tx_id, amount))
-                self._con.execute(INSERT_EVENT, (terminal_code, terminal, ts, tx_id, amount))
-                n += 1
-            self._con.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels.items())
-            self._con.execute("COMMIT")
-        return n
+        with self._transaction():
+            cur = self._con.cursor()
+            for ts, tx_id, customer, terminal, amount in loaded:
+                cur.execute(INSERT_EVENT, (customer_code, customer, ts, tx_id, amount))
+                cur.execute(INSERT_EVENT, (terminal_code, terminal, ts, tx_id, amount))
+            for a in range(0, len(loaded), LOAD_CHUNK):
+                self._append(cur, columns(loaded[a : a + LOAD_CHUNK]))
+            self._add_labels(labels)
+        return len(loaded)
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -114,14 +201,15 @@ class SQLiteStore:
         with self._lock:
             self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def answers(self) -> Iterable[tuple[int, str]]:
+    def answers(self) -> Iterable[tuple[int, int, str]]:
         with self._lock:
-            return self._con.execute("SELECT tx_id, answer FROM answers ORDER BY tx_id").fetchall()
+            return self._con.execute("SELECT seq, tx_id, answer FROM answers ORDER BY seq, tx_id").fetchall()
 
     def clear(self) -> None:
-        with self._lock:
-            for table in ("events", "labels", "answers", "meta"):
+        with self._transaction():
+            for table in ("log", "events", "labels", "answers", "meta"):
                 self._con.execute(f"DELETE FROM {table}")
+            self._con.execute("DELETE FROM sqlite_sequence WHERE name = 'log'")
 
     def close(self) -> None:
         self._con.close()
