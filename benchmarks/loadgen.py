@@ -14,12 +14,13 @@ last byte of its answer, so time spent queued behind slow answers, in the server
 backlog, is counted (no coordinated omission). ``late_sends`` counts the requests that left more
 than 1 ms after their due time, for either reason.
 
-Why so low-level: at 2,000+ requests/s on a 2-core machine a general-purpose client (httpx) costs
-about as much CPU as the server it measures. Here a request costs one ``send`` and one parse of
-the status line and ``content-length`` (``cpu_us_per_request`` reports the generator's own CPU,
-user + system, per request). The event loop is asyncio's with a ``select()`` selector: epoll and
-uvloop (libuv) wait in whole milliseconds, which would send requests due 0.5 ms apart up to 1 ms
-late; ``select()`` takes microseconds, so requests leave within tens of µs of their due time.
+Why so low-level: the generator shares the 2 cores with the server it measures (httpx's async
+client saturated a core at 500 requests/s here, issue 5). Here a request costs one ``send`` and
+one parse of the status line and ``content-length`` (``cpu_us_per_request`` reports the
+generator's own CPU, user + system, per request: mostly the kernel's wake-ups and loopback TCP).
+The event loop is asyncio's with a ``select()`` selector: epoll and uvloop (libuv) wait in whole
+milliseconds, which sent requests due 0.25-1 ms apart up to 1 ms late (send lag p99 1.1 ms against
+the stub); ``select()`` takes microseconds (send lag p99 0.2 ms on the same machine).
 
 Errors: a status other than 200, a connection lost with a request in flight, a request with no
 answer ``--drain`` seconds after the last was due, and (``--check-ids``) an answer that does not
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import itertools
 import json
 import math
 import re
@@ -58,7 +60,8 @@ class Result:
     errors: int
     error_kinds: dict[str, int]
     achieved_rps: float  # answers (status 200) received within the offered window, per second of it
-    completed_rps: float  # all answers / (last answer - t0)
+    completed_rps: float  # every request settled / (the last settled - t0): the closed-loop throughput
+    # latency from due time over every request, errors included (a refused request was waited for too)
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -93,7 +96,7 @@ class _Connection(asyncio.Protocol):
         self.gen = gen
         self.transport: asyncio.Transport | None = None
         self.current = -1  # index of the request in flight, or -1
-        self.buf = b""
+        self.buf = bytearray()
         self.need = -1  # bytes of the whole answer once its head is parsed
         self.head_end = 0
 
@@ -106,7 +109,7 @@ class _Connection(asyncio.Protocol):
         self.transport.write(self.gen.requests[i])
 
     def data_received(self, data: bytes) -> None:
-        self.buf = self.buf + data if self.buf else data
+        self.buf += data
         if self.need < 0:
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
@@ -119,9 +122,9 @@ class _Connection(asyncio.Protocol):
             self.need = self.head_end + int(m.group(1))
         if len(self.buf) < self.need:
             return
-        status = self.buf[9:12]
-        body = self.buf[self.head_end : self.need]
-        self.buf = self.buf[self.need :]
+        status = bytes(self.buf[9:12])
+        body = bytes(self.buf[self.head_end : self.need])
+        del self.buf[: self.need]
         self.need = -1
         i, self.current = self.current, -1
         self.gen.answered(self, i, status, body)
@@ -288,7 +291,7 @@ def run(
     due = gen.t0 + np.arange(n) / rate
     done = np.array(gen.done)
     ok = np.array(gen.ok)
-    latency_ms = (done - due) * 1000  # errors included: a refused request was still waited for
+    latency_ms = (done - due) * 1000
     lag_ms = (np.array(gen.sent) - due)[np.array(gen.sent) >= 0] * 1000
     pct = np.percentile(latency_ms, [50, 90, 99, 99.9]) if n else [0.0] * 4
     return Result(
@@ -321,8 +324,7 @@ def run(
 def read_bodies(path: str, start: int, count: int) -> list[bytes]:
     """Lines ``start .. start + count`` of a JSON-lines file, as bytes (fewer if the file ends)."""
     with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    return [line for line in lines[start : start + count] if line]
+        return [line.rstrip(b"\n") for line in itertools.islice(f, start, start + count)]
 
 
 def main() -> None:

@@ -42,6 +42,16 @@ Definitions:
   sustained and the lowest failed rate until they are within 5 %. A server past saturation queues
   without bound, so its p99 grows with the run's length; below it, it stays bounded.
 
+Where the processes run: each load run is a fresh ``python -m benchmarks.loadgen`` process
+(``--connections`` keep-alive connections, 32 by default), beside the server on the same machine,
+on loopback. ``--pin`` puts the generator on CPU 0 and a one-process server (the stub, the floor,
+``serve``, ``redis``) on CPU 1 with taskset (servers with 2 workers, and redis-server, are not
+pinned); ``--generator-nice N`` runs the generator at niceness N (negative needs root).
+
+``--root DIR`` keeps the lake and the traffic (``DIR`` and ``DIR-traffic``) for the next run, which
+then skips the setup (remove them after changing the feature set or the model format);
+``--json FILE`` writes every run's figures. Progress goes to stderr, the tables to stdout.
+
 Every table says what was measured and how; the machine line comes first, the load averages
 before each target are printed beside it (the figures mean something only on a quiet machine).
 """
@@ -219,7 +229,14 @@ class Bench:
     root: str
     placement: Placement
     connections: int
+    json_path: str | None = None  # rewritten after every run, so a long run's figures survive a failure
     results: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, result: dict[str, Any]) -> None:
+        self.results.append(result)
+        if self.json_path:
+            with open(self.json_path, "w") as f:
+                json.dump({"machine": machine(), "placement": self.placement.describe(), "runs": self.results}, f)
 
     def load(
         self,
@@ -261,7 +278,7 @@ class Bench:
         r: dict[str, Any] = {"target": target, "kind": kind, "start": start, **json.loads(out.stdout.splitlines()[-1])}
         if r["requests"] < round(rate * seconds):
             raise RuntimeError(f"traffic exhausted at line {start}: make more with --traffic-days")
-        self.results.append(r)
+        self.record(r)
         log(
             f"{target} {kind} {rate:,.0f}/s x {seconds:g} s: achieved {r['achieved_rps']:,.0f}/s, "
             f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} max {r['max_ms']:.1f} ms, errors {r['errors']}, "
@@ -448,7 +465,7 @@ def section_inprocess(bench: Bench, rows: int) -> str:
             os.remove(f"{root}/inprocess.sqlite")
         log(f"in process, {label} store, {rows:,} transactions")
         r = run_case("serve", "inprocess", "--root", root, "--store", url, "--rows", str(rows))
-        bench.results.append({"target": "in process", "kind": label, **r})
+        bench.record({"target": "in process", "kind": label, **r})
         out.append([f"{label} store", f"{r['rows']:,}", f"{r['seconds']:.2f}", f"{r['tx_per_s']:,.0f}"])
     return (
         "**In process**: `Scorer.score(txs)` over batches of 1,000 new transactions (features from the "
@@ -641,7 +658,7 @@ def main() -> None:
     ap.add_argument("--step-seconds", type=float, default=10, help="length of each saturation step")
     ap.add_argument("--connections", type=int, default=32, help="the generator's keep-alive connections")
     ap.add_argument("--batch-requests", type=int, default=20, help="batch: requests of 1,000 transactions")
-    ap.add_argument("--traffic-days", type=int, default=60, help="days of new transactions to generate")
+    ap.add_argument("--traffic-days", type=int, default=90, help="days of new transactions to generate")
     ap.add_argument("--root", help="the benchmark's lake (kept; set up when missing): default a temporary one")
     ap.add_argument("--json", help="write every run's figures here")
     ap.add_argument("--pin", action="store_true", help="generator on CPU 0, one-process servers on CPU 1")
@@ -660,10 +677,10 @@ def main() -> None:
             log(f"setting up {root} (world, features, model, {args.traffic_days} days of traffic)")
             setup(root, args.traffic_days)
         os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-        bench = Bench(root, Placement(args.pin, args.generator_nice), args.connections)
+        bench = Bench(root, Placement(args.pin, args.generator_nice), args.connections, args.json)
         out = [
             f"machine: {machine()}; {bench.placement.describe()}; "
-            f"traffic: {count_lines(requests_file(root)):,} new transactions ({args.traffic_days} days)"
+            f"traffic: {count_lines(requests_file(root)):,} new transactions, the world's next days"
         ]
         if "generator" in sections:
             out.append(section_generator(bench, min(args.step_seconds, 5.0)))
@@ -682,9 +699,6 @@ def main() -> None:
             )
             out.append(section_targets(bench, targets, args))
         print("\n\n".join(out))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"machine": machine(), "args": vars(args), "runs": bench.results}, f, indent=1)
     finally:
         if not args.root:
             shutil.rmtree(root, ignore_errors=True)
