@@ -6,7 +6,8 @@ the choices and defaults it shows), and a command loads numba, DuckDB, XGBoost o
 when it needs them (tests/test_imports.py checks which modules ``--help`` loads).
 
 The options given before the command are read once into ``Options``, which every command opens
-its lake with; a ``FraudflowError`` from any command ends it as ``error: <message>``, exit code 2.
+its lake with; a ``FraudflowError`` from any command ends it as ``error: <message>``, exit code 2
+(1 for a ``CoverageError``: the command was right, the lake holds too few days or not the ones asked).
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from fraudflow import engines
-from fraudflow.errors import ConfigError, FraudflowError
+from fraudflow.errors import ConfigError, CoverageError, FraudflowError
 from fraudflow.training import protocol
-from fraudflow.training.protocol import Kind
+from fraudflow.training.protocol import Kind, Protocol
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -80,7 +81,8 @@ def _exit_now(code: int) -> None:
 
 
 class Commands(TyperGroup):
-    """The commands: a ``FraudflowError`` from any of them ends it as ``error: <message>``, exit code 2."""
+    """The commands: a ``FraudflowError`` from any of them ends it as ``error: <message>``, exit code 2
+    (1 for a ``CoverageError``)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -90,7 +92,7 @@ class Commands(TyperGroup):
 
             # one line whatever its length (rich wraps at 80 columns off a terminal); brackets kept as text
             console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(code=2) from exc
+            raise typer.Exit(code=1 if isinstance(exc, CoverageError) else 2) from exc
 
 
 app = App(
@@ -193,7 +195,18 @@ SparkMaster = Annotated[
         envvar="FRAUDFLOW_SPARK_MASTER",
     ),
 ]
-Start = Annotated[str, typer.Option("--start", help="First training day, YYYY-MM-DD.")]
+Start = Annotated[
+    str | None,
+    typer.Option("--start", help="First training day, YYYY-MM-DD (default: the newest split whose labels are mature)."),
+]
+ProtocolName = Annotated[
+    Protocol,
+    typer.Option(
+        "--protocol",
+        help="lake: the newest splits whose labels are mature (last day minus the 7-day delay); "
+        "handbook: its published days.",
+    ),
+]
 SPLIT_START = protocol.SINGLE_SPLIT_START.isoformat()
 SplitKind = Annotated[Kind, typer.Option("--kind", help="train, or test (the handbook's test rule).")]
 
@@ -345,7 +358,7 @@ def features(
 def training_set(
     ctx: typer.Context,
     data: Data,
-    start: Start = SPLIT_START,
+    start: Start = None,
     kind: SplitKind = "train",
     days: Annotated[int, typer.Option("--days", help="Days in the set.")] = protocol.SPLIT_DAYS,
     delay: Annotated[
@@ -367,9 +380,13 @@ def training_set(
 
     from fraudflow import schema
     from fraudflow.training import datasets
+    from fraudflow.training.calendar import lake_days
 
-    first = _day(start, "--start")
     lake = _lake(ctx, data)
+    if start is None:
+        first = protocol.newest_mature_start(lake_days(lake)[1], days, delay)
+    else:
+        first = _day(start, "--start")
     if dialect is not None:
         sql = datasets.training_set_query(lake, first, kind=kind, days=days, delay=delay, dialect=dialect)
         typer.echo(sql)  # not rich: it would wrap long lines inside the SQL
@@ -405,7 +422,8 @@ def _metrics_table(title: str, rows: dict[str, Summary], bound: float) -> Table:
 def train(
     ctx: typer.Context,
     data: Data,
-    start: Start = SPLIT_START,
+    start: Start = None,
+    protocol_name: ProtocolName = "lake",
     tune: Annotated[bool, typer.Option("--tune", help="Choose parameters on the validation folds first.")] = False,
     engine: Annotated[
         str, _engine("training", "local (XGBoost here) or spark (Spark SQL sets, XGBoost's Spark estimator).")
@@ -414,20 +432,23 @@ def train(
 ) -> None:
     """Train fraudflow's XGBoost on one split, evaluate it, save it with its report."""
     from fraudflow.training import workflow
+    from fraudflow.training.calendar import lake_plan
     from fraudflow.training.report import write as write_report
 
-    first = _day(start, "--start")
+    given = None if start is None else _day(start, "--start")
     lake = _lake(ctx, data)
     workflow.ensure_features(lake, say=console.print)
+    plan = lake_plan(lake, protocol_name, "split", tune=tune, start=given)
+    (first,) = plan.judged
     params = None
     if tune:
-        with console.status("choosing parameters on the validation folds"):
-            params = workflow.tune(lake, validation_start=protocol.validation_start(first)).params
+        with console.status(f"choosing parameters on the validation folds from {plan.validation}"):
+            params = workflow.tune(lake, plan).params
     with console.status("training"):
         trained = workflow.train(lake, first, params, engine=engine, spark_master=spark_master)
         path = write_report(lake, trained.model_id, trained.folds)
     summary = trained.results.summary
-    title = f"model {trained.model_id}, single split {first}"
+    title = f"model {trained.model_id}, single split {first} ({plan.origin})"
     out.print(_metrics_table(title, {"fraudflow": summary}, summary.card_precision_bound.mean))
     out.print(f"saved to {lake.path('models', trained.model_id)}; report: {path}")
 
@@ -436,19 +457,17 @@ def train(
 def evaluate(
     ctx: typer.Context,
     data: Data,
-    protocol_name: Annotated[
-        Literal["handbook"], typer.Option("--protocol", help="handbook: prequential folds, as the handbook.")
-    ] = "handbook",
+    protocol_name: ProtocolName = "lake",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
 ) -> None:
-    """Judge models by the handbook's protocol and print them beside its published results."""
+    """Judge fraudflow's configuration on prequential test folds and print it beside the handbook's results."""
     from fraudflow.training import workflow
 
     lake = _lake(ctx, data)
     workflow.ensure_features(lake, say=console.print)
     with console.status(f"evaluating by the {protocol_name} protocol") as status:
-        evaluation = workflow.evaluate(lake, reproduce=reproduce, step=status.update)
+        evaluation = workflow.evaluate(lake, protocol=protocol_name, reproduce=reproduce, step=status.update)
     if as_json:
         typer.echo(json.dumps(evaluation.to_json()))
         return
@@ -456,8 +475,11 @@ def evaluate(
     rows = {"fraudflow XGBoost (validation-selected)": test}
     if evaluation.handbook is not None:
         rows["fraudflow, handbook grid reproduced"] = evaluation.handbook.test.summary
-    out.print(_metrics_table("test folds, prequential mean ± sd", rows, test.card_precision_bound.mean))
-    out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
+    plan = evaluation.plan
+    title = f"test folds from {plan.judged[0]} ({plan.origin}), prequential mean ± sd"
+    out.print(_metrics_table(title, rows, test.card_precision_bound.mean))
+    if evaluation.gap_closed is not None:
+        out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
 
 
 @app.command()
@@ -477,17 +499,33 @@ def report(
 def pipeline(
     ctx: typer.Context,
     out_: Root = "demo-lake",
+    customers: Annotated[int | None, _world("--customers", "Number of customers.")] = None,
+    terminals: Annotated[int | None, _world("--terminals", "Number of terminals.")] = None,
+    days: Annotated[int | None, _world("--days", "Number of days.")] = None,
+    start_date: Annotated[str | None, _world("--start-date", "Date of day 0, YYYY-MM-DD.")] = None,
+    radius: Annotated[float | None, _world("--radius", "A customer uses terminals closer than this.")] = None,
+    protocol_name: ProtocolName = "lake",
     tune: Annotated[bool, typer.Option(help="Choose the parameters on the validation folds.")] = True,
 ) -> None:
-    """Everything on embedded defaults: generate, features, tune, train, evaluate, report."""
+    """Everything on one world (the handbook's unless told): generate, features, tune, train, evaluate, report."""
     from fraudflow.pipeline import run_pipeline
+    from fraudflow.simulate import WorldParams
 
     t0 = time.perf_counter()
+    params = WorldParams.from_options(
+        n_customers=customers,
+        n_terminals=terminals,
+        nb_days=days,
+        start_date=None if start_date is None else _day(start_date, "--start-date"),
+        radius=radius,
+    )
     lake = _lake(ctx, out_)
     with console.status("pipeline") as status:
-        result = run_pipeline(lake, tune=tune, step=lambda name: status.update(f"pipeline: {name}"))
+        result = run_pipeline(
+            lake, params, tune=tune, protocol=protocol_name, step=lambda name: status.update(f"pipeline: {name}")
+        )
     summary = result.results.summary
-    title = "fraudflow pipeline: test folds (prequential mean ± sd)"
+    title = f"fraudflow pipeline: test folds from {max(result.results.folds)} (prequential mean ± sd)"
     out.print(_metrics_table(title, {"fraudflow XGBoost": summary}, summary.card_precision_bound.mean))
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     out.print(f"{steps}; total {time.perf_counter() - t0:.1f} s")

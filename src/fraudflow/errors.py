@@ -3,6 +3,7 @@
     FraudflowError
     ├── ConfigError          invalid parameters or settings (CLI flags, world.json, events)
     ├── LakeError            reading or writing the lake (missing world, partial partition, I/O)
+    ├── CoverageError        the lake does not hold the days a stage reads (too few, or not the protocol's)
     ├── SchemaError          a table does not have the expected columns, types or values
     ├── SimulationError      the simulator was asked something it cannot do
     └── FeatureError         feature definitions, registry version mismatch
@@ -23,6 +24,10 @@ class ConfigError(FraudflowError, ValueError):
 
 class LakeError(FraudflowError):
     """A lake could not be read or written as expected."""
+
+
+class CoverageError(FraudflowError):
+    """The lake does not hold the days a stage reads: too few of them, or not the protocol's."""
 
 
 class SchemaError(FraudflowError, ValueError):

@@ -47,6 +47,7 @@ def test_fits_are_deterministic_and_round_trip(lake: Lake) -> None:
     scores = a.predict(split.test)
     assert np.array_equal(scores, b.predict(split.test))
     model.save(a, lake, "m1")
+    model.save_metrics(lake, "m1", {})  # the mark of a finished model: only those load
     loaded = model.load(lake, "m1", expect_version=HANDBOOK.version)
     assert np.array_equal(loaded.predict(split.test), scores)
     meta = json.loads(Path(lake.path("models", "m1", "metadata.json")).read_text())
@@ -60,6 +61,7 @@ def test_a_mismatched_feature_set_is_refused(lake: Lake) -> None:
     split = load_split(lake, START)
     m = model.fit(split.train, HANDBOOK.names, HANDBOOK.version, {"n_estimators": 5, "tree_method": "hist"})
     model.save(m, lake, "m2")
+    model.save_metrics(lake, "m2", {})
     with pytest.raises(FeatureError, match="refusing to score with mismatched inputs"):
         model.load(lake, "m2", expect_version="0123456789abcdef")
     with pytest.raises(FeatureError, match="absent from the input"):

@@ -19,13 +19,14 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow import schema
+from fraudflow.errors import CoverageError
 from fraudflow.features import registry
 from fraudflow.lake import Lake
 from fraudflow.training import metrics
 from fraudflow.training.datasets import training_set
 from fraudflow.training.metrics import Performance
 from fraudflow.training.model import Model, fit
-from fraudflow.training.protocol import HANDBOOK_GRID, N_FOLDS, TEST_START, VALIDATION_START, K, fold_starts
+from fraudflow.training.protocol import HANDBOOK_GRID, K, Kind, Plan, fold_starts, split_days
 
 #: what a selection can maximise: a field of ``Performance``
 Metric = Literal["auc_roc", "average_precision", "card_precision"]
@@ -41,7 +42,16 @@ class Split:
 
 
 def load_split(lake: Lake, start: dt.date) -> Split:
-    return Split(start, training_set(lake, start, kind="train"), training_set(lake, start, kind="test"))
+    """The split's sets; ``CoverageError`` when a part has no transactions (days missing from the lake)."""
+    return Split(start, _part(lake, start, "train"), _part(lake, start, "test"))
+
+
+def _part(lake: Lake, start: dt.date, kind: Kind) -> pa.Table:
+    table = training_set(lake, start, kind=kind)
+    if table.num_rows == 0:
+        first, last = split_days(start, kind)
+        raise CoverageError(f"the lake has no transactions {first} .. {last}, the {kind} days of the split of {start}")
+    return table
 
 
 @dataclass(frozen=True)
@@ -178,24 +188,22 @@ class Selection:
 
 def select(
     lake: Lake,
+    plan: Plan,
     space: Mapping[str, list[Any]] | None = None,
     *,
     base: dict[str, Any] | None = None,
     metric: Metric = "average_precision",
-    validation_start: dt.date = VALIDATION_START,
-    test_start: dt.date = TEST_START,
-    n_folds: int = N_FOLDS,
     seed: int = 0,
     features: list[str] | None = None,
 ) -> Selection:
-    """Choose parameters on the validation folds by ``metric``; report them on the test folds.
+    """Choose parameters on ``plan``'s validation folds by ``metric``; report them on its judged splits.
 
     ``features`` are the model inputs (default: every feature of the lake's set).
     """
     feature_set = registry.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
-    validation = [load_split(lake, d) for d in fold_starts(validation_start, n_folds)]
-    tested = [load_split(lake, d) for d in fold_starts(test_start, n_folds)]
+    validation = [load_split(lake, d) for d in fold_starts(plan.validation)]
+    tested = [load_split(lake, d) for d in plan.judged]
     names = features or feature_set.names
     scored = prequential(validation, settings, names, feature_set.version, seed)
     best = max(scored, key=lambda r: getattr(r.summary, metric).mean)

@@ -3,7 +3,9 @@
 <root>/models/<id>/model.ubj       the booster (XGBoost's UBJSON)
 <root>/models/<id>/metadata.json   feature set and version, scaler, training window,
                                    parameters, data fingerprint, library versions
-<root>/models/<id>/metrics.json    written by evaluation
+<root>/models/<id>/metrics.json    written by evaluation, last: a model folder without it is
+                                   one whose training or evaluation did not finish, never
+                                   listed nor loaded
 """
 
 from __future__ import annotations
@@ -153,8 +155,10 @@ def save(model: Model, lake: Lake, model_id: str, extra: dict[str, Any] | None =
 
 
 def load(lake: Lake, model_id: str, expect_version: str | None = None) -> Model:
-    """Load a model; refuse it when its feature set is not ``expect_version``."""
+    """Load a finished model; refuse it when its feature set is not ``expect_version``."""
     folder = lake.path("models", model_id)
+    if not finished(lake, model_id):
+        raise LakeError(f"{folder}: not a finished model (no {METRICS_FILE}: absent, or its training stopped)")
     meta = lake.read_json(f"{folder}/{METADATA_FILE}")
     if expect_version is not None and meta["feature_set_version"] != expect_version:
         raise FeatureError(
@@ -183,15 +187,22 @@ def load(lake: Lake, model_id: str, expect_version: str | None = None) -> Model:
     )
 
 
+def finished(lake: Lake, model_id: str) -> bool:
+    """Whether the model's training and evaluation finished: its ``metrics.json``, written last, is there."""
+    return bool(lake.fs.exists(lake.path("models", model_id, METRICS_FILE)))
+
+
 def list_models(lake: Lake) -> list[str]:
+    """The ids of the lake's finished models, oldest first (ids begin with their UTC creation time)."""
     base = lake.path("models")
     if not lake.fs.exists(base):
         return []
     ids = [p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(base, detail=False)]
-    return sorted(i for i in ids if lake.fs.exists(lake.path("models", i, METADATA_FILE)))
+    return sorted(i for i in ids if finished(lake, i))
 
 
 def latest_model(lake: Lake) -> str:
+    """The newest finished model's id."""
     ids = list_models(lake)
     if not ids:
         raise LakeError(f"{lake.url}: no models; run `fraudflow train --data {lake.url}`")

@@ -14,15 +14,17 @@ from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
 from fraudflow.features.definitions import FRAUDFLOW, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake, open_lake
+from fraudflow.store import offline
 from fraudflow.training import metrics, model
+from fraudflow.training.calendar import lake_days, lake_plan
 from fraudflow.training.engine import FitOptions, TrainingEngine
 from fraudflow.training.evaluation import FoldResults, ScoredFold, Selection, select
 from fraudflow.training.protocol import (
     HANDBOOK_GRID,
     PUBLISHED_BEST_CP,
-    SINGLE_SPLIT_START,
-    TEST_START,
-    VALIDATION_START,
+    Plan,
+    Protocol,
+    fold_starts,
     split_days,
 )
 
@@ -47,13 +49,18 @@ def model_inputs(feature_set: FeatureSet) -> list[str]:
 
 
 def ensure_features(lake: Lake, wanted: FeatureSet = FRAUDFLOW, say: Step | None = None) -> None:
-    """Make sure the lake's features include ``wanted``'s; recompute them (a superset) if not."""
+    """Make sure the lake's features include ``wanted``'s on every day of its transactions: recompute
+    them (a superset) when the lake's set lacks some, compute the days that have none yet."""
+    say = say or (lambda message: None)
     feature_set = registry.registered(lake)
-    if feature_set is not None and set(wanted.names) <= set(feature_set.names):
-        return
-    if say:
+    if feature_set is None or not set(wanted.names) <= set(feature_set.names):
         say(f"computing feature set {wanted.name!r} ({len(wanted.names)} features) in {lake.url}")
-    build_features(lake, wanted, rebuild=feature_set is not None)
+        build_features(lake, wanted, rebuild=feature_set is not None)
+        return
+    missing = sorted(set(lake.partitions("transactions")) - set(lake.partitions(offline.TABLE)))
+    if missing:
+        say(f"computing the features of the {len(missing)} day(s) without them, from {missing[0]}")
+        build_features(lake, feature_set, from_date=missing[0])
 
 
 @dataclass(frozen=True)
@@ -82,28 +89,34 @@ class TrainedModel:
 
 def train(
     data: str | os.PathLike[str] | Lake,
-    start: dt.date = SINGLE_SPLIT_START,
+    start: dt.date | None = None,
     params: dict[str, Any] | None = None,
     test_starts: list[dt.date] | None = None,
     extra: dict[str, Any] | None = None,
     seed: int = 0,
     engine: str = "local",
     spark_master: str | None = None,
+    protocol: Protocol = "lake",
 ) -> TrainedModel:
     """Fit on the split starting ``start``, score the test folds ``test_starts``, save model and metrics.
 
-    Each test fold gets its own model (trained on its own window, as the protocol requires); the
-    model saved is the one of ``start``. ``engine="spark"`` builds the sets with Spark SQL and
-    fits XGBoost's Spark estimator. ``data``: the lake, or its URL or path.
+    ``start`` None: the split ``protocol`` judges alone (``lake``: the newest whose labels are
+    mature). Each test fold gets its own model (trained on its own window, as the protocol
+    requires); the model saved is the one of ``start``, its ``metrics.json`` written last (a
+    model without one never finished: ``model.list_models``). ``engine="spark"`` builds the sets
+    with Spark SQL and fits XGBoost's Spark estimator. ``data``: the lake, or its URL or path.
     """
     lake = open_lake(data)
     feature_set = registry.required(lake)
+    if start is None:
+        start = lake_plan(lake, protocol, "split", tune=False).judged[0]
+    test_starts = test_starts or [start]
+    Plan(tuple(sorted({start, *test_starts}, reverse=True)), tuned=False).check(*lake_days(lake))
     options = FitOptions(
         lake, feature_set, model_inputs(feature_set), {**FRAUDFLOW_PARAMS, **(params or {})}, seed, spark_master
     )
     fitter: TrainingEngine = engines.resolve("training", engine)
     fit_split = fitter(options)
-    test_starts = test_starts or [start]
     folds: list[ScoredFold] = []
     saved = None
     for fold_start in test_starts:
@@ -113,6 +126,12 @@ def train(
             saved = fitted
     if saved is None:
         saved = fit_split(start)[0]
+    budget = metrics.at_alert_budget(
+        np.concatenate([f.test[schema.TX_FRAUD].to_numpy() for f in folds]),
+        np.concatenate([f.scores for f in folds]),
+        ALERT_BUDGET,
+    )
+    results = FoldResults(options.params, {f.start: f.performance() for f in folds})
     first, last = split_days(start, "train")
     model_id = model.new_model_id()
     model.save(
@@ -127,58 +146,48 @@ def train(
             "test_starts": [d.isoformat() for d in test_starts],
         },
     )
-    budget = metrics.at_alert_budget(
-        np.concatenate([f.test[schema.TX_FRAUD].to_numpy() for f in folds]),
-        np.concatenate([f.scores for f in folds]),
-        ALERT_BUDGET,
-    )
-    trained = TrainedModel(
-        model_id, FoldResults(options.params, {f.start: f.performance() for f in folds}), budget, folds
-    )
-    model.save_metrics(lake, model_id, trained.metrics_json())
+    trained = TrainedModel(model_id, results, budget, folds)
+    model.save_metrics(lake, model_id, trained.metrics_json())  # last: the mark of a finished model
     return trained
 
 
-def tune(
-    lake: Lake,
-    space: dict[str, list[Any]] | None = None,
-    validation_start: dt.date = VALIDATION_START,
-    test_start: dt.date = TEST_START,
-    seed: int = 0,
-) -> Selection:
-    """fraudflow's configuration: parameters chosen on the validation folds (never the test folds)."""
+def tune(lake: Lake, plan: Plan, space: dict[str, list[Any]] | None = None, seed: int = 0) -> Selection:
+    """fraudflow's configuration: parameters chosen on ``plan``'s validation folds (never on the splits it judges)."""
     return select(
         lake,
+        plan,
         space or FRAUDFLOW_SPACE,
         base=FRAUDFLOW_BASE,
-        validation_start=validation_start,
-        test_start=test_start,
         seed=seed,
         features=model_inputs(registry.required(lake)),
     )
 
 
-def handbook_grid(lake: Lake, seed: int = 0) -> Selection:
+def handbook_grid(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
     """The handbook's selection reproduced: its grid on its 15 features, exact trees, its base score."""
     base = {k: model.HANDBOOK_PARAMS[k] for k in ("tree_method", "base_score")}
-    return select(lake, HANDBOOK_GRID, base=base, features=HANDBOOK.names, seed=seed)
+    return select(lake, plan, HANDBOOK_GRID, base=base, features=HANDBOOK.names, seed=seed)
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """fraudflow's configuration judged by the handbook's protocol, beside the handbook's grid reproduced."""
+    """fraudflow's configuration judged on a plan's test folds, beside the handbook's grid reproduced."""
 
+    plan: Plan
     fraudflow: Selection
     handbook: Selection | None  # None: not reproduced
 
     @property
-    def gap_closed(self) -> float:
-        """The share of the CP@100 gap between the handbook's best and the perfect ranking that fraudflow closes."""
+    def gap_closed(self) -> float | None:
+        """The share of the CP@100 gap between the handbook's best and the perfect ranking that fraudflow
+        closes; None unless judged on the handbook's days (the only ones its figures are comparable on)."""
+        if self.plan.protocol != "handbook":
+            return None
         test = self.fraudflow.test.summary
         return (test.card_precision.mean - PUBLISHED_BEST_CP) / (test.card_precision_bound.mean - PUBLISHED_BEST_CP)
 
     def to_json(self) -> dict[str, Any]:
-        """fraudflow's test-fold means (sd under ``std``), parameters, gap closed, folds, and the reproduction."""
+        """fraudflow's test-fold means (sd under ``std``), parameters, days, gap closed, folds, the reproduction."""
         summary = self.fraudflow.test.summary
         test = summary.named()
         headline = metrics.metric_names(summary.k)[:3]
@@ -187,6 +196,8 @@ class Evaluation:
             {
                 "params": self.fraudflow.params,
                 "std": {name: test[name].std for name in headline},
+                "protocol": self.plan.protocol,
+                "validation_starts": [d.isoformat() for d in fold_starts(self.plan.validation)],
                 "cp_gap_closed": self.gap_closed,
                 "folds": self.fraudflow.test.folds_json(),
             }
@@ -200,13 +211,21 @@ class Evaluation:
         return result
 
 
-def evaluate(data: str | os.PathLike[str] | Lake, *, reproduce: bool = True, step: Step | None = None) -> Evaluation:
-    """Judge fraudflow's configuration (and with ``reproduce`` the handbook's grid) on the test folds."""
+def evaluate(
+    data: str | os.PathLike[str] | Lake,
+    *,
+    protocol: Protocol = "lake",
+    reproduce: bool = True,
+    step: Step | None = None,
+) -> Evaluation:
+    """Judge fraudflow's configuration (and with ``reproduce`` the handbook's grid) on ``protocol``'s
+    test folds (``lake``: the newest whose labels are mature; ``handbook``: its published days)."""
     lake = open_lake(data)
     say = step or (lambda message: None)
-    say("fraudflow: choosing on validation folds, reporting on test folds")
-    ours = tune(lake)
+    chosen = lake_plan(lake, protocol, "folds", tune=True)
+    say(f"fraudflow: choosing on validation folds from {chosen.validation}, judging test folds from {chosen.judged[0]}")
+    ours = tune(lake, chosen)
     if not reproduce:
-        return Evaluation(ours, None)
+        return Evaluation(chosen, ours, None)
     say("handbook grid, validation-selected (exact trees)")
-    return Evaluation(ours, handbook_grid(lake))
+    return Evaluation(chosen, ours, handbook_grid(lake, chosen))
