@@ -2,7 +2,8 @@
 
 Random streams drive an ``OnlineState`` and a plain model of what it holds (each held transaction
 with its seq, the labels known) through the calls a service makes: batches of arriving
-transactions, events caught up from other processes (``add``), labels, ``trim``. Every arriving
+transactions, events caught up from other processes (``add``), labels, ``trim`` (the model forgets
+what the state does, which must be exactly the events out of every window's reach). Every arriving
 transaction's features must equal the reference's over the model's events of a lower seq (integers
 exactly, floats within 1e-12 relative). The streams have same-time ties in both id orders, rows on
 the windows' boundaries, late arrivals (older than transactions already held), labels arriving
@@ -135,6 +136,7 @@ class Stream:
         self.model = Model(feature_set)
         self.seq = 0  # the log's next seq
         self.checked = 0
+        self.trims = 0
 
     def next_seqs(self, n: int) -> list[int]:
         self.seq += n
@@ -164,6 +166,16 @@ class Stream:
         n = self.state.label(np.array(list(labels)), np.array(list(labels.values())))
         assert n == self.model.label(labels)
 
+    def trim(self) -> None:
+        """Trims at the latest time held: what the state forgets (if it does now), the model forgets."""
+        now = max(tx.ts_us for _, tx in self.model.held.values())
+        self.state.trim(now)
+        if self.state.held < len(self.model.held):
+            keep = max(self.state.history_us.values())
+            self.model.held = {i: (s, tx) for i, (s, tx) in self.model.held.items() if tx.ts_us > now - keep}
+            self.trims += 1
+        assert self.state.held == len(self.model.held)
+
     def resent(self, k: int) -> tuple[list[Transaction], list[int]]:
         """``k`` held transactions with their seqs: sent again, or recorded before but never answered."""
         held = list(self.model.held.values())
@@ -190,16 +202,18 @@ class Stream:
             at += step
             if self.model.held and self.rng.random() < 0.3:
                 self.label()
+            if self.model.held and self.rng.random() < 0.3:
+                self.trim()
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("feature_set", [EVERY_CASE, FRAUDFLOW], ids=["every-case", "fraudflow"])
 def test_random_streams_give_the_reference_features(feature_set: FeatureSet, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    span = 2 * max(f.history_days for f in feature_set.features)
+    span = 3 * max(f.history_days for f in feature_set.features)
     stream = Stream(feature_set, rng)
     stream.run(random_transactions(rng, 400, span, boundaries_of(feature_set)))
-    assert stream.checked >= 200
+    assert stream.checked >= 200 and stream.trims >= 1
 
 
 def test_ties_in_both_id_orders_and_a_late_arrival() -> None:

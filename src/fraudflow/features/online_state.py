@@ -11,8 +11,8 @@ are the ones known so far (0 until one arrives).
 Layout, per entity kind: a pool of event rows (time, TRANSACTION_ID, seq, and the latest time of
 the entity's events up to this one; beside them the amount and label), where each entity's events
 sit together in one segment, in arrival order. A segment that fills up moves to the pool's end with
-twice the room; when the pool is full, or to trim, the pools are rewritten (repacked) with every
-segment a quarter larger than its events. Hash tables in arrays (open addressing) map each entity
+twice the room; when the pool is full, or to trim, the pools are rewritten in place (repacked) with
+every segment a quarter larger than its events. Hash tables in arrays (open addressing) map each entity
 to its segment and each TRANSACTION_ID to its place in every pool (its label is set there). A
 window scan reads the entity's segment backwards, passes over the events of a later seq, and stops
 where the latest time shows that nothing older can be in a window (a late arrival, older than
@@ -583,11 +583,12 @@ def _label(values: F64, segments: I64, tx_table: I64, ids: I64, fraud: F64) -> i
 def _repack(
     rows: I64, values: F64, pool_end: I64, segments: I64, n_segments: I64, cutoff: int, spare: int
 ) -> tuple[I64, F64, int, int]:
-    """New pools holding the events later than ``cutoff``, each segment with a quarter more room than
-    its events, and at least ``spare`` free rows after every kind's; returns them, the oldest time
-    kept and the most segments of one kind. ``segments``, ``n_segments`` and ``pool_end`` follow: a
-    segment left empty is dropped and the later ones renumbered, so the hash tables must be rebuilt
-    (``_reindex``) unless nothing was dropped (then every event keeps its segment and offset)."""
+    """Rewrites the pools in place with the events later than ``cutoff`` only, each segment with a
+    quarter more room than its events, and free rows after them, half as many again plus ``spare``
+    (the pools grow first when short of them). Returns the pools, the oldest time kept and the most
+    segments of one kind. ``segments``, ``n_segments`` and ``pool_end`` follow: a segment left empty
+    is dropped and the later ones renumbered, so the hash tables must be rebuilt (``_reindex``)
+    unless nothing was dropped (then every event keeps its segment and offset)."""
     kept = np.zeros((KINDS, segments.shape[1]), dtype=np.int64)
     packed = 0
     for k in range(KINDS):
@@ -597,37 +598,57 @@ def _repack(
             for j in range(start, start + segments[k, g, LENGTH]):
                 kept[k, g] += rows[k, j, TS] > cutoff
             if kept[k, g]:
-                end += kept[k, g] + kept[k, g] // 4 + FIRST_ROOM
+                end += _room_for(kept[k, g])
         packed = max(packed, end)
     size = packed + packed // 2 + spare
-    new_rows = np.empty((KINDS, size, rows.shape[2]), dtype=np.int64)
-    new_values = np.empty((KINDS, size, values.shape[2]), dtype=np.float64)
+    if size > rows.shape[1]:
+        bigger_rows = np.empty((KINDS, size, rows.shape[2]), dtype=np.int64)
+        bigger_values = np.empty((KINDS, size, values.shape[2]), dtype=np.float64)
+        bigger_rows[:, : rows.shape[1]] = rows
+        bigger_values[:, : values.shape[1]] = values
+        rows, values = bigger_rows, bigger_values
     oldest = END_OF_TIME
     for k in range(KINDS):
+        n = n_segments[k]
+        order = np.argsort(segments[k, :n, START])  # the segments in pool order
         end = 0
-        n = 0
-        for g in range(n_segments[k]):
-            if kept[k, g] == 0:
-                continue
+        for g in order:  # leftwards, packed tight: a row never lands beyond one still to be read
             start, length = segments[k, g, START], segments[k, g, LENGTH]
-            to = end
+            segments[k, g, START] = end
             for j in range(start, start + length):
                 t = rows[k, j, TS]
                 if t > cutoff:
-                    new_rows[k, to] = rows[k, j]
-                    new_rows[k, to, LATEST] = t if to == end else max(t, new_rows[k, to - 1, LATEST])
-                    new_values[k, to] = values[k, j]
+                    rows[k, end] = rows[k, j]
+                    values[k, end] = values[k, j]
+                    first = end == segments[k, g, START]
+                    rows[k, end, LATEST] = t if first else max(t, rows[k, end - 1, LATEST])
                     oldest = min(oldest, t)
-                    to += 1
-            segments[k, n, START] = end
-            segments[k, n, LENGTH] = kept[k, g]
-            segments[k, n, ROOM] = kept[k, g] + kept[k, g] // 4 + FIRST_ROOM
-            segments[k, n, ENTITY] = segments[k, g, ENTITY]
-            end += segments[k, n, ROOM]
-            n += 1
+                    end += 1
+        starts = np.zeros(n, dtype=np.int64)
+        end = 0
+        for g in order:
+            starts[g] = end
+            end += _room_for(kept[k, g]) if kept[k, g] else 0
+        for g in order[::-1]:  # rightwards to their rooms, the last first: a row never lands on one to be read
+            for j in range(kept[k, g] - 1, -1, -1):
+                rows[k, starts[g] + j] = rows[k, segments[k, g, START] + j]
+                values[k, starts[g] + j] = values[k, segments[k, g, START] + j]
+            segments[k, g, START] = starts[g]
+            segments[k, g, LENGTH] = kept[k, g]
+            segments[k, g, ROOM] = _room_for(kept[k, g])
         pool_end[k] = end
-        n_segments[k] = n
-    return new_rows, new_values, oldest, n_segments.max()
+        n_segments[k] = 0
+        for g in range(n):
+            if kept[k, g]:
+                segments[k, n_segments[k]] = segments[k, g]
+                n_segments[k] += 1
+    return rows, values, oldest, n_segments.max()
+
+
+@numba.njit(cache=True, inline="always")
+def _room_for(events: int) -> int:
+    """A repacked segment's room: a quarter more than its events."""
+    return events + events // 4 + FIRST_ROOM
 
 
 @numba.njit(cache=True)
