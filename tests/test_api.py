@@ -37,6 +37,7 @@ EXPORTED = {
     # errors
     "FraudflowError",
     "ConfigError",
+    "CoverageError",
     "FeatureError",
     "LakeError",
     "SchemaError",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudflow.errors import (
     ConfigError,
+    CoverageError,
     FeatureError,
     FraudflowError,
     LakeError,
@@ -89,6 +90,7 @@ __all__ = [
     "FRAUDFLOW",
     "HANDBOOK",
     "ConfigError",
+    "CoverageError",
     "Evaluation",
     "Feature",
     "FeatureError",
