@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
 from fraudflow.features.online import OnlineFeatures
 from fraudflow.features.online_state import OnlineState, TxColumns
@@ -244,7 +245,21 @@ def test_a_transaction_recorded_before_but_never_answered_sees_only_the_seqs_bel
     stream.features(txs[3:], stream.next_seqs(2))  # seqs 3, 4
     stream.features([txs[1]], [1])  # answered now: sees seq 0 only
     got = stream.state.features(TxColumns.of([txs[1]]), np.array([1]))
-    assert got[0, FRAUDFLOW.names.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")] == 2
+    assert got[0, FRAUDFLOW.names.index("CUSTOMER_ID_NB_TX_1DAY_WINDOW")] == 2  # seq 0's and its own
+
+
+def test_adding_held_transactions_again_changes_nothing() -> None:
+    """Caught-up entries this process holds already (its own, or seen before) are skipped."""
+    stream = Stream(FRAUDFLOW, np.random.default_rng(6))
+    t = 250 * US_PER_DAY
+    txs = [transaction(i, t - i * US_PER_DAY // 2, i % 2, 3, 10.0 * i) for i in range(1, 40)]
+    stream.add(txs[:20])
+    stream.features(txs[20:], stream.next_seqs(19))
+    cols, seqs = TxColumns.of(txs), np.arange(len(txs))
+    before = stream.state.features(cols, seqs)
+    stream.state.add(cols, seqs, np.ones(len(txs)))
+    assert stream.state.held == len(txs) and stream.state.last_seq == len(txs) - 1
+    assert np.array_equal(stream.state.features(cols, seqs), before)
 
 
 def test_labels_reach_the_delayed_windows_once_known() -> None:
@@ -294,7 +309,7 @@ def test_trim_forgets_only_what_no_window_can_reach(feature_set: FeatureSet) -> 
 
 def test_trim_waits_until_an_eighth_of_the_history_can_go() -> None:
     state = OnlineState(FRAUDFLOW)
-    keep = 37 * US_PER_DAY
+    keep = max(state.history_us.values())
     txs = [transaction(i, i * US_PER_HOUR, i % 5, i % 7, 1.0) for i in range(24 * 10)]
     state.add(TxColumns.of(txs), np.arange(len(txs)))
     state.trim(keep + US_PER_DAY)  # a day's events unreachable: kept for now
@@ -335,13 +350,13 @@ def test_an_empty_batch() -> None:
 def test_replaying_the_default_world_gives_the_offline_stores_features(default_lake: Path) -> None:
     """61 days (past the 30-day customer window, the 37-day terminal history and the 7-day label
     delay): the first 38 loaded as a service starts (``add``, labels known), the rest arriving in
-    batches of 1 to 2,000, each batch's labels fed back after it and the state trimmed, as the
-    service does. Every row equals the batch engine's (the offline store's), and the days' golden
-    fingerprints are the handbook's."""
+    batches of 1 to 2,000 (the online forms and the compiled ones), each batch's labels fed back
+    after it and the state trimmed, as the service does. Every row equals the batch engine's (the
+    offline store's), and the days' golden fingerprints are the handbook's."""
     rng = np.random.default_rng(5)
     tx = days(read_lake_table(default_lake), range(61))
     cols = TxColumns(
-        tx["TX_DATETIME"].to_numpy().astype("datetime64[us]").astype(np.int64),
+        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
         tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
         tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
         tx["TERMINAL_ID"].to_numpy().astype(np.int64),
