@@ -367,7 +367,7 @@ def load_target(
     run("warm-up", WARMUP_RATE, WARMUP_SECONDS)
     fixed = [run("fixed", rate, seconds) for rate in rates]
     sustained = [r["offered_rps"] for r in fixed if not verdict(r)]
-    best, worst = search(step, max(sustained, default=250.0))
+    best, worst = search(step, max(sustained, default=250.0)) if step_seconds > 0 else (None, None)
     return {"target": target, "fixed": fixed, "steps": steps, "saturation": best, "first_failed": worst}
 
 
@@ -393,11 +393,6 @@ def target_table(summary: dict[str, Any]) -> str:
                 verdict(r) or "sustained",
             ]
         )
-    sat = summary["saturation"]
-    failed = summary["first_failed"]
-    line = (
-        f"saturation: **{sat:,.0f} requests/s**" if sat is not None else "saturation: below the lowest step tried"
-    ) + (f" (lowest failed step {failed:,.0f}/s)" if failed is not None else " (no step failed: raise the steps)")
     return (
         table(
             [
@@ -420,8 +415,16 @@ def target_table(summary: dict[str, Any]) -> str:
             rows,
         )
         + "\n\n"
-        + line
+        + saturation_line(summary)
     )
+
+
+def saturation_line(summary: dict[str, Any]) -> str:
+    if not summary["steps"]:
+        return "saturation: not searched"
+    sat, failed = summary["saturation"], summary["first_failed"]
+    found = f"saturation: **{sat:,.0f} requests/s**" if sat is not None else "saturation: below every step tried"
+    return found + (f" (lowest failed step {failed:,.0f}/s)" if failed is not None else " (no step failed)")
 
 
 # ---------------------------------------------------------------- in process
@@ -655,7 +658,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {', '.join(SECTIONS)}")
     ap.add_argument("--rates", default="500,1000,2000", help="fixed offered rates, requests/s")
     ap.add_argument("--seconds", type=float, default=60, help="length of each fixed-rate run")
-    ap.add_argument("--step-seconds", type=float, default=10, help="length of each saturation step")
+    ap.add_argument("--step-seconds", type=float, default=10, help="length of each saturation step (0: no search)")
     ap.add_argument("--connections", type=int, default=32, help="the generator's keep-alive connections")
     ap.add_argument("--batch-requests", type=int, default=20, help="batch: requests of 1,000 transactions")
     ap.add_argument("--traffic-days", type=int, default=90, help="days of new transactions to generate")
