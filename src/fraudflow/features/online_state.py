@@ -270,8 +270,9 @@ def _span(f: Feature) -> tuple[int, int, int]:
 
 def _check_lengths(n: int, *columns: np.ndarray) -> None:
     """The kernels read ``n`` values of every column (unchecked: numba does not check bounds)."""
-    if any(len(c) != n for c in columns):
-        raise ValueError(f"columns of different lengths: {n} and {[len(c) for c in columns]}")
+    for c in columns:
+        if len(c) != n:
+            raise ValueError(f"columns of different lengths: {n} and {[len(c) for c in columns]}")
 
 
 def _power_of_two(n: int) -> int:
