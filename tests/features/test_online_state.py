@@ -25,8 +25,8 @@ import pytest
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
 from fraudflow.features.online import OnlineFeatures
-from fraudflow.features.online_state import OnlineState, TxColumns
-from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction
+from fraudflow.features.online_state import OnlineState
+from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
 from tests.conftest import read_lake_table
 from tests.features.test_aggregations import CASES
 from tests.serving.test_online_oracle import assert_golden, days
@@ -44,15 +44,18 @@ class Model:
     feature_set: FeatureSet
     held: dict[int, tuple[int, Transaction]] = field(default_factory=dict)
     labels: dict[int, int] = field(default_factory=dict)
+    last_seq: int = -1  # the highest seq seen, of a transaction or a label
 
     def hold(self, txs: list[Transaction], seqs: list[int], fraud: list[int] | None = None) -> None:
+        self.last_seq = max([self.last_seq, *seqs])
         for i, (tx, seq) in enumerate(zip(txs, seqs, strict=True)):
             if tx.transaction_id not in self.held:
                 self.held[tx.transaction_id] = (seq, tx)
                 if fraud is not None:
                     self.labels[tx.transaction_id] = fraud[i]
 
-    def label(self, labels: dict[int, int]) -> int:
+    def label(self, labels: dict[int, int], seqs: list[int] | None = None) -> int:
+        self.last_seq = max([self.last_seq, *(seqs or [])])
         held = {i: f for i, f in labels.items() if i in self.held}
         self.labels.update(held)
         return len(held)
@@ -150,7 +153,7 @@ class Stream:
         assert_rows_equal(got, want.reshape(got.shape), self.feature_set, [t.transaction_id for t in txs])
         self.checked += len(txs)
         assert self.state.held == len(self.model.held)
-        assert self.state.last_seq == max(s for s, _ in self.model.held.values())
+        assert self.state.last_seq == self.model.last_seq
 
     def add(self, txs: list[Transaction]) -> None:
         """Transactions other processes recorded: caught up, some with their labels known."""
@@ -160,12 +163,15 @@ class Stream:
         self.model.hold(txs, seqs, fraud)
 
     def label(self) -> None:
-        """Labels for some held transactions (set or reset), and for one never seen."""
+        """Labels for some held transactions (set or reset), and for one never seen; from the log (with
+        their seqs) or not."""
         ids = list(self.model.held)
         chosen = [ids[i] for i in self.rng.choice(len(ids), min(len(ids), 5), replace=False)]
         labels = {i: int(self.rng.random() < 0.7) for i in chosen} | {-12345: 1}
-        n = self.state.label(np.array(list(labels)), np.array(list(labels.values())))
-        assert n == self.model.label(labels)
+        seqs = self.next_seqs(len(labels)) if self.rng.random() < 0.5 else None
+        n = self.state.label(np.array(list(labels)), np.array(list(labels.values())), seqs and np.array(seqs))
+        assert n == self.model.label(labels, seqs)
+        assert self.state.last_seq == self.model.last_seq
 
     def trim(self) -> None:
         """Trims at the latest time held: what the state forgets (if it does now), the model forgets."""
@@ -329,15 +335,6 @@ def test_a_bulk_load_then_arrivals_grow_and_repack_the_pools() -> None:
     arriving = [transaction(10**6 + i, t + 6000 * 60_000_000 + i, 1 + i % 2, 2, 3.0) for i in range(50)]
     stream.run(arriving)
     assert stream.state.held == 6050
-
-
-def test_columns_of_transactions() -> None:
-    txs = [transaction(5, 123_456_789, 1, 2, 3.25), transaction(2**40, -5, 7, 8, 0.0)]
-    cols = TxColumns.of(txs)
-    assert cols.ts_us.tolist() == [123_456_789, -5] and cols.ts_us.dtype == np.int64
-    assert cols.tx_id.tolist() == [5, 2**40]
-    assert (cols.customer.tolist(), cols.terminal.tolist(), cols.amount.tolist()) == ([1, 7], [2, 8], [3.25, 0.0])
-    assert len(cols) == 2 and len(TxColumns.of([])) == 0
 
 
 def test_an_empty_batch() -> None:

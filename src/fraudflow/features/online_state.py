@@ -27,8 +27,7 @@ form per transaction (numpy's cost per call outweighs the work there).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numba
@@ -38,13 +37,17 @@ import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow import schema
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.features.kernels import compensated_add
-from fraudflow.records import ENTITIES, US_PER_DAY, Transaction
+from fraudflow.records import ENTITIES, US_PER_DAY, TxColumns
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
     I64 = npt.NDArray[np.int64]
     F64 = npt.NDArray[np.float64]
+    #: what the kernels hold: the pools (rows, values), their ends, the segments and how many, the hash tables
+    State = tuple[I64, F64, I64, I64, I64, I64, I64]
+    #: a batch's columns: times, TRANSACTION_IDs, customers, terminals, amounts
+    Columns = tuple[I64, I64, I64, I64, F64]
 
 KINDS = len(ENTITIES)
 # An event's row in a pool: ``rows[kind, j, ...]``; its amount and label are ``values[kind, j, ...]``
@@ -68,43 +71,6 @@ SMALL_BATCH = 8
 START_OF_TIME, END_OF_TIME = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
-@dataclass(frozen=True)
-class TxColumns:
-    """A batch of transactions as columns, in arrival order."""
-
-    ts_us: I64  # microseconds since the epoch (``Transaction.ts_us``)
-    tx_id: I64
-    customer: I64
-    terminal: I64
-    amount: F64
-
-    @classmethod
-    def of(cls, txs: Sequence[Transaction]) -> TxColumns:
-        return cls(
-            np.array([t.ts_us for t in txs], dtype=np.int64),
-            np.array([t.transaction_id for t in txs], dtype=np.int64),
-            np.array([t.customer_id for t in txs], dtype=np.int64),
-            np.array([t.terminal_id for t in txs], dtype=np.int64),
-            np.array([t.amount for t in txs], dtype=np.float64),
-        )
-
-    def __len__(self) -> int:
-        return len(self.tx_id)
-
-    def column(self, name: str) -> np.ndarray:
-        """A lake column of the batch (``schema``'s names)."""
-        columns = {
-            schema.TRANSACTION_ID: self.tx_id,
-            schema.CUSTOMER_ID: self.customer,
-            schema.TERMINAL_ID: self.terminal,
-            schema.TX_AMOUNT: self.amount,
-        }
-        return columns[name]
-
-    def slice(self, a: int, b: int) -> TxColumns:
-        return TxColumns(self.ts_us[a:b], self.tx_id[a:b], self.customer[a:b], self.terminal[a:b], self.amount[a:b])
-
-
 class OnlineState:
     """Every entity's recent events for one feature set, in arrays, read and appended by numba kernels.
 
@@ -114,14 +80,14 @@ class OnlineState:
     def __init__(self, feature_set: FeatureSet) -> None:
         self.feature_set = feature_set
         windows = [f for f in feature_set.features if f.is_window]
+        spans = sorted({_span(f) for f in windows})
         #: per entity kind, how far back (µs) its windows reach, as ``OnlineFeatures.history_us``
         self.history_us = {
-            kind: max((f.history_days for f in windows if f.entity == kind), default=0) * US_PER_DAY
-            for kind in ENTITIES
+            kind: max((back for k, back, _ in spans if k == kind_index), default=0)
+            for kind_index, kind in enumerate(ENTITIES)
         }
-        #: the highest seq held (or held and trimmed since); -1 when nothing was ever held
+        #: the highest seq seen in the log (transactions held or trimmed since, labels); -1 at first
         self.last_seq = -1
-        spans = sorted({_span(f) for f in windows})
         self._span_of = {f.name: spans.index(_span(f)) for f in windows}
         summed = [0] * len(spans)  # the columns each window's features sum, as bits 1 << AMOUNT, 1 << FRAUD
         for f in windows:
@@ -163,11 +129,15 @@ class OnlineState:
         if self._n_txs - before >= HOLD_CHUNK:  # a bulk load: room for every entity to grow, now
             self._repack(START_OF_TIME)
 
-    def label(self, tx_ids: np.ndarray, fraud: np.ndarray) -> int:
-        """Set the labels of held events; returns how many were held."""
+    def label(self, tx_ids: np.ndarray, fraud: np.ndarray, seqs: np.ndarray | None = None) -> int:
+        """Set the labels of held events; returns how many were held. ``seqs``: the label entries' seqs
+        when they come from the log (``last_seq`` follows them)."""
         ids = np.asarray(tx_ids, dtype=np.int64)
         fraud = np.asarray(fraud, dtype=np.float64)
         _check_lengths(len(ids), fraud)
+        if seqs is not None and len(seqs):
+            _check_lengths(len(ids), seqs)
+            self.last_seq = max(self.last_seq, int(np.max(seqs)))
         return int(_label(self._values, self._segments, self._tx_table, ids, fraud))
 
     def features(self, txs: TxColumns, seqs: np.ndarray) -> F64:
@@ -222,7 +192,7 @@ class OnlineState:
             self._reindex(max(tx_size, len(self._tx_table)), max(entity_size, self._entity_table.shape[1]))
         start = 0
         while True:
-            done, new_txs, oldest, top_seq, self._entities, *out = kernel(
+            state = (
                 self._rows,
                 self._values,
                 self._pool_end,
@@ -230,16 +200,9 @@ class OnlineState:
                 self._n_segments,
                 self._tx_table,
                 self._entity_table,
-                txs.ts_us,
-                txs.tx_id,
-                txs.customer,
-                txs.terminal,
-                txs.amount,
-                fraud,
-                seqs,
-                start,
-                *extra,
             )
+            columns = (txs.ts_us, txs.tx_id, txs.customer, txs.terminal, txs.amount)
+            done, new_txs, oldest, top_seq, self._entities, *out = kernel(state, columns, fraud, seqs, start, *extra)
             self._n_txs += new_txs
             self._oldest_us = min(self._oldest_us, oldest)
             self.last_seq = max(self.last_seq, top_seq)
@@ -298,7 +261,13 @@ class _Batch:
         self._span_of = span_of
 
     def column(self, name: str) -> np.ndarray:
-        return self._txs.column(name)
+        columns = {
+            schema.TRANSACTION_ID: self._txs.tx_id,
+            schema.CUSTOMER_ID: self._txs.customer,
+            schema.TERMINAL_ID: self._txs.terminal,
+            schema.TX_AMOUNT: self._txs.amount,
+        }
+        return columns[name]
 
     def count(self, f: Feature) -> I64:
         counts: I64 = self._counts[self._span_of[f.name]]
@@ -381,23 +350,7 @@ def _row(segments: I64, k: int, place: int) -> int:
 
 
 @numba.njit(cache=True)
-def _hold(
-    rows: I64,
-    values: F64,
-    pool_end: I64,
-    segments: I64,
-    n_segments: I64,
-    tx_table: I64,
-    entity_table: I64,
-    ts: I64,
-    ids: I64,
-    customer: I64,
-    terminal: I64,
-    amount: F64,
-    fraud: F64,
-    seqs: I64,
-    start: int,
-) -> tuple[int, int, int, int, int]:
+def _hold(state: State, columns: Columns, fraud: F64, seqs: I64, start: int) -> tuple[int, int, int, int, int]:
     """Appends transactions ``start, start + 1, ...`` not held yet (by TRANSACTION_ID) to their entities'
     segments, up to the first one the pools have no room for (``segments`` and the hash tables have
     room for them all: the caller's).
@@ -405,6 +358,8 @@ def _hold(
     Returns where it stopped (``len(ts)`` when done), how many transactions were new, the oldest time
     among them, the highest seq seen and the most segments of one kind.
     """
+    rows, values, pool_end, segments, n_segments, tx_table, entity_table = state
+    ts, ids, customer, terminal, amount = columns
     new_txs = 0
     oldest = END_OF_TIME
     top_seq = -1
@@ -455,64 +410,20 @@ def _hold(
 
 @numba.njit(cache=True)
 def _features(
-    rows: I64,
-    values: F64,
-    pool_end: I64,
-    segments: I64,
-    n_segments: I64,
-    tx_table: I64,
-    entity_table: I64,
-    ts: I64,
-    ids: I64,
-    customer: I64,
-    terminal: I64,
-    amount: F64,
-    fraud: F64,
-    seqs: I64,
-    start: int,
-    spans: I64,
-    reach: I64,
+    state: State, columns: Columns, fraud: F64, seqs: I64, start: int, spans: I64, reach: I64
 ) -> tuple[int, int, int, int, int, I64, F64]:
     """``_hold``, then, once every transaction is held, ``_windows`` (``spans``, ``reach``): what both return."""
-    done, new_txs, oldest, top_seq, entities = _hold(
-        rows,
-        values,
-        pool_end,
-        segments,
-        n_segments,
-        tx_table,
-        entity_table,
-        ts,
-        ids,
-        customer,
-        terminal,
-        amount,
-        fraud,
-        seqs,
-        start,
-    )
-    if done < ts.shape[0]:
+    done, new_txs, oldest, top_seq, entities = _hold(state, columns, fraud, seqs, start)
+    if done < len(seqs):
         return done, new_txs, oldest, top_seq, entities, np.empty((0, 0), np.int64), np.empty((0, 0, 0))
-    counts, sums = _windows(
-        rows, values, segments, entity_table, ts, ids, customer, terminal, amount, seqs, spans, reach
-    )
+    rows, values, _, segments, _, _, entity_table = state
+    counts, sums = _windows(rows, values, segments, entity_table, columns, seqs, spans, reach)
     return done, new_txs, oldest, top_seq, entities, counts, sums
 
 
 @numba.njit(cache=True)
 def _windows(
-    rows: I64,
-    values: F64,
-    segments: I64,
-    entity_table: I64,
-    ts: I64,
-    ids: I64,
-    customer: I64,
-    terminal: I64,
-    amount: F64,
-    seqs: I64,
-    spans: I64,
-    reach: I64,
+    rows: I64, values: F64, segments: I64, entity_table: I64, columns: Columns, seqs: I64, spans: I64, reach: I64
 ) -> tuple[I64, F64]:
     """Each window's count ``[w, i]`` and sums ``[w, AMOUNT or FRAUD, i]`` for the batch's transactions.
 
@@ -520,6 +431,7 @@ def _windows(
     that order; ``reach[k]`` how far back kind ``k``'s windows reach. Transaction ``i`` sees the
     held events of seq below ``seqs[i]``.
     """
+    ts, ids, customer, terminal, amount = columns
     m = ts.shape[0]
     n_spans = spans.shape[0]
     counts = np.zeros((n_spans, m), dtype=np.int64)
