@@ -25,7 +25,7 @@ import pytest
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
 from fraudflow.features.online import OnlineFeatures
-from fraudflow.features.online_state import OnlineState
+from fraudflow.features.online_state import OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
 from tests.conftest import read_lake_table
 from tests.features.test_aggregations import CASES
@@ -335,6 +335,39 @@ def test_a_bulk_load_then_arrivals_grow_and_repack_the_pools() -> None:
     arriving = [transaction(10**6 + i, t + 6000 * 60_000_000 + i, 1 + i % 2, 2, 3.0) for i in range(50)]
     stream.run(arriving)
     assert stream.state.held == 6050
+
+
+def test_entities_gone_quiet_are_forgotten_too() -> None:
+    """A hundred customers, then three: once their events are trimmed, their empty segments go (the
+    pools repacked and the tables rebuilt), and the stream goes on exactly."""
+    rng = np.random.default_rng(7)
+    stream = Stream(EVERY_CASE, rng)
+    early = [transaction(i, i * 60_000_000, i % 100, i % 150, 1.0 + i % 7) for i in range(1, 400)]
+    stream.run(early)
+    late = [transaction(10**6 + i, 20 * US_PER_DAY + i * 60_000_000, i % 3, i % 4, 2.0) for i in range(200)]
+    stream.run(late[:100])
+    stream.trim()
+    assert stream.state.held == sum(tx.ts_us >= 20 * US_PER_DAY for _, tx in stream.model.held.values())
+    assert stream.state._entities <= 4  # the segments of the entities gone quiet were dropped
+    stream.run(late[100:])
+
+
+def test_the_hash_table_finds_what_it_holds_after_deletions() -> None:
+    """Keys crowding the same rows, inserted and deleted at random: every key held is found, no other."""
+    rng = np.random.default_rng(8)
+    table = np.full((64, 3), -1, dtype=np.int64)
+    held: set[int] = set()
+    keys = [int(k) for k in rng.choice(10_000, 3000)]
+    for key in keys:
+        if key in held and rng.random() < 0.6:
+            _delete(table, key)
+            held.remove(key)
+        elif key not in held and len(held) < 32:
+            row = _slot(table, key)
+            table[row] = (key, 0, 0)
+            held.add(key)
+        found = {k for k in range(10_000) if table[_slot(table, k), 1] != -1} if key % 50 == 0 else held
+        assert found == held
 
 
 def test_an_empty_batch() -> None:

@@ -11,13 +11,13 @@ are the ones known so far (0 until one arrives).
 Layout, per entity kind: a pool of event rows (time, TRANSACTION_ID, seq, and the latest time of
 the entity's events up to this one; beside them the amount and label), where each entity's events
 sit together in one segment, in arrival order. A segment that fills up moves to the pool's end with
-twice the room; when the pool is full, or to trim, the pools are rewritten in place (repacked) with
-every segment a quarter larger than its events. Hash tables in arrays (open addressing) map each entity
-to its segment and each TRANSACTION_ID to its place in every pool (its label is set there). A
-window scan reads the entity's segment backwards, passes over the events of a later seq, and stops
-where the latest time shows that nothing older can be in a window (a late arrival, older than
-events held before it, sits later in the segment than its time says): consecutive memory, not a
-chain of pointers.
+twice the room; when the pool is full, it is rewritten in place (repacked) with every segment a
+quarter larger than its events. Trimming drops old events inside each segment. Hash tables in
+arrays (open addressing) map each entity to its segment and each TRANSACTION_ID to its entities'
+segments (where its label is set). A window scan reads the entity's segment backwards, passes over
+the events of a later seq, and stops where the latest time shows that nothing older can be in a
+window (a late arrival, older than events held before it, sits later in the segment than its time
+says): consecutive memory, not a chain of pointers.
 
 For a batch, one kernel call holds the new transactions and gives every window's count and sums.
 Each feature is then its aggregation's form (``features.aggregations``) over those arrays: the
@@ -67,8 +67,8 @@ FIRST_ROOM = 4
 HOLD_CHUNK = 4096
 #: Below this many transactions, ``features`` computes each one's features by the online forms.
 SMALL_BATCH = 8
-#: Times before and after every transaction's.
-START_OF_TIME, END_OF_TIME = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+#: A time after every transaction's.
+END_OF_TIME = int(np.iinfo(np.int64).max)
 
 
 class OnlineState:
@@ -127,7 +127,7 @@ class OnlineState:
             b = a + HOLD_CHUNK
             self._append(_hold, txs.slice(a, b), seqs[a:b], labels[a:b])
         if self._n_txs - before >= HOLD_CHUNK:  # a bulk load: room for every entity to grow, now
-            self._repack(START_OF_TIME)
+            self._repack()
 
     def label(self, tx_ids: np.ndarray, fraud: np.ndarray, seqs: np.ndarray | None = None) -> int:
         """Set the labels of held events; returns how many were held. ``seqs``: the label entries' seqs
@@ -138,7 +138,7 @@ class OnlineState:
         if seqs is not None and len(seqs):
             _check_lengths(len(ids), seqs)
             self.last_seq = max(self.last_seq, int(np.max(seqs)))
-        return int(_label(self._values, self._segments, self._tx_table, ids, fraud))
+        return int(_label(self._rows, self._values, self._segments, self._tx_table, ids, fraud))
 
     def features(self, txs: TxColumns, seqs: np.ndarray) -> F64:
         """(n, len(feature_set.features)) float64: each transaction's features over the held events whose
@@ -169,12 +169,21 @@ class OnlineState:
 
     def trim(self, now_us: int) -> None:
         """Forget the events no window can reach from ``now_us`` on (memory stays bounded): done once they
-        span an eighth of the longest history, so that a call per batch mostly costs nothing."""
+        span an eighth of the longest history, so that a call per batch mostly costs nothing.
+
+        Each segment keeps its later events in place; once half the segments of a kind are empty (their
+        entities gone quiet), the pools are repacked without them and the hash tables rebuilt."""
         cutoff = now_us - self._keep_us
         if cutoff < self._oldest_us + self._trim_step_us:
             return
-        self._repack(cutoff)
-        self._reindex(len(self._tx_table), self._entity_table.shape[1])
+        forgotten, oldest, empty = _trim(
+            self._rows, self._values, self._segments, self._n_segments, self._tx_table, cutoff
+        )
+        self._n_txs -= forgotten
+        self._oldest_us = oldest
+        if 2 * empty > self._entities:
+            self._repack(drop_empty=True)
+            self._reindex(len(self._tx_table), self._entity_table.shape[1])
 
     def _append(
         self, kernel: Callable[..., tuple[Any, ...]], txs: TxColumns, seqs: I64, fraud: F64, *extra: I64
@@ -208,15 +217,14 @@ class OnlineState:
             self.last_seq = max(self.last_seq, top_seq)
             if done == m:
                 return out
-            self._repack(START_OF_TIME, spare=FIRST_ROOM * (m - done))
+            self._repack(spare=FIRST_ROOM * (m - done))
             start = done
 
-    def _repack(self, cutoff: int, spare: int = 0) -> None:
-        """The pools without the events up to ``cutoff``, every segment with room to grow."""
-        self._rows, self._values, oldest, self._entities = _repack(
-            self._rows, self._values, self._pool_end, self._segments, self._n_segments, cutoff, spare
+    def _repack(self, spare: int = 0, drop_empty: bool = False) -> None:
+        """The pools rewritten with room for every segment to grow, and ``spare`` rows more."""
+        self._rows, self._values, self._entities = _repack(
+            self._rows, self._values, self._pool_end, self._segments, self._n_segments, spare, drop_empty
         )
-        self._oldest_us = int(oldest)
 
     def _reindex(self, tx_size: int, entity_size: int) -> None:
         """The hash tables again, of at least these sizes, from the segments (after trimming or to grow)."""
@@ -306,22 +314,45 @@ class _Row:
 
 
 # The kernels. A hash table is an array of a power-of-two number of rows (key, then values), kept
-# at most half full and probed linearly; a row is free where its first value is FREE. Tables are
-# rebuilt, never deleted from.
+# at most half full and probed linearly; a row is free where its first value is FREE.
+
+
+@numba.njit(cache=True, inline="always")
+def _home(table: I64, key: int) -> int:
+    """The row where ``key``'s probe starts."""
+    x = np.uint64(key)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    return int(np.int64(x & np.uint64(table.shape[0] - 1)))
 
 
 @numba.njit(cache=True, inline="always")
 def _slot(table: I64, key: int) -> int:
     """The row of ``table`` holding ``key``, or the free row where it goes."""
-    x = np.uint64(key)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
     mask = table.shape[0] - 1
-    i = np.int64(x & np.uint64(mask))
+    i = _home(table, key)
     while table[i, 1] != FREE and table[i, KEY] != key:
         i = (i + 1) & mask
-    return int(i)
+    return i
+
+
+@numba.njit(cache=True)
+def _delete(table: I64, key: int) -> None:
+    """Removes ``key`` (held) from ``table``, moving back the keys after it whose probe passes its row."""
+    mask = table.shape[0] - 1
+    hole = _slot(table, key)
+    j = hole
+    while True:
+        j = (j + 1) & mask
+        if table[j, 1] == FREE:
+            break
+        home = _home(table, table[j, KEY])
+        # row j's key may fill the hole when its probe starts at or before the hole (cyclically)
+        if (j - home) & mask >= (j - hole) & mask:
+            table[hole] = table[j]
+            hole = j
+    table[hole, 1:] = FREE
 
 
 @numba.njit(cache=True)
@@ -334,19 +365,6 @@ def _move(rows: I64, values: F64, pool_end: I64, segments: I64, k: int, g: int) 
     segments[k, g, START] = to
     segments[k, g, ROOM] = 2 * room
     pool_end[k] = to + 2 * room
-
-
-@numba.njit(cache=True, inline="always")
-def _place(g: int, offset: int) -> int:
-    """Where an event is in kind's pool, as the TRANSACTION_ID table keeps it: its segment and its
-    offset there (which a move keeps)."""
-    return (g << 32) | offset
-
-
-@numba.njit(cache=True, inline="always")
-def _row(segments: I64, k: int, place: int) -> int:
-    """The pool row of a ``_place``."""
-    return int(segments[k, place >> 32, START] + (place & 0xFFFFFFFF))
 
 
 @numba.njit(cache=True)
@@ -404,7 +422,7 @@ def _hold(state: State, columns: Columns, fraud: F64, seqs: I64, start: int) -> 
             values[k, j, AMOUNT] = amount[i]
             values[k, j, FRAUD] = fraud[i]
             segments[k, g, LENGTH] = length + 1
-            tx_table[s, 1 + k] = _place(g, length)
+            tx_table[s, 1 + k] = g
     return ts.shape[0], new_txs, oldest, top_seq, n_segments.max()
 
 
@@ -480,38 +498,67 @@ def _windows(
 
 
 @numba.njit(cache=True)
-def _label(values: F64, segments: I64, tx_table: I64, ids: I64, fraud: F64) -> int:
+def _label(rows: I64, values: F64, segments: I64, tx_table: I64, ids: I64, fraud: F64) -> int:
     """Sets the labels of the held transactions among ``ids``; returns how many they are."""
     held = 0
     for i in range(ids.shape[0]):
         s = _slot(tx_table, ids[i])
         if tx_table[s, 1] != FREE:
-            for k in range(KINDS):
-                values[k, _row(segments, k, tx_table[s, 1 + k]), FRAUD] = fraud[i]
+            for k in range(KINDS):  # the event in its entity's segment
+                start = segments[k, tx_table[s, 1 + k], START]
+                for j in range(start + segments[k, tx_table[s, 1 + k], LENGTH] - 1, start - 1, -1):
+                    if rows[k, j, ID] == ids[i]:
+                        values[k, j, FRAUD] = fraud[i]
+                        break
             held += 1
     return held
 
 
 @numba.njit(cache=True)
+def _trim(rows: I64, values: F64, segments: I64, n_segments: I64, tx_table: I64, cutoff: int) -> tuple[int, int, int]:
+    """Drops the events up to ``cutoff`` from every segment (the later ones move up within it, in
+    order) and their TRANSACTION_IDs from the table. Returns how many transactions went, the oldest
+    time kept and the most empty segments of one kind."""
+    forgotten = 0
+    oldest = END_OF_TIME
+    empty = 0
+    for k in range(KINDS):
+        empties = 0
+        for g in range(n_segments[k]):
+            start = segments[k, g, START]
+            to = start
+            for j in range(start, start + segments[k, g, LENGTH]):
+                t = rows[k, j, TS]
+                if t > cutoff:
+                    rows[k, to] = rows[k, j]
+                    values[k, to] = values[k, j]
+                    rows[k, to, LATEST] = t if to == start else max(t, rows[k, to - 1, LATEST])
+                    oldest = min(oldest, t)
+                    to += 1
+                elif k == 0:  # every transaction is in one segment of each kind: forgotten once
+                    _delete(tx_table, rows[k, j, ID])
+                    forgotten += 1
+            segments[k, g, LENGTH] = to - start
+            empties += to == start
+        empty = max(empty, empties)
+    return forgotten, oldest, empty
+
+
+@numba.njit(cache=True)
 def _repack(
-    rows: I64, values: F64, pool_end: I64, segments: I64, n_segments: I64, cutoff: int, spare: int
-) -> tuple[I64, F64, int, int]:
-    """Rewrites the pools in place with the events later than ``cutoff`` only, each segment with a
-    quarter more room than its events, and free rows after them, half as many again plus ``spare``
-    (the pools grow first when short of them). Returns the pools, the oldest time kept and the most
-    segments of one kind. ``segments``, ``n_segments`` and ``pool_end`` follow: a segment left empty
-    is dropped and the later ones renumbered, so the hash tables must be rebuilt (``_reindex``)
-    unless nothing was dropped (then every event keeps its segment and offset)."""
-    kept = np.zeros((KINDS, segments.shape[1]), dtype=np.int64)
+    rows: I64, values: F64, pool_end: I64, segments: I64, n_segments: I64, spare: int, drop_empty: bool
+) -> tuple[I64, F64, int]:
+    """Rewrites the pools in place, each segment with a quarter more room than its events, and free
+    rows after them, half as many again plus ``spare`` (the pools grow first when short of them).
+    Returns the pools and the most segments of one kind. Every event keeps its segment, unless
+    ``drop_empty``: then the empty segments go and the later ones are renumbered, so the hash tables
+    must be rebuilt (``_reindex``)."""
     packed = 0
     for k in range(KINDS):
         end = 0
         for g in range(n_segments[k]):
-            start = segments[k, g, START]
-            for j in range(start, start + segments[k, g, LENGTH]):
-                kept[k, g] += rows[k, j, TS] > cutoff
-            if kept[k, g]:
-                end += _room_for(kept[k, g])
+            if segments[k, g, LENGTH] or not drop_empty:
+                end += _room_for(segments[k, g, LENGTH])
         packed = max(packed, end)
     size = packed + packed // 2 + spare
     if size > rows.shape[1]:
@@ -520,42 +567,36 @@ def _repack(
         bigger_rows[:, : rows.shape[1]] = rows
         bigger_values[:, : values.shape[1]] = values
         rows, values = bigger_rows, bigger_values
-    oldest = END_OF_TIME
     for k in range(KINDS):
         n = n_segments[k]
         order = np.argsort(segments[k, :n, START])  # the segments in pool order
         end = 0
         for g in order:  # leftwards, packed tight: a row never lands beyond one still to be read
-            start, length = segments[k, g, START], segments[k, g, LENGTH]
+            start = segments[k, g, START]
             segments[k, g, START] = end
-            for j in range(start, start + length):
-                t = rows[k, j, TS]
-                if t > cutoff:
-                    rows[k, end] = rows[k, j]
-                    values[k, end] = values[k, j]
-                    first = end == segments[k, g, START]
-                    rows[k, end, LATEST] = t if first else max(t, rows[k, end - 1, LATEST])
-                    oldest = min(oldest, t)
-                    end += 1
+            for j in range(segments[k, g, LENGTH]):
+                rows[k, end + j] = rows[k, start + j]
+                values[k, end + j] = values[k, start + j]
+            end += segments[k, g, LENGTH]
         starts = np.zeros(n, dtype=np.int64)
         end = 0
         for g in order:
             starts[g] = end
-            end += _room_for(kept[k, g]) if kept[k, g] else 0
+            if segments[k, g, LENGTH] or not drop_empty:
+                end += _room_for(segments[k, g, LENGTH])
         for g in order[::-1]:  # rightwards to their rooms, the last first: a row never lands on one to be read
-            for j in range(kept[k, g] - 1, -1, -1):
+            for j in range(segments[k, g, LENGTH] - 1, -1, -1):
                 rows[k, starts[g] + j] = rows[k, segments[k, g, START] + j]
                 values[k, starts[g] + j] = values[k, segments[k, g, START] + j]
             segments[k, g, START] = starts[g]
-            segments[k, g, LENGTH] = kept[k, g]
-            segments[k, g, ROOM] = _room_for(kept[k, g])
+            segments[k, g, ROOM] = _room_for(segments[k, g, LENGTH])
         pool_end[k] = end
         n_segments[k] = 0
         for g in range(n):
-            if kept[k, g]:
+            if segments[k, g, LENGTH] or not drop_empty:
                 segments[k, n_segments[k]] = segments[k, g]
                 n_segments[k] += 1
-    return rows, values, oldest, n_segments.max()
+    return rows, values, n_segments.max()
 
 
 @numba.njit(cache=True, inline="always")
@@ -580,5 +621,5 @@ def _reindex(rows: I64, segments: I64, n_segments: I64, tx_table: I64, entity_ta
                 if tx_table[s, 1] == FREE:
                     tx_table[s, KEY] = rows[k, j, ID]
                     n += 1
-                tx_table[s, 1 + k] = _place(g, j - start)
+                tx_table[s, 1 + k] = g
     return n
