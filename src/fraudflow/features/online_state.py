@@ -59,7 +59,7 @@ SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
 START, LENGTH, ROOM, ENTITY = 0, 1, 2, 3
 # A hash table's row: the key, then the values (an entity's: its segment).
 KEY, SEGMENT = 0, 1
-#: A hash table's value where no key is (segments and places are never negative).
+#: A hash table's value where no key is (segments are numbered from 0).
 FREE = -1
 #: A new entity's room, in events.
 FIRST_ROOM = 4
@@ -119,7 +119,8 @@ class OnlineState:
 
     def add(self, txs: TxColumns, seqs: np.ndarray, fraud: np.ndarray | None = None) -> None:
         """Events known from elsewhere (materialized from the lake, caught up from the log), with their
-        seqs (increasing) and labels (0 = none known). Already-held seqs are skipped (idempotent)."""
+        seqs (increasing) and labels (0 = none known). Transactions held already (by TRANSACTION_ID:
+        the log gives each one seq) are skipped, so adding is idempotent."""
         seqs = np.asarray(seqs, dtype=np.int64)
         labels = np.zeros(len(txs)) if fraud is None else np.asarray(fraud, dtype=np.float64)
         before = self._n_txs
@@ -227,7 +228,7 @@ class OnlineState:
         )
 
     def _reindex(self, tx_size: int, entity_size: int) -> None:
-        """The hash tables again, of at least these sizes, from the segments (after trimming or to grow)."""
+        """The hash tables again, of at least these sizes, from the segments (renumbered, or to grow)."""
         tx_size, entity_size = _power_of_two(tx_size), _power_of_two(entity_size)
         self._tx_table = np.full((tx_size, 1 + KINDS), FREE, dtype=np.int64)
         self._entity_table = np.full((KINDS, entity_size, 2), FREE, dtype=np.int64)
@@ -530,8 +531,9 @@ def _trim(rows: I64, values: F64, segments: I64, n_segments: I64, tx_table: I64,
             for j in range(start, start + segments[k, g, LENGTH]):
                 t = rows[k, j, TS]
                 if t > cutoff:
-                    rows[k, to] = rows[k, j]
-                    values[k, to] = values[k, j]
+                    if to < j:
+                        rows[k, to] = rows[k, j]
+                        values[k, to] = values[k, j]
                     rows[k, to, LATEST] = t if to == start else max(t, rows[k, to - 1, LATEST])
                     oldest = min(oldest, t)
                     to += 1
