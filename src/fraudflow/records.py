@@ -120,3 +120,12 @@ class TxColumns:
 
     def __len__(self) -> int:
         return len(self.tx_id)
+
+    def slice(self, a: int, b: int) -> TxColumns:
+        """Transactions ``a..b-1``."""
+        return TxColumns(self.ts_us[a:b], self.tx_id[a:b], self.customer[a:b], self.terminal[a:b], self.amount[a:b])
+
+    def take(self, rows: np.ndarray) -> TxColumns:
+        """The transactions at ``rows`` (positions), in that order."""
+        columns = (self.ts_us, self.tx_id, self.customer, self.terminal, self.amount)
+        return TxColumns(*(column[rows] for column in columns))

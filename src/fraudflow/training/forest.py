@@ -60,7 +60,7 @@ class Forest:
     tables: LeafTables | None = None
 
     @classmethod
-    def from_json(cls, model_json: str | bytes) -> Forest:
+    def from_json(cls, model_json: str | bytes | bytearray) -> Forest:
         """The forest of an XGBoost model saved as JSON (``Booster.save_raw("json")``)."""
         learner = json.loads(model_json)["learner"]
         objective = learner["objective"]["name"]
