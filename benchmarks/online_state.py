@@ -10,9 +10,9 @@ arriving transactions are the next days in time order, each with the next seq. T
 - ``OnlineState.features`` on batches of 1,000 (holding them included), then each batch's labels
   fed back (``label``) and ``trim`` at its last time, as the service does per batch;
 - ``OnlineState.features`` on batches of 1 (per call), the first ``--single`` arrivals;
-- today's path on the first ``--reference`` arrivals: per transaction the entities' events read from
-  a ``MemoryStore`` holding the same days, ``OnlineFeatures.compute``, and the commit; the three
-  timed apart.
+- the per-transaction Python path the service had before, on the first ``--reference`` arrivals:
+  per transaction the entities' events read from Python lists holding the same days,
+  ``OnlineFeatures.compute``, and the transaction added to the lists; the three timed apart.
 
 Each is timed in wall and CPU time (this process's: the machine is shared, and its load average is
 printed before and after); per call, the wall time's median and 99th percentile (two clock reads
@@ -23,6 +23,8 @@ reference's on the arrivals it computed (integers exactly, floats within 1e-12 r
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
 import os
 import shutil
 import tempfile
@@ -106,8 +108,7 @@ def run(root: str, n_single: int, n_reference: int) -> None:
     from fraudflow.features.definitions import FRAUDFLOW
     from fraudflow.features.online import OnlineFeatures
     from fraudflow.features.online_state import OnlineState
-    from fraudflow.records import ENTITIES, Transaction
-    from fraudflow.store.online.memory import MemoryStore
+    from fraudflow.records import CUSTOMER, ENTITIES, TERMINAL, Events, Transaction
 
     history = _read(root, LOADED_DAYS)
     arriving = _read(f"{root}-next")
@@ -154,10 +155,26 @@ def run(root: str, n_single: int, n_reference: int) -> None:
             state.label(one.tx_id, new_fraud[i : i + 1])
     assert np.allclose(np.concatenate(rows_of_one), batched[:singles], rtol=1e-12, atol=0)
 
-    store, online = MemoryStore(), OnlineFeatures(FRAUDFLOW)
-    columns = (held.ts_us, held.tx_id, held.customer, held.terminal, held.amount)  # as store.load takes them
-    store.load(zip(*(c.tolist() for c in columns), strict=True), {int(i): 1 for i in held.tx_id[held_fraud == 1]})
+    online = OnlineFeatures(FRAUDFLOW)
     keep = online.history_us
+    # the per-transaction path: each entity's events (time, id, amount) in a Python list, in (time, id) order
+    lists: dict[tuple[str, int], list[tuple[int, int, float]]] = {}
+    labels = {int(i): 1 for i in held.tx_id[held_fraud == 1]}
+
+    def hold(ts: int, tx_id: int, customer: int, terminal: int, amount: float) -> None:
+        for kind, entity in ((CUSTOMER, customer), (TERMINAL, terminal)):
+            events = lists.setdefault((kind, entity), [])
+            bisect.insort(events, (ts, tx_id, amount))
+            del events[: bisect.bisect_right(events, (ts - keep[kind], math.inf))]
+
+    def read(kind: str, entity: int, since_us: int) -> Events:
+        events = lists.get((kind, entity), [])
+        rows = events[bisect.bisect_right(events, (since_us, math.inf)) :]
+        return Events([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], labels=labels)
+
+    columns = (held.ts_us, held.tx_id, held.customer, held.terminal, held.amount)
+    for row in zip(*(c.tolist() for c in columns), strict=True):
+        hold(*row)
     when = arriving["TX_DATETIME"].to_pylist()
     txs = [
         Transaction(int(new.tx_id[i]), when[i], int(new.customer[i]), int(new.terminal[i]), float(new.amount[i]))
@@ -167,13 +184,13 @@ def run(root: str, n_single: int, n_reference: int) -> None:
     reference = []
     for i, tx in enumerate(txs):
         with reads:
-            events = {kind: store.events(kind, tx.entity(kind), tx.ts_us - keep[kind]) for kind in ENTITIES}
+            events = {kind: read(kind, tx.entity(kind), tx.ts_us - keep[kind]) for kind in ENTITIES}
         with compute:
             values = online.compute(tx, events)
         with commit:
-            store.commit(tx, "", keep)
+            hold(tx.ts_us, tx.transaction_id, tx.customer_id, tx.terminal_id, tx.amount)
             if new_fraud[i]:
-                store.add_labels({tx.transaction_id: 1})
+                labels[tx.transaction_id] = 1
         reference.append([values[n] for n in FRAUDFLOW.names])
     want, got = np.array(reference), batched[: len(txs)]
     assert np.allclose(got, want, rtol=1e-12, atol=0)
@@ -194,9 +211,9 @@ def run(root: str, n_single: int, n_reference: int) -> None:
                 features.row(f"OnlineState.features, batches of {BATCH:,}", n_new),
                 upkeep.row("  then label + trim, per batch", n_new),
                 single.row("OnlineState.features, batches of 1", singles, per_call=True),
-                reads.row("today: MemoryStore.events reads", len(txs), per_call=True),
-                compute.row("today: OnlineFeatures.compute", len(txs), per_call=True),
-                commit.row("today: MemoryStore.commit (+ labels)", len(txs), per_call=True),
+                reads.row("per transaction: entity event reads", len(txs), per_call=True),
+                compute.row("per transaction: OnlineFeatures.compute", len(txs), per_call=True),
+                commit.row("per transaction: events held (+ labels)", len(txs), per_call=True),
             ],
         )
     )

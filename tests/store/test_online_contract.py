@@ -1,13 +1,12 @@
-"""One contract, every online store: memory, SQLite (WAL, a file) and a real redis-server.
-
-The log (``record``, ``catch_up``, labels) first, then the per-transaction methods.
-"""
+"""One contract, every online store: memory, SQLite (WAL, a file) and a real redis-server: the log
+(``record``, ``catch_up``, labels), bounded by time; answers; several processes sharing one log."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 import multiprocessing
+import sqlite3
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -16,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
-from fraudflow.errors import ConfigError
-from fraudflow.records import CUSTOMER, TERMINAL, Transaction, TxColumns, to_us
+from fraudflow.errors import ConfigError, LakeError
+from fraudflow.records import Transaction, TxColumns, to_us
 from fraudflow.store.online.connect import open_store
 from fraudflow.store.online.interface import CaughtUp, OnlineStore
 from fraudflow.store.online.memory import MemoryStore
@@ -26,7 +26,6 @@ from fraudflow.store.online.redis import RedisStore
 from fraudflow.store.online.sqlite import SQLiteStore
 
 DAY = 86_400_000_000
-KEEP = {CUSTOMER: 30 * DAY, TERMINAL: 37 * DAY}
 T0 = dt.datetime(2018, 10, 1, 12, 0, 0)
 
 
@@ -61,7 +60,8 @@ def log_of(caught: CaughtUp) -> dict[int, tuple[str, int]]:
 
 
 def test_record_numbers_transactions_in_arrival_order(store: OnlineStore) -> None:
-    with store.record(batch(tx(2, 60, amount=20.5), tx(1, 30)), since=0, keep_us=KEEP_US) as rec:
+    # tx 1 arrives late (its time before tx 2's): the log keeps the arrival order, and each time
+    with store.record(batch(tx(2, 60, amount=20.5), tx(1, 30, amount=0.1 + 0.2)), since=0, keep_us=KEEP_US) as rec:
         assert rec.seqs.tolist() == [1, 2] and rec.new.tolist() == [True, True]
         assert rec.answers == [None, None] and rec.fraud.tolist() == [0, 0]
         assert len(rec.caught_up.seqs) == 0 and rec.caught_up.last_seq == 0  # its own are not caught up
@@ -73,7 +73,7 @@ def test_record_numbers_transactions_in_arrival_order(store: OnlineStore) -> Non
     assert caught.seqs.tolist() == [1, 2, 3] and caught.txs.tx_id.tolist() == [2, 1, 3]
     assert caught.txs.ts_us.tolist() == [to_us(T0) + 60_000_000, to_us(T0) + 30_000_000, to_us(T0) + 90_000_000]
     assert caught.txs.customer.tolist() == [1, 1, 7] and caught.txs.terminal.tolist() == [2, 2, 2]
-    assert caught.txs.amount.tolist() == [20.5, 10.0, 10.0] and caught.last_seq == 3
+    assert caught.txs.amount.tolist() == [20.5, 0.1 + 0.2, 10.0] and caught.last_seq == 3  # exactly
     assert store.catch_up(2).seqs.tolist() == [3] and store.catch_up(3).last_seq == 3
     assert list(store.answers()) == [(1, 2, '{"a":2}'), (2, 1, '{"a":1}'), (3, 3, '{"a":3}')]
 
@@ -252,61 +252,57 @@ def test_four_processes_share_one_log(kind: str, tmp_path: Path, request: pytest
         assert dict(held) == log  # every process reconstructs the same log
 
 
-def test_commit_then_events_in_time_order(store: OnlineStore) -> None:
-    assert store.commit(tx(2, 60, amount=20.5), '{"a":2}', KEEP)
-    assert store.commit(tx(1, 30, amount=10.25), '{"a":1}', KEEP)  # arrives late: placed in time order
-    ev = store.events(CUSTOMER, 1, 0)
-    assert ev.ids == [1, 2] and ev.amounts == [10.25, 20.5] and ev.frauds == [0, 0]
-    assert ev.ts == [to_us(T0) + 30_000_000, to_us(T0) + 60_000_000]
-    assert store.events(TERMINAL, 2, 0).ids == [1, 2]
-    assert store.events(CUSTOMER, 1, to_us(T0) + 30_000_000).ids == [2]  # strictly after since_us
-    assert store.events(CUSTOMER, 99, 0).ids == []
+def test_the_log_stays_bounded(store: OnlineStore) -> None:
+    """A long stream (a transaction a day for 120 days, a label every tenth): the log holds only the
+    entries of the last ``keep_us``, whatever it has seen."""
+    keep = 10 * DAY
+    for day in range(120):
+        with store.record(batch(tx(day + 1, day * 86_400, customer=day % 3)), since=0, keep_us=keep) as rec:
+            rec.answer(["{}"])
+        if day % 10 == 9:
+            store.add_labels({day + 1: 1})
+        held = store.catch_up(0)
+        newest = to_us(T0) + day * DAY
+        assert held.txs.ts_us.min() > newest - keep and len(held.seqs) == min(day + 1, 10)
+        assert len(held.label_seqs) <= 1
+    assert len(list(store.answers())) == 120  # answers are kept: each TRANSACTION_ID answered once
 
 
-def test_a_transaction_is_committed_once(store: OnlineStore) -> None:
-    assert store.commit(tx(5, 0), '{"first":true}', KEEP)
-    assert not store.commit(tx(5, 0, amount=99.0), '{"second":true}', KEEP)
-    assert store.answer(5) == '{"first":true}'
-    assert store.events(CUSTOMER, 1, 0).amounts == [10.0]
-    assert store.answer(6) is None
-    assert list(store.answers()) == [(0, 5, '{"first":true}')]  # seq 0: not in the log
-
-
-def test_labels_arrive_before_or_after(store: OnlineStore) -> None:
-    store.add_labels({7: 1})
-    store.commit(tx(7, 0), "{}", KEEP)
-    store.commit(tx(8, 1), "{}", KEEP)
-    store.add_labels({8: 1})
-    assert store.events(TERMINAL, 2, 0).frauds == [1, 1]
-
-
-def test_history_is_trimmed_per_entity(store: OnlineStore) -> None:
-    store.commit(tx(1, 0), "{}", KEEP)
-    store.commit(tx(2, 31 * 86_400), "{}", KEEP)  # 31 days later: the customer forgets tx 1
-    assert store.events(CUSTOMER, 1, 0).ids == [2]
-    assert store.events(TERMINAL, 2, 0).ids == [1, 2]  # terminals keep 37 days
-
-
-def test_load_and_meta(store: OnlineStore) -> None:
-    t = to_us(T0)
-    n = store.load([(t, 1, 3, 4, 1.5), (t + 1, 2, 3, 5, 2.5)], {2: 1})
-    assert n == 2
-    assert store.events(CUSTOMER, 3, 0).ids == [1, 2]
-    assert store.events(TERMINAL, 5, 0).frauds == [1]
+def test_meta(store: OnlineStore) -> None:
     assert store.get_meta("w") is None
     store.set_meta("w", "2018-09-30")
     assert store.get_meta("w") == "2018-09-30"
 
 
-def test_state_survives_reopening(tmp_path: Path, redis_url: str) -> None:
+def test_the_log_survives_reopening(tmp_path: Path, redis_url: str) -> None:
     for make in (lambda: SQLiteStore(str(tmp_path / "s.sqlite")), lambda: RedisStore(redis_url, "persist")):
         first = make()
         first.clear()
-        first.commit(tx(1, 0), '{"x":1}', KEEP)
+        with first.record(batch(tx(1, 0)), since=0, keep_us=KEEP_US) as rec:
+            rec.answer(['{"x":1}'])
+        first.add_labels({1: 1})
         first.close()
         again = make()
-        assert again.answer(1) == '{"x":1}' and again.events(CUSTOMER, 1, 0).ids == [1]
+        assert log_of(again.catch_up(0)) == {1: ("T", 1), 2: ("L", 1)} and list(again.answers()) == [(1, 1, '{"x":1}')]
+        with again.record(batch(tx(1, 0), tx(2, 1)), since=2, keep_us=KEEP_US) as rec:
+            assert rec.answers == ['{"x":1}', None] and rec.seqs.tolist() == [1, 3]  # the seqs go on
         again.close()
+
+
+def test_a_store_from_before_the_log_is_refused(tmp_path: Path, redis_url: str) -> None:
+    """A store the per-transaction service wrote (each entity's events, answers outside the log)
+    would give features without those events: it is refused, saying what to do."""
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as con:
+        con.execute("CREATE TABLE events (kind INTEGER, entity INTEGER, ts INTEGER, tx_id INTEGER, amount REAL)")
+        con.execute("CREATE TABLE answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL)")
+    with pytest.raises(LakeError, match=r"earlier fraudflow.*move it aside"):
+        SQLiteStore(str(old))
+    client = redis.Redis.from_url(redis_url)
+    client.delete("old:answer_seqs")
+    client.hset("old:answers", "1", "{}")  # an answer without its seq
+    with pytest.raises(LakeError, match=r"earlier fraudflow.*delete its keys"):
+        RedisStore(redis_url, "old")
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

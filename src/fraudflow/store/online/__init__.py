@@ -1,5 +1,5 @@
 """The online store: a shared, ordered log of transactions and fraud labels, and the answered
-requests, behind one interface (and, until the service moves to the log, each entity's events).
+requests, behind one interface.
 
     interface.py    ``OnlineStore``: the contract every backend keeps
     connect.py      ``open_store(url)``: the backend a URL names

@@ -1,6 +1,6 @@
 """The contract every online store keeps (memory, SQLite, Redis).
 
-**The log.** The store is a durable, shared, ordered log of transactions and of fraud labels. Each
+The store is a durable, shared, ordered log of transactions and of fraud labels. Each
 entry gets a sequence number ``seq`` (1, 2, …) in the order the entries were appended, the same
 for every process sharing the store, without gaps; service processes hold the feature windows
 themselves, caught up from the log, and a transaction's features are computed over the entries
@@ -24,19 +24,8 @@ with a smaller seq (so every process gives it the same features, whatever the in
   returned with it) and appended to the log, so that every process learns them.
 - ``load(rows, labels)`` appends transactions (materialization; those already recorded are
   skipped); ``answers()`` -> every answered transaction as ``(seq, tx_id, answer)`` in seq order
-  (the answer is text, ``codec.py`` is its codec); ``meta`` key/values.
-
-**Per transaction** (the service's path until it moves to ``record``):
-
-- ``events(kind, entity, since_us)`` -> the entity's events after ``since_us``, in (time, id) order,
-  each with the fraud label known so far (0 when none);
-- ``commit(tx, answer, keep_us)`` -> atomically record the transaction in both entities' events,
-  drop events older than ``keep_us`` before it, and store the answer (with seq 0: not in the log);
-  False (and no change) when the TRANSACTION_ID was answered before;
-- ``answer(tx_id)`` -> the stored answer of an answered TRANSACTION_ID, else None;
-- ``exclusive()`` -> a context in which reads and the commit of one transaction happen alone:
-  across threads for every store, and across processes for SQLite (one ``BEGIN IMMEDIATE``
-  transaction). Redis serializes only within a process (its commit is still atomic and idempotent).
+  (the answer is text, ``codec.py`` is its codec; answers are kept, not trimmed: a TRANSACTION_ID
+  sent again gets its first answer); ``meta`` key/values.
 
 A process killed at any point leaves each transaction either recorded or not, and each answer
 either stored or not: never half of one.
@@ -51,10 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
-
-#: Each entity kind's number in the stored keys (SQLite's ``kind`` column, Redis' key names).
-KIND_CODES = {CUSTOMER: 0, TERMINAL: 1}
+from fraudflow.records import TxColumns
 
 #: A transaction as ``load`` takes it: (microseconds, TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT).
 EventRow = tuple[int, int, int, int, float]
@@ -204,10 +190,6 @@ class OnlineStore(Protocol):
 
     def record(self, txs: TxColumns, since: int, keep_us: int) -> AbstractContextManager[Recorded]: ...
     def catch_up(self, since: int) -> CaughtUp: ...
-    def exclusive(self) -> AbstractContextManager[object]: ...
-    def events(self, kind: str, entity: int, since_us: int) -> Events: ...
-    def answer(self, tx_id: int) -> str | None: ...
-    def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool: ...
     def add_labels(self, labels: dict[int, int]) -> int: ...
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int: ...
     def get_meta(self, key: str) -> str | None: ...

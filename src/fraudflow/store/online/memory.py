@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import heapq
 import threading
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
+from fraudflow.records import TxColumns
 from fraudflow.store.online.interface import CaughtUp, EventRow, LabelEntry, Recorded, TxEntry, assign_seqs
 
 
@@ -16,8 +15,6 @@ class MemoryStore:
     """The in-memory double: the same contract, within one process."""
 
     def __init__(self) -> None:
-        # per entity: parallel lists (ts, ids, amounts), in (time, id) order
-        self._events: dict[tuple[str, int], tuple[list[int], list[int], list[float]]] = {}
         self._labels: dict[int, int] = {}
         self._answers: dict[int, tuple[int, str]] = {}  # tx_id -> (seq, answer)
         self._meta: dict[str, str] = {}
@@ -76,52 +73,6 @@ class MemoryStore:
             entries.reverse()
             return _caught_up(entries, self._labels, since)
 
-    def exclusive(self) -> AbstractContextManager[object]:
-        return self._lock
-
-    def events(self, kind: str, entity: int, since_us: int) -> Events:
-        cols = self._events.get((kind, entity))
-        if cols is None:
-            return Events([], [], [], [])
-        ts, ids, amounts = cols
-        a = bisect_right(ts, since_us)
-        if a == 0:  # the usual case (histories are trimmed): no copy; read before the next commit
-            return Events(ts, ids, amounts, labels=self._labels)
-        return Events(ts[a:], ids[a:], amounts[a:], labels=self._labels)
-
-    def answer(self, tx_id: int) -> str | None:
-        stored = self._answers.get(tx_id)
-        return None if stored is None else stored[1]
-
-    def _insert(self, kind: str, entity: int, ts: int, tx_id: int, amount: float) -> None:
-        cols = self._events.setdefault((kind, entity), ([], [], []))
-        t, ids, amounts = cols
-        if not t or (t[-1], ids[-1]) < (ts, tx_id):
-            at = len(t)
-        else:
-            at = bisect_left(list(zip(t, ids, strict=True)), (ts, tx_id))
-            if at < len(t) and (t[at], ids[at]) == (ts, tx_id):
-                return
-        t.insert(at, ts)
-        ids.insert(at, tx_id)
-        amounts.insert(at, amount)
-
-    def _trim(self, kind: str, entity: int, older_than: int) -> None:
-        t, ids, amounts = self._events[(kind, entity)]
-        cut = bisect_right(t, older_than)
-        if cut:
-            del t[:cut], ids[:cut], amounts[:cut]
-
-    def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
-        with self._lock:
-            if tx.transaction_id in self._answers:
-                return False
-            for kind, keep in keep_us.items():
-                self._insert(kind, tx.entity(kind), tx.ts_us, tx.transaction_id, tx.amount)
-                self._trim(kind, tx.entity(kind), tx.ts_us - keep)
-            self._answers[tx.transaction_id] = (0, answer)
-            return True
-
     def add_labels(self, labels: dict[int, int]) -> int:
         with self._lock:
             self._labels.update(labels)
@@ -134,9 +85,6 @@ class MemoryStore:
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
         with self._lock:
             loaded = list(rows)
-            for ts, tx_id, customer, terminal, amount in loaded:
-                self._insert(CUSTOMER, customer, ts, tx_id, amount)
-                self._insert(TERMINAL, terminal, ts, tx_id, amount)
             if loaded:
                 ts_, ids, customers, terminals, amounts = (list(c) for c in zip(*loaded, strict=True))
                 self._append(ids, ts_, customers, terminals, amounts)
@@ -150,11 +98,12 @@ class MemoryStore:
         self._meta[key] = value
 
     def answers(self) -> Iterable[tuple[int, int, str]]:
-        return sorted((seq, tx_id, text) for tx_id, (seq, text) in self._answers.items())
+        with self._lock:
+            return sorted((seq, tx_id, text) for tx_id, (seq, text) in self._answers.items())
 
     def clear(self) -> None:
         with self._lock:
-            for held in (self._events, self._labels, self._answers, self._meta, self._log, self._recorded):
+            for held in (self._labels, self._answers, self._meta, self._log, self._recorded):
                 held.clear()
             self._by_time.clear()
             self._seq = self._newest = 0

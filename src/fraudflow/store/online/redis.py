@@ -6,39 +6,21 @@ terminal,amount`` and ``seq,L,tx_id,fraud``), ``logts`` (the same entries by tim
 (TRANSACTION_ID -> answer, seq), ``labels`` (TRANSACTION_ID -> fraud), ``newest`` (the newest
 transaction's time: a label entry's, for trimming). ``record`` appends a batch and reads the
 entries after ``since`` in one Lua script (atomic: no other process's entry comes between), and
-stores its answers in one more. Durable as Redis is configured to be (AOF with ``appendfsync``).
-One Redis (or a primary and its replicas), not a cluster: a script's keys are on one node.
+stores its answers in one more (both hashes at once). Durable as Redis is configured to be (AOF with
+``appendfsync``). One Redis (or a primary and its replicas), not a cluster: a script's keys are on
+one node. A namespace written before the store was a log (answers without a seq) is refused.
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from fraudflow.errors import ConfigError, LakeError
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
-from fraudflow.store.online.interface import (
-    KIND_CODES,
-    CaughtUp,
-    EventRow,
-    LabelEntry,
-    Recorded,
-    TxEntry,
-    columns,
-)
-
-# Atomic commit: refuse a TRANSACTION_ID answered before; else add the event to both entities,
-# trim each entity's history, store the answer. KEYS: answers, customer zset, terminal zset.
-COMMIT_SCRIPT = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 2, 3 do
-  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3 + i])
-end
-return 1
-"""
+from fraudflow.records import TxColumns
+from fraudflow.store.online.interface import CaughtUp, EventRow, LabelEntry, Recorded, TxEntry, columns
 
 # Commands over many fields in slices (Lua's unpack has a stack limit of a few thousand values).
 LUA_HELPERS = """
@@ -169,6 +151,8 @@ return n
 LOG_KEYS = ("seq", "log", "logts", "txseq", "answers", "answer_seqs", "labels", "newest")
 #: Log entries a ``catch_up`` reads per round trip.
 PAGE = 10_000
+#: Transactions ``load`` appends per script.
+LOAD_CHUNK = 1000
 
 
 class RedisStore:
@@ -185,14 +169,21 @@ class RedisStore:
             self._r.ping()
         except redis.RedisError as exc:
             raise LakeError(f"{url}: cannot reach Redis: {exc}") from exc
-        self._commit = self._r.register_script(COMMIT_SCRIPT)
         self._record = self._r.register_script(RECORD_SCRIPT)
         self._answer = self._r.register_script(ANSWER_SCRIPT)
         self._labels = self._r.register_script(LABELS_SCRIPT)
-        self._lock = threading.RLock()
         key = self._key_of = {name: f"{namespace}:{name}" for name in LOG_KEYS}
         self._record_keys = [key[k] for k in LOG_KEYS]
         self._label_keys = [key[k] for k in ("seq", "log", "logts", "labels", "newest")]
+        read = self._r.pipeline()  # MULTI: both as of one moment
+        read.hlen(key["answers"])
+        read.hlen(key["answer_seqs"])
+        answers, seqs = read.execute()
+        if answers != seqs:
+            raise LakeError(
+                f"{url}: the online store {namespace!r} was written by an earlier fraudflow (answers outside the log);"
+                f" delete its keys ({namespace}:*): serving again loads a new one from the lake"
+            )
 
     @contextmanager
     def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
@@ -245,76 +236,21 @@ class RedisStore:
         fraud = [v for a in range(0, len(ids), PAGE) for v in self._r.hmget(self._key_of["labels"], ids[a : a + PAGE])]
         return _caught_up(entries, [0 if v is None else int(v) for v in fraud], since)
 
-    def exclusive(self) -> AbstractContextManager[object]:
-        return self._lock
-
-    def _key(self, kind: str, entity: int) -> str:
-        return f"{self.ns}:ev:{KIND_CODES[kind]}:{entity}"
-
-    @staticmethod
-    def _member(tx_id: int, amount: float) -> str:
-        return f"{tx_id}:{float(amount)!r}"
-
-    def events(self, kind: str, entity: int, since_us: int) -> Events:
-        raw = self._r.zrangebyscore(self._key(kind, entity), f"({since_us}", "+inf", withscores=True)
-        parsed = []
-        for member, score in raw:
-            tx_id, amount = member.decode().split(":", 1)
-            parsed.append((int(score), int(tx_id), float(amount)))
-        parsed.sort(key=lambda e: (e[0], e[1]))
-        labels = self._r.hmget(f"{self.ns}:labels", [e[1] for e in parsed]) if parsed else []
-        return Events.from_rows(
-            [(t, i, a, int(v) if v is not None else 0) for (t, i, a), v in zip(parsed, labels, strict=True)]
-        )
-
-    def answer(self, tx_id: int) -> str | None:
-        v = self._r.hget(f"{self.ns}:answers", tx_id)
-        return None if v is None else v.decode()
-
-    def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
-        t = tx.ts_us
-        keys = [f"{self.ns}:answers", self._key(CUSTOMER, tx.customer_id), self._key(TERMINAL, tx.terminal_id)]
-        # scores are microseconds (exact in a double up to 2**53: until the year 2255)
-        args: list[str | int] = [
-            tx.transaction_id,
-            answer,
-            t,
-            self._member(tx.transaction_id, tx.amount),
-            f"{t - keep_us.get(CUSTOMER, 0)}",
-            f"{t - keep_us.get(TERMINAL, 0)}",
-        ]
-        return bool(self._commit(keys=keys, args=args))
-
     def add_labels(self, labels: dict[int, int]) -> int:
         if labels:
             self._labels(keys=self._label_keys, args=_flat(labels.items()))
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
+        """Append the transactions to the log (those recorded before skipped) in slices of
+        ``LOAD_CHUNK``, one script each, reading nothing, trimming nothing; then the labels."""
         n = 0
-        pipe = self._r.pipeline(transaction=False)
-        chunk: list[EventRow] = []
-        for row in rows:
-            ts, tx_id, customer, terminal, amount = row
-            member = self._member(tx_id, amount)
-            pipe.zadd(self._key(CUSTOMER, customer), {member: ts})
-            pipe.zadd(self._key(TERMINAL, terminal), {member: ts})
-            chunk.append(row)
-            n += 1
-            if n % 1000 == 0:
-                self._load_log(chunk)
-                chunk = []
-            if n % 10_000 == 0:
-                pipe.execute()
-        pipe.execute()
-        self._load_log(chunk)
+        it = iter(rows)
+        while chunk := list(itertools.islice(it, LOAD_CHUNK)):
+            self._append(columns(chunk), "", "")
+            n += len(chunk)
         self.add_labels(labels)
         return n
-
-    def _load_log(self, rows: Sequence[EventRow]) -> None:
-        """Append transactions to the log (those recorded before skipped), reading nothing, trimming nothing."""
-        if rows:
-            self._append(columns(rows), "", "")
 
     def get_meta(self, key: str) -> str | None:
         v = self._r.hget(f"{self.ns}:meta", key)
@@ -324,9 +260,11 @@ class RedisStore:
         self._r.hset(f"{self.ns}:meta", key, value)
 
     def answers(self) -> Iterable[tuple[int, int, str]]:
-        seqs = self._r.hgetall(self._key_of["answer_seqs"])
-        answers = self._r.hgetall(self._key_of["answers"]).items()
-        return sorted((int(seqs.get(k, 0)), int(k), v.decode()) for k, v in answers)
+        read = self._r.pipeline()  # MULTI: both as of one moment
+        read.hgetall(self._key_of["answer_seqs"])
+        read.hgetall(self._key_of["answers"])
+        seqs, answers = read.execute()
+        return sorted((int(seqs[k]), int(k), v.decode()) for k, v in answers.items())
 
     def clear(self) -> None:
         keys = list(self._r.scan_iter(f"{self.ns}:*"))

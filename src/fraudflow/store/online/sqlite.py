@@ -7,7 +7,8 @@ transaction's, for trimming) and ``label``. A ``record`` is one ``BEGIN IMMEDIAT
 follow commit order without gaps): look up the batch's answers and seqs in one query, read the log
 after ``since``, append, trim, and on exit write the answers and ``COMMIT``. WAL with
 ``synchronous=NORMAL``: a committed batch survives a killed process (not a power cut, which may
-lose the last commits: ``synchronous=FULL`` would fsync each one).
+lose the last commits: ``synchronous=FULL`` would fsync each one). A file written before the store
+was a log (it has the per-entity ``events`` table, its answers are not in the log) is refused.
 """
 
 from __future__ import annotations
@@ -17,24 +18,21 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from fraudflow.errors import LakeError
-from fraudflow.records import CUSTOMER, TERMINAL, Events, Transaction, TxColumns
-from fraudflow.store.online.interface import KIND_CODES, CaughtUp, EventRow, Recorded, assign_seqs, columns
+from fraudflow.records import TxColumns
+from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
     customer INTEGER, terminal INTEGER, amount REAL, label INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS log_tx ON log (tx_id) WHERE label IS NULL;
 CREATE INDEX IF NOT EXISTS log_ts ON log (ts);
-CREATE TABLE IF NOT EXISTS events (kind INTEGER NOT NULL, entity INTEGER NOT NULL, ts INTEGER NOT NULL,
-    tx_id INTEGER NOT NULL, amount REAL NOT NULL, PRIMARY KEY (kind, entity, ts, tx_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS labels (tx_id INTEGER PRIMARY KEY, fraud INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)"
 # per transaction of a batch (a JSON array of TRANSACTION_IDs): its answer and its seq, its seq in the log, its label
 LOOKUP = """
 SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT DISTINCT value FROM json_each(?)) b
@@ -59,18 +57,21 @@ class SQLiteStore:
             self._con = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+            tables = {row[0] for row in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "events" in tables:
+                self._con.close()
+                raise LakeError(
+                    f"{path}: an online store written by an earlier fraudflow (per-entity events, not a log);"
+                    " move it aside: serving again loads a new one from the lake"
+                )
             self._con.execute("BEGIN IMMEDIATE")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._con.execute(statement)
-            if "seq" not in {row[1] for row in self._con.execute("PRAGMA table_info(answers)")}:
-                # a file from before the log: its answers come before every logged one
-                self._con.execute("ALTER TABLE answers ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
             self._con.execute("COMMIT")
         except sqlite3.Error as exc:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.RLock()
-        self._in_transaction = False
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -78,7 +79,6 @@ class SQLiteStore:
         processes wait), an exception rolls it back, a normal exit commits it."""
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")
-            self._in_transaction = True
             try:
                 yield
             except BaseException:
@@ -86,8 +86,6 @@ class SQLiteStore:
                 raise
             else:
                 self._con.execute("COMMIT")
-            finally:
-                self._in_transaction = False
 
     @contextmanager
     def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
@@ -132,41 +130,6 @@ class SQLiteStore:
         with self._lock:  # one SELECT: a consistent snapshot, without the write lock
             return self._read_log(self._con.cursor(), since)
 
-    def exclusive(self) -> AbstractContextManager[None]:
-        return self._transaction()
-
-    def events(self, kind: str, entity: int, since_us: int) -> Events:
-        with self._lock:
-            rows = self._con.execute(
-                "SELECT e.ts, e.tx_id, e.amount, COALESCE(l.fraud, 0) FROM events e LEFT JOIN labels l"
-                " ON l.tx_id = e.tx_id WHERE e.kind = ? AND e.entity = ? AND e.ts > ? ORDER BY e.ts, e.tx_id",
-                (KIND_CODES[kind], entity, since_us),
-            ).fetchall()
-        return Events.from_rows(rows)
-
-    def answer(self, tx_id: int) -> str | None:
-        with self._lock:
-            row = self._con.execute("SELECT answer FROM answers WHERE tx_id = ?", (tx_id,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def commit(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
-        if self._in_transaction:  # inside exclusive(): its transaction commits it
-            return self._write(tx, answer, keep_us)
-        with self.exclusive():
-            return self._write(tx, answer, keep_us)
-
-    def _write(self, tx: Transaction, answer: str, keep_us: dict[str, int]) -> bool:
-        t = tx.ts_us
-        cur = self._con.cursor()
-        cur.execute("INSERT OR IGNORE INTO answers (tx_id, answer) VALUES (?, ?)", (tx.transaction_id, answer))
-        if cur.rowcount == 0:
-            return False
-        for kind, keep in keep_us.items():
-            code, entity = KIND_CODES[kind], tx.entity(kind)
-            cur.execute(INSERT_EVENT, (code, entity, t, tx.transaction_id, tx.amount))
-            cur.execute("DELETE FROM events WHERE kind = ? AND entity = ? AND ts <= ?", (code, entity, t - keep))
-        return True
-
     def add_labels(self, labels: dict[int, int]) -> int:
         with self._transaction():
             self._add_labels(labels)
@@ -181,12 +144,8 @@ class SQLiteStore:
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
         loaded = list(rows)
-        customer_code, terminal_code = KIND_CODES[CUSTOMER], KIND_CODES[TERMINAL]
         with self._transaction():
             cur = self._con.cursor()
-            for ts, tx_id, customer, terminal, amount in loaded:
-                cur.execute(INSERT_EVENT, (customer_code, customer, ts, tx_id, amount))
-                cur.execute(INSERT_EVENT, (terminal_code, terminal, ts, tx_id, amount))
             for a in range(0, len(loaded), LOAD_CHUNK):
                 self._append(cur, columns(loaded[a : a + LOAD_CHUNK]))
             self._add_labels(labels)
@@ -207,7 +166,7 @@ class SQLiteStore:
 
     def clear(self) -> None:
         with self._transaction():
-            for table in ("log", "events", "labels", "answers", "meta"):
+            for table in ("log", "labels", "answers", "meta"):
                 self._con.execute(f"DELETE FROM {table}")
             self._con.execute("DELETE FROM sqlite_sequence WHERE name = 'log'")
 
