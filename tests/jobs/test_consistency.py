@@ -4,15 +4,18 @@ The served lake's last day goes through the online store's log in arrival order,
 per batch, each one's features computed by the reference online path (``features.online``) over
 the transactions recorded before it. For some customers the day's second transaction arrives just
 before the first: each is a late arrival, and nothing is skew; a stored answer altered afterwards
-is skew.
+is skew, and so is a late arrival's answer replaced by its batch features (which count a transaction
+recorded after it).
 """
 
 from __future__ import annotations
 
 import bisect
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +24,7 @@ from fraudflow.cli import app
 from fraudflow.features import registry
 from fraudflow.features.definitions import FeatureSet
 from fraudflow.features.online import OnlineFeatures
-from fraudflow.jobs.consistency import check
+from fraudflow.jobs.consistency import ConsistencyReport, check
 from fraudflow.lake import Lake
 from fraudflow.records import CUSTOMER, ENTITIES, TERMINAL, Events, Transaction, TxColumns
 from fraudflow.store.online import codec
@@ -107,10 +110,7 @@ def served_store(served_lake: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_late_arrivals_are_not_skew(served_lake: Path, served_store: tuple[Path, set[int]]) -> None:
     path, late = served_store
-    lake = Lake(served_lake)
-    store = SQLiteStore(str(path))
-    report = check(lake, store, registry.required(lake))
-    store.close()
+    report = checked(served_lake, path)
     assert len(late) == LATE and report.served == report.compared > 100
     assert (report.late_arrivals, report.skewed) == (LATE, 0) and report.ok
     assert report.late["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == LATE  # each missed its customer's first
@@ -120,24 +120,59 @@ def test_late_arrivals_are_not_skew(served_lake: Path, served_store: tuple[Path,
     assert f"{LATE} late arrivals" in out.output and "0 with skew" in out.output
 
 
-def test_an_altered_answer_is_skew(served_lake: Path, served_store: tuple[Path, set[int]], tmp_path: Path) -> None:
-    path, late = served_store
-    altered = tmp_path / "altered.sqlite"
-    with sqlite3.connect(path) as source, sqlite3.connect(altered) as copy:
-        source.backup(copy)
-    with sqlite3.connect(altered) as con:
-        tx_id, text = con.execute("SELECT tx_id, answer FROM answers ORDER BY seq DESC LIMIT 1").fetchone()
-        assert tx_id not in late
-        stored = codec.decode(text)
-        stored.features[ALTERED] += 1
+def altered(path: Path, tmp_path: Path, tx_id: int, change: Callable[[dict[str, float]], None]) -> Path:
+    """A copy of the served store in which ``change`` altered the stored vector of ``tx_id``."""
+    copy = tmp_path / "altered.sqlite"
+    with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    with sqlite3.connect(copy) as con:
+        stored = codec.decode(con.execute("SELECT answer FROM answers WHERE tx_id = ?", (tx_id,)).fetchone()[0])
+        change(stored.features)
         con.execute(
             "UPDATE answers SET answer = ? WHERE tx_id = ?", (codec.encode(stored.features, stored.request), tx_id)
         )
-    lake = Lake(served_lake)
-    store = SQLiteStore(str(altered))
+    return copy
+
+
+def checked(lake_root: Path, path: Path) -> ConsistencyReport:
+    lake = Lake(lake_root)
+    store = SQLiteStore(str(path))
     report = check(lake, store, registry.required(lake))
     store.close()
+    return report
+
+
+def test_an_altered_answer_is_skew(served_lake: Path, served_store: tuple[Path, set[int]], tmp_path: Path) -> None:
+    path, late = served_store
+    with sqlite3.connect(path) as con:
+        tx_id = con.execute("SELECT tx_id FROM answers ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    assert tx_id not in late
+
+    def add_one(features: dict[str, float]) -> None:
+        features[ALTERED] += 1
+
+    copy = altered(path, tmp_path, tx_id, add_one)
+    report = checked(served_lake, copy)
     assert (report.late_arrivals, report.skewed) == (LATE, 1) and not report.ok
     assert {name: n for name, n in report.skew.items() if n} == {ALTERED: 1}
-    out = runner.invoke(app, ["consistency", "--data", str(served_lake), "--online", f"sqlite://{altered}"])
+    out = runner.invoke(app, ["consistency", "--data", str(served_lake), "--online", f"sqlite://{copy}"])
     assert out.exit_code == 1 and "1 with skew" in out.output
+
+
+def test_counting_a_transaction_recorded_later_is_skew(
+    served_lake: Path, served_store: tuple[Path, set[int]], tmp_path: Path
+) -> None:
+    """A late arrival served the batch features (as if it had counted its customer's first
+    transaction, which was recorded after it) is skew, though it equals the batch vector."""
+    path, late = served_store
+    lake = Lake(served_lake)
+    tx_id = min(late)
+    features = lake.read_partitions("features", lake.partitions("features")[-1:])
+    row = features.filter(pc.equal(features[schema.TRANSACTION_ID], tx_id)).to_pylist()[0]
+
+    def as_batch(served: dict[str, float]) -> None:
+        served.update({name: float(row[name]) for name in served})
+
+    report = checked(served_lake, altered(path, tmp_path, tx_id, as_batch))
+    assert (report.late_arrivals, report.skewed) == (LATE - 1, 1) and not report.ok
+    assert report.skew["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1

@@ -8,11 +8,13 @@ within 1e-9.
 
 A served vector may differ from the batch one because of arrival order: under concurrent requests
 a customer's later transaction can be recorded before an earlier one, and its features then do not
-count the earlier one (the online contract: each transaction sees those recorded before it). Such
-a vector is a **late arrival** when it equals the batch features recomputed over only the
-transactions recorded before it: the lake's unserved ones (the history the store was loaded
-with) and the served ones with a smaller seq. Any other difference is **skew**. Answers without a
-seq (0: stored before the store had a log) can only be compared with the history.
+count the earlier one (the online contract: each transaction sees those recorded before it). So a
+served vector is also compared with the batch features recomputed over only the transactions
+recorded before it (the lake's unserved ones, the history the store was loaded with, and the served
+ones with a smaller seq) whenever that differs from time order: when its vector differs from the
+batch one, or when an earlier transaction of its customer or terminal was recorded after it. Any
+difference from that recomputation is **skew**; a vector that equals it but not the batch one is a
+**late arrival**.
 """
 
 from __future__ import annotations
@@ -74,18 +76,19 @@ def check(lake: Lake, store: OnlineStore, feature_set: FeatureSet) -> Consistenc
     # the order the store recorded them in: history (-1) first, then by seq
     rank = np.full(len(ids), -1, dtype=np.int64)
     rank[rows] = np.array([seq for seq, _, _ in stored], dtype=np.int64)[compared]
-    late = differs.any(axis=1)  # late arrivals, unless skewed
-    arrival = np.zeros((int(late.sum()), len(names)), dtype=bool)
-    if late.any():
-        arrival = _differs(served[late], _in_arrival_order(tx, rank, rows[late], feature_set), names)
+    out_of_order = differs.any(axis=1) | _overtaken(tx, rank)[rows]  # compared in arrival order
+    arrival = np.zeros((int(out_of_order.sum()), len(names)), dtype=bool)
+    if out_of_order.any():
+        arrival = _differs(served[out_of_order], _in_arrival_order(tx, rank, rows[out_of_order], feature_set), names)
     skewed = arrival.any(axis=1)
+    late = differs[out_of_order][~skewed]  # equal to the arrival-order features: each differs from batch, if any
     return ConsistencyReport(
         served=len(answers),
         compared=int(compared.sum()),
         skew=dict(zip(names, arrival.sum(axis=0).tolist(), strict=True)),
-        late=dict(zip(names, differs[late][~skewed].sum(axis=0).tolist(), strict=True)),
+        late=dict(zip(names, late.sum(axis=0).tolist(), strict=True)),
         skewed=int(skewed.sum()),
-        late_arrivals=int((~skewed).sum()),
+        late_arrivals=int(late.any(axis=1).sum()),
     )
 
 
@@ -158,6 +161,22 @@ def _in_arrival_order(tx: pa.Table, rank: np.ndarray, rows: np.ndarray, feature_
     at = {int(i): k for k, i in enumerate(schema.numpy_column(features[schema.TRANSACTION_ID]))}
     wanted = np.arange(len(rows)) * len(tx) + rows
     return features.take(pa.array([at[int(i)] for i in wanted]))
+
+
+def _overtaken(tx: pa.Table, rank: np.ndarray) -> np.ndarray:
+    """Per row of ``tx`` (in (time, id) order): whether an earlier row of its customer or terminal
+    has a higher ``rank`` (was recorded after it)."""
+    out = np.zeros(len(rank), dtype=bool)
+    for column in (schema.CUSTOMER_ID, schema.TERMINAL_ID):
+        entity = schema.numpy_column(tx[column])
+        order = np.argsort(entity, kind="stable")  # each entity's rows, in order
+        ranks, entities = rank[order] + 1, entity[order]  # ranks from 0
+        first = np.r_[True, entities[1:] != entities[:-1]]
+        # the running maximum of each entity's ranks: its rows' values lifted above every earlier entity's
+        lift = (np.cumsum(first) - 1) * (int(ranks.max()) + 1)
+        before = np.maximum.accumulate(ranks + lift) - lift  # the highest rank up to each row, itself included
+        out[order[1:]] |= ~first[1:] & (before[:-1] > ranks[1:])
+    return out
 
 
 def _rows_by(entity: np.ndarray) -> dict[int, np.ndarray]:
