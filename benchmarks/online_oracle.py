@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--handbook", default="../shared/handbook")
     ap.add_argument("--days", type=int, default=None, help="replay only the first N days (default: all)")
+    ap.add_argument("--group", type=int, default=1, help="transactions scored together (default 1: one by one)")
     args = ap.parse_args(argv)
     tx = pq.read_table(Path(args.handbook) / "transactions.parquet")
     oracle = pq.read_table(Path(args.handbook) / "features.parquet")
@@ -109,12 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     scorer = Scorer(MemoryStore(), HANDBOOK)
     names = HANDBOOK.names[1:]
     got = np.empty((tx.num_rows, len(names)))
+    txs = [Transaction(*values) for values in zip(*cols, strict=True)]
     t0 = time.perf_counter()
-    for i, (values, fraud) in enumerate(zip(zip(*cols, strict=True), frauds, strict=True)):
-        features = scorer.features(Transaction(*values)).features
-        got[i] = [features[n] for n in names]
-        if fraud:
-            scorer.store.add_labels({values[0]: 1})
+    for a in range(0, len(txs), args.group):  # the service's group commit: a group, then its labels
+        for i, served in enumerate(scorer.features(txs[a : a + args.group]), start=a):
+            got[i] = [served.features[n] for n in names]
+        labels = {cols[0][i]: 1 for i in range(a, min(a + args.group, len(txs))) if frauds[i]}
+        if labels:
+            scorer.store.add_labels(labels)
     seconds = time.perf_counter() - t0
     expected = np.column_stack([oracle[n].to_numpy() for n in names])
     verdict = compare(got, expected, np.array(cols[0]), names)

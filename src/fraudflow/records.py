@@ -111,7 +111,8 @@ class TxColumns:
         import numpy as np
 
         return cls(
-            np.array([t.ts_us for t in txs], dtype=np.int64),
+            # numpy converts the datetimes in C (each transaction's cached ts_us would cost 15 µs in all)
+            np.array([t.tx_datetime for t in txs], dtype="datetime64[us]").astype(np.int64),
             np.array([t.transaction_id for t in txs], dtype=np.int64),
             np.array([t.customer_id for t in txs], dtype=np.int64),
             np.array([t.terminal_id for t in txs], dtype=np.int64),

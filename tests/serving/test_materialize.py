@@ -32,16 +32,9 @@ def test_features_after_materialization_are_exact(tmp_path: Path) -> None:
     day = WORLD.start_date + dt.timedelta(days=50)
     live = lake.read_partitions("transactions", [day])
     scorer = Scorer(store, HANDBOOK)
-    got = [
-        scorer.features(Transaction(*row)).features
-        for row in zip(
-            *(
-                live[c].to_pylist()
-                for c in ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")
-            ),
-            strict=True,
-        )
-    ]
+    columns = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")
+    arriving = [Transaction(*row) for row in zip(*(live[c].to_pylist() for c in columns), strict=True)]
+    got = [served.features for served in scorer.features(arriving)]
     online = pa.table({"TRANSACTION_ID": live["TRANSACTION_ID"], **{n: [g[n] for g in got] for n in HANDBOOK.names}})
     everything = read_lake_table(tmp_path).sort_by([("TX_DATETIME", "ascending"), ("TRANSACTION_ID", "ascending")])
     batch = compute(everything, HANDBOOK).sort_by("TRANSACTION_ID")

@@ -10,30 +10,33 @@ one request and costs one loop turn more. Each answer leaves only after its batc
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Generic, Protocol, TypeVar
 
 from fraudflow.records import Transaction
-from fraudflow.serving.schemas import ScoreOut
+
+A = TypeVar("A")
+A_co = TypeVar("A_co", covariant=True)
 
 
-class Scores(Protocol):
-    """What the batcher needs of a scorer (``engine.Scorer`` is one)."""
+class Scores(Protocol[A_co]):
+    """What the batcher needs of a scorer (``engine.Scorer`` is one): answers, in order."""
 
-    def score(self, txs: list[Transaction]) -> list[ScoreOut]: ...
+    def score(self, txs: Sequence[Transaction]) -> Sequence[A_co]: ...
 
 
-class Batcher:
+class Batcher(Generic[A]):
     """Scores single transactions in groups of at most ``max_size``, in arrival order."""
 
-    def __init__(self, scorer: Scores, max_size: int = 1000) -> None:
+    def __init__(self, scorer: Scores[A], max_size: int = 1000) -> None:
         self.scorer = scorer
         self.max_size = max_size
-        self._pending: list[tuple[Transaction, asyncio.Future[ScoreOut]]] = []
+        self._pending: list[tuple[Transaction, asyncio.Future[A]]] = []
 
-    async def score(self, tx: Transaction) -> ScoreOut:
+    async def score(self, tx: Transaction) -> A:
         """The answer to ``tx``, scored with the other requests in flight."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[ScoreOut] = loop.create_future()
+        future: asyncio.Future[A] = loop.create_future()
         self._pending.append((tx, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)

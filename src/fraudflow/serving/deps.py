@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from fraudflow.serving.batching import Batcher
-from fraudflow.serving.engine import Scorer
+from fraudflow.serving.engine import Answer, Scorer
 from fraudflow.serving.metrics import Metrics
 
 
@@ -21,9 +21,9 @@ async def get_scorer(request: Request) -> Scorer:
     return scorer
 
 
-async def get_batcher(request: Request) -> Batcher:
+async def get_batcher(request: Request) -> Batcher[Answer]:
     """The app's group committer of single transactions."""
-    batcher: Batcher = request.app.state.batcher
+    batcher: Batcher[Answer] = request.app.state.batcher
     return batcher
 
 
@@ -49,7 +49,7 @@ async def check_json(content_type: Annotated[str | None, Header()] = None) -> No
 
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
-BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+BatcherDep = Annotated[Batcher[Answer], Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 #: The dependencies of a route that needs the API key.
 AUTHORIZED = [Depends(check_key)]

@@ -11,13 +11,13 @@ before then: it is imported here lazily, never by ``import fraudflow`` or the CL
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from fraudflow.serving.schemas import ScoreOut
+    from fraudflow.serving.engine import Answer
 
 #: Where the workers of one service keep their counts (prometheus_client's own variable).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -64,16 +64,18 @@ class Metrics:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def answered(self, answers: Iterable[ScoreOut]) -> None:
+    def answered(self, answers: Sequence[Answer]) -> None:
         """Count answers: a duplicate as such, every other one as scored (and alert), its score observed."""
-        for answer in answers:
-            if answer.duplicate:
-                self.duplicates.inc()
-                continue
-            self.scored.inc()
-            if answer.alert:
-                self.alerts.inc()
-            self.scores.observe(answer.score)
+        scored = [a for a in answers if not a.duplicate]
+        if len(scored) < len(answers):
+            self.duplicates.inc(len(answers) - len(scored))
+        if scored:
+            self.scored.inc(len(scored))
+            alerts = sum(a.alert for a in scored)
+            if alerts:
+                self.alerts.inc(alerts)
+            for answer in scored:
+                self.scores.observe(answer.score)
 
     def label(self, n: int) -> None:
         self.labels.inc(n)

@@ -30,7 +30,7 @@ JSON = "application/json"
 async def score(tx: TransactionIn, batcher: BatcherDep, metrics: MetricsDep) -> Response:
     answer = await batcher.score(tx.transaction())  # with the other requests in flight: one commit
     metrics.answered([answer])
-    return Response(answer.model_dump_json(), media_type=JSON)
+    return Response(answer.body, media_type=JSON)
 
 
 async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) -> Response:
@@ -40,7 +40,7 @@ async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) ->
         raise HTTPException(409, "TRANSACTION_ID appears twice in the batch")
     answers = scorer.score([t.transaction() for t in batch.transactions])
     metrics.answered(answers)
-    return Response(BatchOut(results=answers).model_dump_json(), media_type=JSON)
+    return Response('{"results":[' + ",".join([a.body for a in answers]) + "]}", media_type=JSON)
 
 
 async def invocations(body: Invocation, scorer: ScorerDep, batcher: BatcherDep, metrics: MetricsDep) -> Response:

@@ -41,19 +41,21 @@ I64 = np.ndarray
 class Forest:
     """The trees of one model, node arrays concatenated; tree ``t`` owns nodes ``starts[t]:starts[t+1]``.
 
-    Children are absolute node indices (-1 for a leaf); ``value`` holds a leaf's output;
-    ``mean`` each tree's cover-weighted mean output (its expected value, the bias term's part).
+    Children are absolute node indices (-1 for a leaf), ``missing`` the child a missing value goes
+    to (the node's default direction); ``value`` holds a leaf's output; ``mean`` each tree's
+    cover-weighted mean output (its expected value, the bias term's part). Node arrays are int32
+    and float32 (XGBoost's own precision): the walks read half the bytes.
     """
 
     n_features: int
     base_margin: float
     starts: I64
-    left: I64
-    right: I64
-    feature: I64
-    threshold: np.ndarray  # float32, XGBoost's own precision
-    default_left: np.ndarray  # bool
-    value: F64
+    left: np.ndarray  # int32
+    right: np.ndarray  # int32
+    missing: np.ndarray  # int32
+    feature: np.ndarray  # int32
+    threshold: np.ndarray  # float32
+    value: np.ndarray  # float32
     cover: F64
     mean: F64
     depth: int
@@ -100,7 +102,7 @@ class Forest:
         conditions = joined("split_conditions", np.float64)
         is_leaf = left < 0
         threshold = np.where(is_leaf, 0.0, conditions).astype(np.float32)
-        value = np.where(is_leaf, conditions.astype(np.float32).astype(np.float64), 0.0)
+        value = np.where(is_leaf, conditions, 0.0).astype(np.float32)
         cover = joined("sum_hessian", np.float64)
         feature = np.where(is_leaf, -1, joined("split_indices", np.int64))
         mean = np.zeros(len(trees), dtype=np.float64)
@@ -109,15 +111,16 @@ class Forest:
             mean[t], d = _mean_and_depth(int(starts[t]), left, right, value, cover)
             depth = max(depth, d)
         tables = LeafTables.build(starts, left, right, feature, value, cover) if depth <= TABLE_MAX_DEPTH else None
+        missing = np.where(joined("default_left", np.int64).astype(np.bool_), left, right)
         return cls(
             n_features=n_features,
             base_margin=base_margin,
             starts=starts,
-            left=left,
-            right=right,
-            feature=feature,
+            left=left.astype(np.int32),
+            right=right.astype(np.int32),
+            missing=missing.astype(np.int32),
+            feature=feature.astype(np.int32),
             threshold=threshold,
-            default_left=joined("default_left", np.int64).astype(np.bool_),
             value=value,
             cover=cover,
             mean=mean,
@@ -127,31 +130,40 @@ class Forest:
 
     def margin(self, x: np.ndarray) -> F64:
         """Each row's raw score (log-odds): the base margin plus the leaves it reaches."""
-        rows = self._rows(x)
-        return _margin(rows, self.starts, self.left, self.right, self.feature, self.threshold,
-                       self.default_left, self.value, self.base_margin)  # fmt: skip
+        return self.explain(x, contributions=False)[0]
 
     def probability(self, x: np.ndarray) -> F64:
         """Each row's fraud probability, ``binary:logistic``'s sigmoid of the margin."""
-        probability: F64 = 1.0 / (1.0 + np.exp(-self.margin(x)))
-        return probability
+        return probability(self.margin(x))
 
     def contributions(self, x: np.ndarray) -> F64:
         """Exact TreeSHAP values: ``n_features`` columns, then the bias; a row sums to its margin."""
+        return self.explain(x)[1]
+
+    def explain(self, x: np.ndarray, contributions: bool = True) -> tuple[F64, F64]:
+        """Each row's margin and (with ``contributions``) its TreeSHAP values, in one pass over the trees."""
         rows = self._rows(x)
-        trees = (rows, self.starts, self.left, self.right, self.feature, self.threshold, self.default_left)
-        if self.tables is not None:
-            out: F64 = _contributions_by_tables(*trees, self.n_features, *dataclasses.astuple(self.tables))
+        trees = (rows, self.starts, self.left, self.right, self.missing, self.feature, self.threshold, self.value)
+        if self.tables is not None or not contributions:
+            tables = self.tables if contributions else _NO_TABLES
+            assert tables is not None
+            margin, out = _explain_by_tables(*trees, self.base_margin, self.n_features, *dataclasses.astuple(tables))
         else:
-            out = _contributions(*trees, self.value, self.cover, self.n_features, self.depth)
+            margin, out = _explain(*trees, self.base_margin, self.cover, self.n_features, self.depth)
         out[:, self.n_features] = self.base_margin + self.mean.sum()  # the expected margin: the bias
-        return out
+        return margin, out
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
         if rows.shape[1] != self.n_features:
             raise ConfigError(f"the model takes {self.n_features} features; rows have {rows.shape[1]}")
         return rows
+
+
+def probability(margin: F64) -> F64:
+    """``binary:logistic``'s sigmoid of margins."""
+    out: F64 = 1.0 / (1.0 + np.exp(-margin))
+    return out
 
 
 #: Trees up to this depth are explained through per-leaf tables (at most 2**6 * 6 numbers a leaf);
@@ -237,6 +249,15 @@ class LeafTables:
         )
 
 
+def _no_tables() -> LeafTables:
+    ints = np.zeros(1, dtype=np.int64)
+    return LeafTables(ints[:0], ints, ints, ints[:0], ints[:0], ints[:0], ints, ints[:0], ints, np.zeros(0))
+
+
+#: No leaf at all: the tables kernel then computes margins only.
+_NO_TABLES = _no_tables()
+
+
 @njit(cache=True)
 def _leaf_table(zero: F64, value: float) -> F64:
     """A leaf's contributions (2**m rows: the satisfied set A as a bit mask; m columns)."""
@@ -289,37 +310,42 @@ def _mean_and_depth(root: int, left: I64, right: I64, value: F64, cover: F64) ->
     return walk(root)
 
 
-@njit(cache=True, inline="always")
-def _next(node: int, row: np.ndarray, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-          default_left: np.ndarray) -> int:  # fmt: skip
-    x = row[feature[node]]
-    if np.isnan(x):
-        child: int = left[node] if default_left[node] else right[node]
-    else:
-        child = left[node] if x < threshold[node] else right[node]
-    return child
+@njit(cache=True)
+def _route(row: np.ndarray, left: np.ndarray, right: np.ndarray, missing: np.ndarray, feature: np.ndarray,
+           threshold: np.ndarray, hot: np.ndarray) -> None:  # fmt: skip
+    """``hot[node]``: the child each split sends ``row`` to. Left below the threshold, a missing
+    value (NaN) by the node's default direction (tested second: features are rarely missing).
+    Written out here, not in a function per node: numba did not inline that call (5x slower)."""
+    for node in range(left.shape[0]):
+        if left[node] >= 0:
+            x = row[feature[node]]
+            if x < threshold[node]:
+                hot[node] = left[node]
+            elif x != x:
+                hot[node] = missing[node]
+            else:
+                hot[node] = right[node]
 
 
 @njit(cache=True)
-def _margin(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-            default_left: np.ndarray, value: F64, base: float) -> F64:  # fmt: skip
-    out = np.empty(rows.shape[0], dtype=np.float64)
-    for r in range(rows.shape[0]):
-        row = rows[r]
-        total = np.float32(base)  # XGBoost's sum: float32, base first, trees in order
-        for t in range(starts.shape[0] - 1):
-            node = starts[t]
-            while left[node] >= 0:
-                node = _next(node, row, left, right, feature, threshold, default_left)
-            total += np.float32(value[node])
-        out[r] = total
-    return out
+def _leaf_sum(starts: I64, left: np.ndarray, value: np.ndarray, hot: np.ndarray, base: float) -> float:
+    """The margin: the base, then each tree's leaf, added in float32 in tree order as XGBoost does."""
+    total = np.float32(base)
+    for t in range(starts.shape[0] - 1):
+        node = starts[t]
+        while left[node] >= 0:
+            node = hot[node]
+        total += value[node]
+    return float(total)
 
 
 @njit(cache=True)
-def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-                   default_left: np.ndarray, value: F64, cover: F64, n_features: int, depth: int) -> F64:  # fmt: skip
+def _explain(rows: np.ndarray, starts: I64, left: np.ndarray, right: np.ndarray, missing: np.ndarray,
+             feature: np.ndarray, threshold: np.ndarray, value: np.ndarray, base: float, cover: F64, n_features: int,
+             depth: int) -> tuple[F64, F64]:  # fmt: skip
+    margin = np.empty(rows.shape[0], dtype=np.float64)
     out = np.zeros((rows.shape[0], n_features + 1), dtype=np.float64)
+    route = np.empty(left.shape[0], dtype=np.int32)
     # Algorithm 2's recursion as a loop over a stack of visits. A visit copies its parent's path
     # to just past it and extends it; siblings share a slot, and a subtree's visits all end
     # before its sibling starts, so a parent's path is intact when the second child copies it.
@@ -335,7 +361,8 @@ def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature
     stack_one = np.empty(2 * depth + 2, dtype=np.float64)
     stack_split = np.empty(2 * depth + 2, dtype=np.int64)
     for r in range(rows.shape[0]):
-        row = rows[r]
+        _route(rows[r], left, right, missing, feature, threshold, route)
+        margin[r] = _leaf_sum(starts, left, value, route, base)
         phi = out[r]
         for t in range(starts.shape[0] - 1):
             top = 0
@@ -363,7 +390,7 @@ def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature
                         w = _unwound_sum(path_zero, path_one, path_weight, at, length, i)
                         phi[path_feature[at + i]] += w * (path_one[at + i] - path_zero[at + i]) * value[node]
                     continue
-                hot = _next(node, row, left, right, feature, threshold, default_left)
+                hot = route[node]
                 cold = right[node] if hot == left[node] else left[node]
                 incoming_zero = 1.0
                 incoming_one = 1.0
@@ -385,22 +412,22 @@ def _contributions(rows: np.ndarray, starts: I64, left: I64, right: I64, feature
                     stack_one[top] = one
                     stack_split[top] = feature[node]
                     top += 1
-    return out
+    return margin, out
 
 
 @njit(cache=True)
-def _contributions_by_tables(rows: np.ndarray, starts: I64, left: I64, right: I64, feature: I64, threshold: np.ndarray,
-                             default_left: np.ndarray, n_features: int, leaves: I64,
-                             tree_leaves: I64, path_start: I64, path_node: I64, path_child: I64, path_bit: I64,
-                             features_start: I64, features: I64, table_start: I64, table: F64) -> F64:  # fmt: skip
+def _explain_by_tables(rows: np.ndarray, starts: I64, left: np.ndarray, right: np.ndarray, missing: np.ndarray,
+                       feature: np.ndarray, threshold: np.ndarray, value: np.ndarray, base: float, n_features: int,
+                       leaves: I64, tree_leaves: I64, path_start: I64, path_node: I64, path_child: I64,
+                       path_bit: I64, features_start: I64, features: I64, table_start: I64,
+                       table: F64) -> tuple[F64, F64]:  # fmt: skip
+    margin = np.empty(rows.shape[0], dtype=np.float64)
     out = np.zeros((rows.shape[0], n_features + 1), dtype=np.float64)
-    hot = np.empty(left.shape[0], dtype=np.int64)  # the child each split sends the row to
+    hot = np.empty(left.shape[0], dtype=np.int32)
     for r in range(rows.shape[0]):
-        row = rows[r]
+        _route(rows[r], left, right, missing, feature, threshold, hot)
+        margin[r] = _leaf_sum(starts, left, value, hot, base)
         phi = out[r]
-        for node in range(left.shape[0]):
-            if left[node] >= 0:
-                hot[node] = _next(node, row, left, right, feature, threshold, default_left)
         for leaf in range(leaves.shape[0]):
             f0 = features_start[leaf]
             m = features_start[leaf + 1] - f0
@@ -411,7 +438,7 @@ def _contributions_by_tables(rows: np.ndarray, starts: I64, left: I64, right: I6
             at = table_start[leaf] + satisfied * m
             for i in range(m):
                 phi[features[f0 + i]] += table[at + i]
-    return out
+    return margin, out
 
 
 @njit(cache=True, inline="always")

@@ -6,7 +6,7 @@
 
 The served feature vector gives a transaction sent again its first answer; the request lets the
 consistency job recompute the vector in batch. The stores keep the text as it is (``Recorded.answer``,
-``commit``, ``answer``, ``answers``); ``encode`` and ``decode`` are the only writer and reader of its fields.
+``answers``); ``Encoder`` (and ``encode``) and ``decode`` are the only writer and reader of its fields.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fraudflow.records import Transaction
@@ -28,20 +28,36 @@ class StoredAnswer:
     request: Transaction
 
 
-def encode(features: Mapping[str, float], tx: Transaction) -> str:
-    """The stored answer of ``tx`` served ``features``, as JSON text.
+class Encoder:
+    """Stored answers of one feature set's vectors: the JSON text of the names written once.
 
-    Written by hand because it is on every request's path (3x faster than ``json.dumps``); the
-    names are identifiers, the values finite ints and floats, whose ``repr`` is valid JSON.
+    On every request's path, so written by hand (several times faster than ``json.dumps``): the
+    vector's text is one %-template over the values, whose ``repr`` is valid JSON when finite.
     """
-    if not math.isfinite(sum(features.values())):  # any inf or nan (or an overflow): the careful way
-        return json.dumps({"features": dict(features), "request": _request(tx)}, separators=(",", ":"))
-    values = ",".join([f'"{k}":{v!r}' for k, v in features.items()])
-    request = (
-        f'"TRANSACTION_ID":{tx.transaction_id},"TX_DATETIME":"{tx.tx_datetime.isoformat()}",'
-        f'"CUSTOMER_ID":{tx.customer_id},"TERMINAL_ID":{tx.terminal_id},"TX_AMOUNT":{float(tx.amount)!r}'
-    )
-    return f'{{"features":{{{values}}},"request":{{{request}}}}}'
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self._template = "{" + ",".join(f"{json.dumps(name)}:%r" for name in self.names) + "}"
+
+    def vector(self, values: Sequence[float]) -> str:
+        """The JSON object of a feature vector (Python floats, in ``names`` order)."""
+        if not math.isfinite(sum(values)):  # any inf or nan (or an overflow): the careful way
+            return json.dumps(dict(zip(self.names, values, strict=True)), separators=(",", ":"))
+        return self._template % tuple(values)
+
+    @staticmethod
+    def answer(vector: str, tx: Transaction) -> str:
+        """The stored answer of ``tx``, served the vector whose JSON text is ``vector``."""
+        request = (
+            f'"TRANSACTION_ID":{tx.transaction_id},"TX_DATETIME":"{tx.tx_datetime.isoformat()}",'
+            f'"CUSTOMER_ID":{tx.customer_id},"TERMINAL_ID":{tx.terminal_id},"TX_AMOUNT":{float(tx.amount)!r}'
+        )
+        return f'{{"features":{vector},"request":{{{request}}}}}'
+
+
+def encode(features: Mapping[str, float], tx: Transaction) -> str:
+    """The stored answer of ``tx`` served ``features``, as JSON text."""
+    return Encoder.answer(Encoder(list(features)).vector(list(features.values())), tx)
 
 
 def decode(text: str) -> StoredAnswer:
