@@ -1,6 +1,7 @@
 """Serving: the scoring engine (online features + model) and the HTTP service around it.
 
-    engine.py       ``Scorer``: a transaction's online features, committed to the store, and its answer
+    engine.py       ``Scorer``: a batch recorded in the store's log, its online features, the answers
+    batching.py     group commit: the single-transaction requests in flight scored as one batch
     schemas.py      request and response bodies
     server.py       ``run``: the scorer built first (every start-up refusal), then uvicorn, 1 or N processes
     app.py          ``create_app``: the pieces below put together
