@@ -1,10 +1,10 @@
 """The contract every online store keeps (memory, SQLite, Redis).
 
-The store is a durable, shared, ordered log of transactions and of fraud labels. Each
-entry gets a sequence number ``seq`` (1, 2, …) in the order the entries were appended, the same
-for every process sharing the store, without gaps; service processes hold the feature windows
-themselves, caught up from the log, and a transaction's features are computed over the entries
-with a smaller seq (so every process gives it the same features, whatever the interleaving).
+The store is a durable, shared, ordered log of transactions and of fraud labels. Each entry gets a
+sequence number ``seq`` (1, 2, …) in the order the entries were appended, the same for every
+process sharing the store, without gaps; service processes hold the feature windows themselves,
+caught up from the log, and a transaction's features are computed over the entries with a smaller
+seq (so every process gives it the same features, whatever the interleaving).
 
 - ``record(txs, since, keep_us)`` -> a context: atomically append the batch's transactions not
   recorded before (in order) and return a ``Recorded``: each one's seq (new, or its original one),
@@ -28,7 +28,8 @@ with a smaller seq (so every process gives it the same features, whatever the in
   sent again gets its first answer); ``meta`` key/values.
 
 A process killed at any point leaves each transaction either recorded or not, and each answer
-either stored or not: never half of one.
+either stored or not: never half of one. A store written before the store was a log (its answers'
+transactions not in it) is refused when opened.
 """
 
 from __future__ import annotations
