@@ -28,8 +28,8 @@ seq (so every process gives it the same features, whatever the interleaving).
   sent again gets its first answer); ``meta`` key/values.
 
 A process killed at any point leaves each transaction either recorded or not, and each answer
-either stored or not: never half of one. A store written before the store was a log (its answers'
-transactions not in it) is refused when opened.
+either stored or not: never half of one. A store an earlier fraudflow wrote (answers whose
+transactions are not in the log) is refused when opened.
 """
 
 from __future__ import annotations
