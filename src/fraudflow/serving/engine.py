@@ -219,6 +219,7 @@ class Scorer:
                 stored_texts[i] = self._encoder.answer(texts[i], txs[i])
             recorded.answer(stored_texts)
         self._since = max(self._since, int(recorded.seqs.max()))
+        self.state.trim(int(columns.ts_us.max()))  # the windows forget what none reaches, as the store's log does
         duplicate = [True] * n
         for i in computed:
             duplicate[i] = False
