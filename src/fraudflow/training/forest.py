@@ -23,6 +23,7 @@ the ``binary:logistic`` objective; anything else is refused with a ``ConfigError
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -145,13 +146,23 @@ class Forest:
         rows = self._rows(x)
         trees = (rows, self.starts, self.left, self.right, self.missing, self.feature, self.threshold, self.value)
         if self.tables is not None or not contributions:
-            tables = self.tables if contributions else _NO_TABLES
-            assert tables is not None
-            margin, out = _explain_by_tables(*trees, self.base_margin, self.n_features, *dataclasses.astuple(tables))
+            tables = self._table_arrays if contributions else _NO_TABLES
+            margin, out = _explain_by_tables(*trees, self.base_margin, self.n_features, *tables)
         else:
             margin, out = _explain(*trees, self.base_margin, self.cover, self.n_features, self.depth)
-        out[:, self.n_features] = self.base_margin + self.mean.sum()  # the expected margin: the bias
+        out[:, self.n_features] = self._bias
         return margin, out
+
+    @functools.cached_property
+    def _table_arrays(self) -> tuple[np.ndarray, ...]:
+        """The leaf tables' arrays as the kernel takes them (``dataclasses.astuple`` would copy them)."""
+        assert self.tables is not None
+        return tuple(getattr(self.tables, f.name) for f in dataclasses.fields(self.tables))
+
+    @functools.cached_property
+    def _bias(self) -> float:
+        """The expected margin: the base plus each tree's mean output."""
+        return float(self.base_margin + self.mean.sum())
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
@@ -255,7 +266,7 @@ def _no_tables() -> LeafTables:
 
 
 #: No leaf at all: the tables kernel then computes margins only.
-_NO_TABLES = _no_tables()
+_NO_TABLES = tuple(getattr(_no_tables(), f.name) for f in dataclasses.fields(LeafTables))
 
 
 @njit(cache=True)
