@@ -108,7 +108,6 @@ class Scorer:
         self.state = OnlineState(feature_set)
         self._names = names
         self._keep_us = max(self.state.history_us.values())
-        self._since = 0  # the last seq of the store's log this process has seen
         self._forest = None if model is None else Forest.from_json(model.booster.save_raw("json"))
         self._inputs = None if model is None else np.array([names.index(f) for f in model.features])
         self._encoder = codec.Encoder(names)
@@ -193,12 +192,12 @@ class Scorer:
             # the store may have undone the batch (SQLite rolls back) and give its seqs again: the
             # windows, which held it, start again empty, and the next record catches up the whole log
             self.state = OnlineState(self.feature_set)
-            self._since = 0
             raise
 
     def _record(self, txs: Sequence[Transaction], columns: TxColumns, vectors: np.ndarray) -> _Served:
         n = len(txs)
-        with self.store.record(columns, self._since, self._keep_us) as recorded:
+        # the state's last seq: the last entry of the store's log this process has seen
+        with self.store.record(columns, self.state.last_seq, self._keep_us) as recorded:
             self._catch_up(recorded.caught_up)
             first: dict[int, int] = {}  # TRANSACTION_ID -> its first place in the batch
             computed: list[int] = []  # never answered: new, or recorded once and never answered
@@ -218,7 +217,6 @@ class Scorer:
                 texts[i] = self._encoder.vector(values)
                 stored_texts[i] = self._encoder.answer(texts[i], txs[i])
             recorded.answer(stored_texts)
-        self._since = max(self._since, int(recorded.seqs.max()))
         self.state.trim(int(columns.ts_us.max()))  # the windows forget what none reaches, as the store's log does
         duplicate = [True] * n
         for i in computed:
@@ -238,5 +236,4 @@ class Scorer:
         if len(caught_up.seqs):
             self.state.add(caught_up.txs, caught_up.seqs, caught_up.fraud)
         if len(caught_up.label_seqs):
-            self.state.label(caught_up.label_ids, caught_up.labels)
-        self._since = max(self._since, caught_up.last_seq)
+            self.state.label(caught_up.label_ids, caught_up.labels, caught_up.label_seqs)
