@@ -5,6 +5,7 @@
     schemas.py      request and response bodies
     server.py       ``run``: the scorer built first (every start-up refusal), then uvicorn, 1 or N processes
     app.py          ``create_app``: the pieces below put together
+    fast_score.py   ``POST /v1/score`` answered without the framework when the request is accepted
     settings.py     ``Settings``, built once at the edge
     routes.py       the routes (SageMaker's /ping and /invocations too); deps.py their dependencies
     middleware.py   the body-size limit and request metrics; http_errors.py errors as HTTP answers

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Scorer
+from fraudflow.serving.fast_score import FastScore
 from fraudflow.serving.http_errors import HANDLERS
 from fraudflow.serving.metrics import Metrics
 from fraudflow.serving.middleware import LimitAndMeasure
@@ -37,6 +38,13 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
     app.state.batcher = Batcher(scorer)
     app.state.metrics = Metrics()
     app.add_middleware(LimitAndMeasure, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(  # outermost: the accepted scoring requests never reach the framework
+        FastScore,
+        batcher=app.state.batcher,
+        metrics=app.state.metrics,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+    )
     add_routes(app)
     return app
 
