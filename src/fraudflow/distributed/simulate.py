@@ -24,6 +24,7 @@ from fraudflow.distributed.lake_io import lake_args
 from fraudflow.distributed.session import spark_job, spark_session
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake
+from fraudflow.simulate.frauds import N_SCENARIOS
 from fraudflow.simulate.generate import ROW_COLUMNS, DayWriter, Run, Totals, World
 from fraudflow.simulate.kernel import SECONDS_PER_DAY
 from fraudflow.simulate.world import WorldParams
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 ROWS = "day INT, seconds BIGINT, customer INT, terminal INT, amount DOUBLE, seq INT"
 COLUMNS = ["day", *ROW_COLUMNS]
 SUMMARY_DAY = -1  # the summary row of a chunk: seconds = rows before from_day, seq = last day seen
-SCENARIOS = ("s0", "s1", "s2", "s3")  # per written day: its rows of each fraud scenario (0: genuine)
+SCENARIOS = tuple(f"s{i}" for i in range(N_SCENARIOS))  # per written day: its rows of each fraud scenario
 _WORLDS: dict[str, World] = {}  # per Python worker: profiles and terminal lists, built once
 
 

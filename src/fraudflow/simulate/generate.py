@@ -11,6 +11,7 @@ engine, the chunk size or the number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -26,7 +27,8 @@ import numpy as np
 from fraudflow import engines, schema
 from fraudflow.errors import ConfigError
 from fraudflow.lake import Lake, open_lake
-from fraudflow.simulate.frauds import FraudPlan, label_day, plan_frauds
+from fraudflow.simulate.changes import UnderThresholdFrauds, change_to_json
+from fraudflow.simulate.frauds import N_SCENARIOS, FraudPlan, label_day, plan_frauds
 from fraudflow.simulate.kernel import CustomerBatch, Customers, run_customers
 from fraudflow.simulate.world import (
     WORLD_FORMAT_VERSION,
@@ -34,6 +36,7 @@ from fraudflow.simulate.world import (
     WorldParams,
     available_terminals,
     build_grid,
+    customer_phases,
     make_profiles,
     terminal_counts,
 )
@@ -91,12 +94,15 @@ class World:
         self.profiles: Profiles = make_profiles(params)
         self.grid = build_grid(self.profiles, params.radius)
 
-    def run(self, ids: np.ndarray, from_day: int, to_day: int) -> CustomerBatch:
-        """Transactions of days ``from_day..to_day-1`` of customers ``ids``, ascending ids."""
+    def run(self, ids: np.ndarray, from_day: int, to_day: int, as_of: int | None = None) -> CustomerBatch:
+        """Transactions of days ``from_day..to_day-1`` of customers ``ids``, ascending ids.
+
+        ``as_of``: the world with only the spending shifts in force on that day (None: all of them).
+        """
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         indptr, terminals = available_terminals(self.profiles, self.grid, self.params.radius, ids)
-        p = self.profiles
-        customers = Customers(ids, p.mean_nb_tx_per_day[ids], p.mean_amount[ids], p.std_amount[ids], indptr, terminals)
+        ph = customer_phases(self.profiles, self.params.changes, ids, as_of)
+        customers = Customers(ids, ph.lam, ph.mean, ph.std, indptr, terminals, ph.phase_ptr, ph.phase_day)
         return run_customers(customers, from_day, to_day)
 
 
@@ -179,7 +185,7 @@ class DayWriter:
             ]
             table = schema.arrow_table(columns, schema.TRANSACTIONS)
             lake.write_partition("transactions", self.params.start_date + dt.timedelta(days=day), table)
-        return np.bincount(scenario, minlength=4)
+        return np.bincount(scenario, minlength=N_SCENARIOS)
 
 
 class Simulation(Protocol):
@@ -224,8 +230,8 @@ def generate(
     ``engine="spark"`` runs the same kernel in Spark tasks (``spark_master``: default ``local[*]``;
     ``workers`` and ``spill`` are Spark's business there) and writes the same files.
     """
-    params = params or WorldParams()
     lake = open_lake(out)
+    params = recorded_changes_kept(lake, params or WorldParams())
     if not 0 <= from_day < params.nb_days:
         raise ConfigError(f"from_day must be in 0..{params.nb_days - 1}, got {from_day}")
     if chunk_customers is not None and chunk_customers < 0:  # 0: the default size
@@ -252,14 +258,16 @@ def generate(
             from_day,
             params.nb_days,
             totals.last_day,
-            lambda ids, to_day: world.run(ids, 0, to_day),
+            lambda ids, to_day, as_of: world.run(ids, 0, to_day, as_of),
+            params.changes,
         )
         first_ids = accumulate(totals.rows_per_day[:-1], initial=totals.rows_before)
         scenarios = simulation.write_days(DayWriter(params, plan, dict(zip(run.days, first_ids, strict=True))))
     days = sum(1 for n in totals.rows_per_day if n)
+    kinds = (1, 2, 3, 4) if any(isinstance(c, UnderThresholdFrauds) for c in params.changes) else (1, 2, 3)
     return SimulationSummary(
         rows=sum(totals.rows_per_day),
-        frauds_by_scenario={s: int(scenarios[s]) for s in (1, 2, 3)},
+        frauds_by_scenario={s: int(scenarios[s]) for s in kinds},
         days=days,
         seconds=time.perf_counter() - t0,
         objects_written=world_objects + days,
@@ -267,21 +275,45 @@ def generate(
     )
 
 
+def recorded_world(lake: Lake) -> WorldParams | None:
+    """The world recorded in ``lake`` (world/world.json), or None."""
+    path = lake.path("world", "world.json")
+    return WorldParams.from_json(lake.read_json(path)["params"]) if lake.fs.exists(path) else None
+
+
+def recorded_changes_kept(lake: Lake, params: WorldParams) -> WorldParams:
+    """``params`` with the changes recorded in ``lake`` added: a continued world keeps applying them.
+
+    Refuses another world (parameters other than ``nb_days`` and ``changes`` differ), and a new
+    change starting on a day the lake already holds (those days were generated without it).
+    """
+    old = recorded_world(lake)
+    if old is None:
+        return params
+    same = {k: v for k, v in old.to_json().items() if k not in ("nb_days", "changes")}
+    new = {k: v for k, v in params.to_json().items() if k not in ("nb_days", "changes")}
+    if same != new:
+        raise ConfigError(
+            f"{lake.url} holds another world ({same}); refusing to write {new} into it. "
+            "Use a new --out, or the same world parameters."
+        )
+    added = [c for c in params.changes if c not in old.changes]
+    for c in added:
+        if c.from_day < old.nb_days:
+            raise ConfigError(
+                f"{lake.url} already holds days 0..{old.nb_days - 1} generated without the change {change_to_json(c)}; "
+                f"a new change must start on day {old.nb_days} or later (or use a new --out)"
+            )
+    return dataclasses.replace(params, changes=(*old.changes, *added))
+
+
 def write_world(lake: Lake, world: World, from_day: int) -> int:
-    """Write ``world/`` (profiles and world.json); refuse to mix two different worlds."""
+    """Write ``world/`` (profiles and world.json); ``world.params`` went through ``recorded_changes_kept``."""
     params = world.params
     path = lake.path("world", "world.json")
-    if lake.fs.exists(path):
-        old = lake.read_json(path)
-        old_params = WorldParams.from_json(old["params"])
-        same = {k: v for k, v in old_params.to_json().items() if k != "nb_days"}
-        new = {k: v for k, v in params.to_json().items() if k != "nb_days"}
-        if same != new:
-            raise ConfigError(
-                f"{lake.url} holds another world ({same}); refusing to write {new} into it. "
-                "Use a new --out, or the same world parameters."
-            )
-        params = WorldParams.from_json({**old["params"], "nb_days": max(old_params.nb_days, params.nb_days)})
+    old = recorded_world(lake)
+    if old is not None:
+        params = dataclasses.replace(params, nb_days=max(old.nb_days, params.nb_days))
     p = world.profiles
     customers = schema.arrow_table(
         [

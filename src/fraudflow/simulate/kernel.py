@@ -34,15 +34,20 @@ if TYPE_CHECKING:
 class Customers(NamedTuple):
     """The kernel's input: a set of customers (ascending ids), their profiles and terminal lists.
 
-    A tuple, so that the compiled loop takes it as one argument.
+        A tuple, so that the compiled loop takes it as one argument. A customer's profile can change
+    from given days (``simulate.changes``): it then has several phases.
     """
 
     ids: np.ndarray  # int64
-    lam: np.ndarray  # float64, mean transactions per day
-    mean: np.ndarray  # float64, mean amount
-    std: np.ndarray  # float64, standard deviation of the amount
+    lam: np.ndarray  # float64, mean transactions per day, per phase
+    mean: np.ndarray  # float64, mean amount, per phase
+    std: np.ndarray  # float64, standard deviation of the amount, per phase
     indptr: np.ndarray  # int64, customer i's terminals are terminals[indptr[i] : indptr[i + 1]]
     terminals: np.ndarray  # int32
+    # customer i's phases are phase_ptr[i]..phase_ptr[i+1]-1, phase p in force from day phase_day[p]
+    # (the first from day 0): a world without changes has one phase per customer
+    phase_ptr: np.ndarray  # int64
+    phase_day: np.ndarray  # int64
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def _draw_amount(mean: float, std: float) -> float:
 @numba.njit(cache=True, parallel=True)
 def _fill(customers: Customers, from_day: int, to_day: int, slots: I64, out: Columns) -> tuple[I64, I64, I64]:
     """Write customer i's rows into ``slots[i]..slots[i+1]-1`` of ``out``; return the counts it needed."""
-    ids, lam, mean, std, indptr, terminals = customers
+    ids, lam, mean, std, indptr, terminals, phase_ptr, phase_day = customers
     out_seconds, out_customer, out_terminal, out_amount, out_seq = out
     n = ids.shape[0]
     emitted = np.zeros(n, dtype=np.int64)
@@ -89,12 +94,15 @@ def _fill(customers: Customers, from_day: int, to_day: int, slots: I64, out: Col
         p = slots[i]
         end = slots[i + 1]
         seq = 0
+        ph = phase_ptr[i]
         for d in range(to_day):
-            k = np.random.poisson(lam[i])
+            while ph + 1 < phase_ptr[i + 1] and phase_day[ph + 1] <= d:
+                ph += 1
+            k = np.random.poisson(lam[ph])
             for _ in range(k):
                 t = int(np.random.normal(43200, 20000))
                 if 0 < t < SECONDS_PER_DAY:
-                    amount = _draw_amount(mean[i], std[i])
+                    amount = _draw_amount(mean[ph], std[ph])
                     if n_terminals > 0:
                         terminal = terminals[lo + randbelow(mt, n_terminals)]
                         last[i] = d
@@ -138,7 +146,8 @@ def run_customers(customers: Customers, from_day: int, to_day: int) -> CustomerB
     """Transactions of days ``from_day..to_day-1`` of ``customers``."""
     # One pass into generous slots (the count is Poisson: mean + 8 sd overflows ~never);
     # should a customer overflow, the pass is redone with exact sizes.
-    m = customers.lam * (to_day - from_day)
+    busiest = np.maximum.reduceat(customers.lam, customers.phase_ptr[:-1]) if len(customers.ids) else customers.lam
+    m = busiest * (to_day - from_day)
     capacity = np.ceil(m + 8 * np.sqrt(m) + 16).astype(np.int64)
     slots, cols, emitted, before, last = _run(customers, from_day, to_day, capacity)
     if np.any(emitted > capacity):

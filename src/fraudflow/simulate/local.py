@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from fraudflow.errors import ConfigError
+from fraudflow.simulate.frauds import N_SCENARIOS
 from fraudflow.simulate.generate import BYTES_PER_ROW, ROW_COLUMNS, DayWriter, Run, Totals, World
 from fraudflow.simulate.kernel import SECONDS_PER_DAY, CustomerBatch
 
@@ -68,7 +69,7 @@ class LocalSimulation:
         def one(d: int) -> np.ndarray:
             return write(run.lake, run.from_day + d, self.buckets.day(d))
 
-        scenarios = np.zeros(4, dtype=np.int64)
+        scenarios = np.zeros(N_SCENARIOS, dtype=np.int64)
         with ThreadPoolExecutor(max_workers=run.workers or os.cpu_count() or 1) as pool:
             for i, per_scenario in enumerate(pool.map(one, range(n_days)), 1):
                 scenarios += per_scenario

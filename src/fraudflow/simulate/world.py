@@ -17,6 +17,14 @@ import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow.errors import ConfigError
+from fraudflow.simulate.changes import (
+    SPENDING_SEED,
+    SpendingShift,
+    WorldChange,
+    change_to_json,
+    changes_from_json,
+    in_order,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -38,6 +46,7 @@ class WorldParams:
     nb_days: int = 183
     start_date: dt.date = dt.date(2018, 4, 1)
     radius: float = 5.0
+    changes: tuple[WorldChange, ...] = ()  # docs/WORLD_CHANGES.md; none: the handbook's world
 
     def __post_init__(self) -> None:
         checks = {
@@ -51,6 +60,9 @@ class WorldParams:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.n_customers >= 2**31 or self.n_terminals >= 2**31:
             raise ConfigError("n_customers and n_terminals must be below 2**31")
+        object.__setattr__(self, "changes", in_order(self.changes))
+        for change in self.changes:
+            change.check()
 
     @classmethod
     def from_options(cls, **fields: Any) -> WorldParams:
@@ -58,8 +70,11 @@ class WorldParams:
         return cls(**{name: value for name, value in fields.items() if value is not None})
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The parameters as JSON; ``changes`` only when there are some (a world without is as before)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "changes"}
         d["start_date"] = self.start_date.isoformat()
+        if self.changes:
+            d["changes"] = [change_to_json(c) for c in self.changes]
         return d
 
     @classmethod
@@ -71,6 +86,8 @@ class WorldParams:
         d = dict(d)
         if "start_date" in d:
             d["start_date"] = parse_date(d["start_date"], "start_date")
+        if "changes" in d:
+            d["changes"] = changes_from_json(d["changes"])
         return cls(**d)
 
 
@@ -110,6 +127,57 @@ def make_profiles(params: WorldParams) -> Profiles:
         mean_nb_tx_per_day=0.0 + 4.0 * u[:, 3],
         terminal_x=0.0 + 100.0 * v[:, 0],
         terminal_y=0.0 + 100.0 * v[:, 1],
+    )
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Customers' profiles by phase, as the kernel takes them (``kernel.Customers``' last five fields)."""
+
+    lam: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    phase_ptr: np.ndarray
+    phase_day: np.ndarray
+
+
+def shifted_customers(shift: SpendingShift, n_customers: int) -> np.ndarray:
+    """Whether each customer is in ``shift``: the first ``round(share * n)`` of its permutation."""
+    chosen = np.zeros(n_customers, dtype=bool)
+    if shift.share >= 1:
+        chosen[:] = True
+    else:
+        order = np.random.RandomState(SPENDING_SEED + shift.from_day).permutation(n_customers)
+        chosen[order[: round(shift.share * n_customers)]] = True
+    return chosen
+
+
+def customer_phases(
+    profiles: Profiles, changes: tuple[WorldChange, ...], ids: np.ndarray, as_of: int | None = None
+) -> Phases:
+    """Profiles of customers ``ids`` by phase under the spending shifts in force on day ``as_of`` (None: all).
+
+    Without shifts each customer has one phase, its profile. With them every customer has one phase
+    per distinct start day (day 0 first); a shift multiplies its customers' values from its phase on.
+    """
+    shifts = [c for c in changes if isinstance(c, SpendingShift) and (as_of is None or c.from_day <= as_of)]
+    n = len(ids)
+    lam, mean, std = profiles.mean_nb_tx_per_day[ids], profiles.mean_amount[ids], profiles.std_amount[ids]
+    days = sorted({0, *(c.from_day for c in shifts)})
+    columns: list[list[np.ndarray]] = [[], [], []]
+    for day in days:
+        for shift in (c for c in shifts if c.from_day == day):
+            hit = shifted_customers(shift, len(profiles.mean_amount))[ids]
+            lam, mean, std = lam.copy(), mean.copy(), std.copy()
+            lam[hit] *= shift.tx
+            mean[hit] *= shift.amount
+            std[hit] *= shift.amount
+        for column, values in zip(columns, (lam, mean, std), strict=True):
+            column.append(values)
+    k = len(days)
+    lam_p, mean_p, std_p = (np.stack(c, axis=1).ravel() for c in columns)
+    return Phases(
+        lam_p, mean_p, std_p, np.arange(0, n * k + 1, k, dtype=np.int64), np.tile(np.array(days, np.int64), n)
     )
 
 
