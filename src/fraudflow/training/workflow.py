@@ -15,7 +15,7 @@ from fraudflow.features import build_features, registry
 from fraudflow.features.definitions import FRAUDFLOW, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
-from fraudflow.training import metrics, model
+from fraudflow.training import budget, metrics, model
 from fraudflow.training.calendar import lake_days, lake_plan
 from fraudflow.training.engine import FitOptions, TrainingEngine
 from fraudflow.training.evaluation import FoldResults, ScoredFold, Selection, select
@@ -97,6 +97,7 @@ def train(
     engine: str = "local",
     spark_master: str | None = None,
     protocol: Protocol = "lake",
+    cards_per_day: float = budget.CARDS_PER_DAY,
 ) -> TrainedModel:
     """Fit on the split starting ``start``, score the test folds ``test_starts``, save model and metrics.
 
@@ -105,6 +106,8 @@ def train(
     requires); the model saved is the one of ``start``, its ``metrics.json`` written last (a
     model without one never finished: ``model.list_models``). ``engine="spark"`` builds the sets
     with Spark SQL and fits XGBoost's Spark estimator. ``data``: the lake, or its URL or path.
+    The alert threshold is chosen for ``cards_per_day`` on the saved model's own test week
+    (``training.budget``) and stored in its ``metadata.json``.
     """
     lake = open_lake(data)
     feature_set = registry.required(lake)
@@ -118,15 +121,17 @@ def train(
     fitter: TrainingEngine = engines.resolve("training", engine)
     fit_split = fitter(options)
     folds: list[ScoredFold] = []
-    saved = None
+    saved = own = None
     for fold_start in test_starts:
         fitted, test = fit_split(fold_start)
         folds.append(ScoredFold(fold_start, test, fitted.predict(test)))
         if fold_start == start:
-            saved = fitted
-    if saved is None:
-        saved = fit_split(start)[0]
-    budget = metrics.at_alert_budget(
+            saved, own = fitted, folds[-1]
+    if saved is None or own is None:
+        saved, test = fit_split(start)
+        own = ScoredFold(start, test, saved.predict(test))
+    alerts = budget.choose(own.test, own.scores, cards_per_day)
+    share = metrics.at_alert_budget(
         np.concatenate([f.test[schema.TX_FRAUD].to_numpy() for f in folds]),
         np.concatenate([f.scores for f in folds]),
         ALERT_BUDGET,
@@ -144,9 +149,10 @@ def train(
             "train_start": first.isoformat(),
             "train_end": last.isoformat(),
             "test_starts": [d.isoformat() for d in test_starts],
+            budget.METADATA_KEY: alerts.to_json(),
         },
     )
-    trained = TrainedModel(model_id, results, budget, folds)
+    trained = TrainedModel(model_id, results, share, folds)
     model.save_metrics(lake, model_id, trained.metrics_json())  # last: the mark of a finished model
     return trained
 
