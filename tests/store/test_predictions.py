@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -33,8 +34,8 @@ def batch(
     return PredictionBatch(TxColumns.of(txs), scores, 0.5, model_id, NAMES, vectors, served)
 
 
-def ids(table) -> list[int]:
-    return table["TRANSACTION_ID"].to_pylist()
+def ids(table: pa.Table) -> list[int]:
+    return list(table["TRANSACTION_ID"].to_pylist())
 
 
 def test_columns_types_and_sql_over_the_vector(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import sqlglot
@@ -36,7 +37,7 @@ def lake(world: Path, tmp_path: Path) -> Lake:
     return Lake(tmp_path / "lake")
 
 
-def frauds(table) -> dict[int, int]:
+def frauds(table: pa.Table) -> dict[int, int]:
     return dict(zip(table["TRANSACTION_ID"].to_pylist(), table["TX_FRAUD"].to_pylist(), strict=True))
 
 
