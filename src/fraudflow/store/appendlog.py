@@ -58,6 +58,8 @@ class AppendTable:
 
     def _files(self) -> list[tuple[dt.date, str]]:
         base = self.lake.path(self.name)
+        if not self.lake.local:  # other processes append too: no listing cached from before
+            self.lake.fs.invalidate_cache(base)
         if not self.lake.fs.exists(base):
             return []
         found = []
