@@ -207,6 +207,15 @@ ProtocolName = Annotated[
         "handbook: its published days.",
     ),
 ]
+AlertBudget = Annotated[
+    float,
+    typer.Option(
+        "--alert-budget",
+        min=1,
+        help="Cards a day the investigators check: the alert threshold stored with the model alerts that "
+        "many on average on its test week.",
+    ),
+]
 SPLIT_START = protocol.SINGLE_SPLIT_START.isoformat()
 SplitKind = Annotated[Kind, typer.Option("--kind", help="train, or test (the handbook's test rule).")]
 
@@ -429,8 +438,9 @@ def train(
         str, _engine("training", "local (XGBoost here) or spark (Spark SQL sets, XGBoost's Spark estimator).")
     ] = engines.names("training")[0],
     spark_master: SparkMaster = None,
+    alert_budget: AlertBudget = protocol.K,
 ) -> None:
-    """Train fraudflow's XGBoost on one split, evaluate it, save it with its report."""
+    """Train fraudflow's XGBoost on one split, evaluate it, save it with its report and its alert threshold."""
     from fraudflow.training import workflow
     from fraudflow.training.calendar import lake_plan
     from fraudflow.training.report import write as write_report
@@ -445,7 +455,9 @@ def train(
         with console.status(f"choosing parameters on the validation folds from {plan.validation}"):
             params = workflow.tune(lake, plan).params
     with console.status("training"):
-        trained = workflow.train(lake, first, params, engine=engine, spark_master=spark_master)
+        trained = workflow.train(
+            lake, first, params, engine=engine, spark_master=spark_master, cards_per_day=alert_budget
+        )
         path = write_report(lake, trained.model_id, trained.folds)
     summary = trained.results.summary
     title = f"model {trained.model_id}, single split {first} ({plan.origin})"
@@ -666,6 +678,92 @@ def consistency(ctx: typer.Context, data: Data, online: Online = None) -> None:
     out.print(f"{report_.late_arrivals:,} late arrivals (explained by arrival order), {report_.skewed:,} with skew")
     if not report_.ok:
         raise typer.Exit(1)
+
+
+models = typer.Typer(name="models", help="The model registry: list, promote, roll back, gate.", no_args_is_help=True)
+app.add_typer(models)
+ModelId = Annotated[str, typer.Argument(help="A model id (see `fraudflow models list`).")]
+
+
+@models.command("list")
+def models_list(
+    ctx: typer.Context,
+    data: Data,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """The finished models, oldest first: test metrics, aliases, alert threshold."""
+    from rich.table import Table
+
+    from fraudflow.training import registry
+
+    entries = registry.entries(_lake(ctx, data))
+    if as_json:
+        typer.echo(json.dumps([e.to_json() for e in entries]))
+        return
+    t = Table(title=f"{len(entries)} finished model(s), oldest first; test-week metrics")
+    for col in ("id", "created (UTC)", "AUC ROC", "AP", "CP@100", "aliases", "threshold (cards/day)"):
+        t.add_column(col, justify="left" if col in ("id", "created (UTC)", "aliases") else "right", no_wrap=True)
+    for e in entries:
+        figures = (e.metrics.get(m) for m in ("auc_roc", "average_precision", f"card_precision_at_{protocol.K}"))
+        created = "-" if e.created is None else e.created.replace("T", " ").rstrip("Z")
+        threshold = "-" if e.threshold is None else f"{e.threshold:.4f} ({e.cards_per_day:g})"
+        cells = ("-" if v is None else f"{v:.3f}" for v in figures)
+        t.add_row(e.model_id, created, *cells, ", ".join(e.aliases), threshold)
+    Console(width=max(out.width, 130)).print(t)  # whole ids and figures, also when piped (80 columns)
+
+
+@models.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    model_id: ModelId,
+    data: Data,
+    alias: Annotated[str, typer.Option("--alias", help="production or candidate.")] = "production",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the decision log.")] = "by hand",
+) -> None:
+    """Point an alias (production by default) at a finished model; recorded in the decision log."""
+    from fraudflow.training import registry
+
+    decision = registry.promote(_lake(ctx, data), model_id, alias=registry.parse_alias(alias), reason=reason)
+    out.print(f"{decision.alias}: {decision.from_model or '(none)'} -> {decision.to_model}")
+
+
+@models.command("rollback")
+def models_rollback(
+    ctx: typer.Context,
+    data: Data,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the decision log.")] = "by hand",
+) -> None:
+    """Put the previous production model back in production; recorded in the decision log."""
+    from fraudflow.training import registry
+
+    decision = registry.rollback(_lake(ctx, data), reason=reason)
+    out.print(f"production: {decision.from_model} -> {decision.to_model} (rolled back)")
+
+
+@models.command("gate")
+def models_gate(
+    ctx: typer.Context,
+    challenger: ModelId,
+    data: Data,
+    margin_ap: Annotated[
+        float, typer.Option("--margin-ap", help="Average precision the challenger must gain over the champion.")
+    ] = 0.0,
+    margin_cp: Annotated[float, typer.Option("--margin-cp", help="CP@100 it must gain over the champion.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Judge a challenger against production on the newest week whose labels are mature; promote it
+    if it gains at least the margins on AP and CP@100, else make it the candidate. Recorded either way."""
+    from fraudflow.training import registry
+
+    lake = _lake(ctx, data)
+    with console.status(f"judging {challenger} against production"):
+        decision = registry.gate(lake, challenger, registry.Margins(margin_ap, margin_cp))
+    if as_json:
+        typer.echo(json.dumps(decision.to_json()))
+        return
+    verdict = "promoted to production" if decision.changed else "kept out (candidate)"
+    week = f" on {decision.week[0]} .. {decision.week[1]}" if decision.week else ""
+    out.print(f"{decision.to_model} {verdict}{week}: {decision.reason}")
 
 
 @app.command("athena-ddl")

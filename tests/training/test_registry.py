@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner, Result
 
 from fraudflow import Lake, WorldParams, generate
+from fraudflow.cli import app
 from fraudflow.features import FRAUDFLOW, build_features
 from fraudflow.training import budget, model, registry, workflow
 from fraudflow.training.evaluation import load_split
@@ -26,6 +28,7 @@ from fraudflow.training.registry import AP, CP, Margins, RegistryError
 WORLD = WorldParams(n_customers=600, n_terminals=800, nb_days=45, radius=8.0, start_date=dt.date(2018, 4, 1))
 LAST_DAY = dt.date(2018, 5, 15)
 WEEK = split_days(newest_mature_start(LAST_DAY), "test")
+runner = CliRunner()
 
 
 class Models:
@@ -55,7 +58,7 @@ def models(trained: Models) -> Models:
 def test_aliases_round_trip_through_the_lake(models: Models) -> None:
     lake = models.lake
     assert registry.aliases(lake) == {} and registry.production(lake) is None
-    assert registry.model_to_serve(lake) == model.latest_model(lake) == models.middling  # today's rule
+    assert registry.model_to_serve(lake) == model.latest_model(lake)  # today's rule: the newest
     registry.promote(lake, models.good)
     registry.promote(lake, models.weak, alias="candidate")
     again = Lake(lake.url)  # read back by a new reader
@@ -77,7 +80,7 @@ def test_an_unfinished_model_is_never_listed_aliased_promoted_or_served(models: 
     model.save(model.load(lake, models.good), lake, unfinished)  # no metrics.json: it did not finish
     try:
         assert unfinished not in [e.model_id for e in registry.entries(lake)]
-        assert registry.model_to_serve(lake) == models.middling
+        assert registry.model_to_serve(lake) == model.list_models(lake)[-1] != unfinished
         for attempt in (
             lambda: registry.promote(lake, unfinished),
             lambda: registry.promote(lake, unfinished, alias="candidate"),
@@ -209,7 +212,7 @@ def test_the_registry_works_on_s3(models: Models, s3_root: str) -> None:
     s3 = Lake(s3_root)
     for model_id in (models.good, models.weak):
         s3.fs.put(models.lake.path("models", model_id), s3.path("models", model_id), recursive=True)
-    assert [e.model_id for e in registry.entries(s3)] == [models.good, models.weak]
+    assert [e.model_id for e in registry.entries(s3)] == sorted([models.good, models.weak])
     registry.promote(s3, models.good)
     registry.promote(s3, models.weak)
     registry.rollback(s3)
@@ -217,3 +220,50 @@ def test_the_registry_works_on_s3(models: Models, s3_root: str) -> None:
     assert registry.aliases(again) == {"production": models.good}
     assert [d.action for d in registry.decisions(again)] == ["promote", "promote", "rollback"]
     assert registry.alert_threshold(again, models.good) == registry.alert_threshold(models.lake, models.good)
+
+
+def run(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def test_the_models_commands(models: Models) -> None:
+    data = ["--data", models.lake.url]
+    listed = run("models", "list", *data, "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [r["model_id"] for r in rows] == model.list_models(models.lake)
+    assert {r["model_id"] for r in rows} == {models.good, models.weak, models.middling}
+    (good,) = (r for r in rows if r["model_id"] == models.good)
+    assert good["aliases"] == [] and good["threshold"] == registry.alert_threshold(models.lake, models.good)
+    assert set(good["metrics"]) == {"auc_roc", AP, CP} and good["created"].endswith("Z")
+
+    gated = run("models", "gate", models.good, *data)
+    assert gated.exit_code == 0 and f"{models.good} promoted to production: no production model yet" in gated.stdout
+    gated = run("models", "gate", models.weak, *data, "--margin-ap", "-1", "--margin-cp", "0.5", "--json")
+    assert gated.exit_code == 0, gated.output
+    decision = json.loads(gated.stdout)
+    assert decision["changed"] is False and decision["margins"] == {AP: -1.0, CP: 0.5}
+    assert decision["reason"].startswith("short of the margins on card_precision_at_100")
+    promoted = run("models", "promote", models.middling, *data)
+    assert promoted.exit_code == 0 and f"production: {models.good} -> {models.middling}" in promoted.stdout
+    table = run("models", "list", *data)
+    assert table.exit_code == 0 and "production" in table.stdout and "candidate" in table.stdout
+    back = run("models", "rollback", *data, "--reason", "alerts doubled")
+    assert back.exit_code == 0 and f"production: {models.middling} -> {models.good}" in back.stdout
+    assert registry.decisions(models.lake)[-1].reason == "alerts doubled"
+    assert registry.aliases(models.lake) == {"production": models.good, "candidate": models.weak}
+
+
+def test_the_models_commands_refuse_in_one_line(models: Models) -> None:
+    data = ["--data", models.lake.url]
+    for args, message in (
+        (("models", "rollback", *data), "error: nothing to roll back to: no production model"),
+        (("models", "promote", "nope", *data), "error: " + models.lake.url + ": no model 'nope'"),
+        (("models", "gate", "nope", *data), "no model 'nope'"),
+        (("models", "promote", models.good, *data, "--alias", "staging"), "error: unknown alias 'staging'"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        (line,) = result.output.strip().splitlines()
+        assert message in line
+    assert registry.decisions(models.lake) == []

@@ -165,7 +165,7 @@ def entries(lake: Lake) -> list[Entry]:
 # decisions -------------------------------------------------------------------------------------
 def promote(lake: Lake, model_id: str, alias: Alias = "production", reason: str = "by hand") -> Decision:
     """Point ``alias`` at a finished model, recorded with both models' stored test metrics."""
-    _check_alias(alias)
+    parse_alias(alias)
     _check_finished(lake, model_id)
     state = _state(lake)
     before = state.aliases.get(alias)
@@ -351,6 +351,9 @@ def _check_finished(lake: Lake, model_id: str) -> None:
     raise RegistryError(f"model {model_id} did not finish (no {model.METRICS_FILE}): it cannot be aliased or served")
 
 
-def _check_alias(alias: str) -> None:
-    if alias not in ALIASES:
-        raise ConfigError(f"unknown alias {alias!r}; expected one of {list(ALIASES)}")
+def parse_alias(name: str) -> Alias:
+    """``name`` as an alias; ``ConfigError`` unless it is one."""
+    for known in ALIASES:
+        if name == known:
+            return known
+    raise ConfigError(f"unknown alias {name!r}; expected one of {list(ALIASES)}")
