@@ -255,6 +255,17 @@ def generate(
     start_date: Annotated[str | None, _world("--start-date", "Date of day 0, YYYY-MM-DD.")] = None,
     radius: Annotated[float | None, _world("--radius", "A customer uses terminals closer than this.")] = None,
     from_day: Annotated[int, typer.Option("--from-day", help="First day index: continue a world from day N.")] = 0,
+    change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--change",
+            help="Change the world from a day: KIND:FROM_DAY[:NAME=VALUE,...], repeatable; kinds spending, "
+            "terminals, under_threshold (docs/WORLD_CHANGES.md). Recorded in the lake, kept by continuations.",
+        ),
+    ] = None,
+    changes_file: Annotated[
+        str | None, typer.Option("--changes", help="A JSON list of changes (docs/WORLD_CHANGES.md).")
+    ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: all cores).")] = None,
     engine: Annotated[
         str, _engine("simulate", "local (compiled kernel, threads) or spark (the same kernel in Spark tasks).")
@@ -267,6 +278,7 @@ def generate(
 
     from fraudflow.simulate import WorldParams
     from fraudflow.simulate import generate as run
+    from fraudflow.simulate.changes import changes_from_options
 
     handbook = WorldParams()
     params = WorldParams.from_options(
@@ -275,6 +287,7 @@ def generate(
         nb_days=from_day + (handbook.nb_days if days is None else days),
         start_date=None if start_date is None else _day(start_date, "--start-date"),
         radius=radius,
+        changes=changes_from_options(change or [], changes_file) or None,
     )
     lake = _lake(ctx, out_)
     with progress_bar(not as_json) as bar:

@@ -216,3 +216,29 @@ def test_malformed_change_lists_name_the_entry() -> None:
         changes_from_json({"kind": "terminals"})
     with pytest.raises(ConfigError, match=r"changes\[0\]: from_day must be an integer"):
         changes_from_json([{"kind": "terminals", "from_day": True}])
+
+
+def test_the_command_line_takes_changes_and_refuses_malformed_ones(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fraudflow.cli import app
+
+    runner = CliRunner()
+    world = ["generate", "--customers", "200", "--terminals", "300", "--radius", "8", "--days", "30"]
+    file = tmp_path / "changes.json"
+    file.write_text(json.dumps([{"kind": "under_threshold", "from_day": 20, "customers": 5}]))
+    ok = runner.invoke(
+        app,
+        [*world, "--out", str(tmp_path / "a"), "--change", "spending:20:amount=2", "--changes", str(file), "--json"],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["frauds_by_scenario"]["4"] > 0
+    recorded = json.loads((tmp_path / "a" / "world" / "world.json").read_text())["params"]["changes"]
+    assert changes_from_json(recorded) == (SpendingShift(20, amount=2.0), UnderThresholdFrauds(20, customers=5))
+    bad = runner.invoke(app, [*world, "--out", str(tmp_path / "b"), "--change", "spending:20:share=2"])
+    assert bad.exit_code != 0
+    assert "change 'spending:20:share=2': share must be a number in (0, 1], got 2.0" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "b" / "world").exists()
+    file.write_text("[{")
+    bad = runner.invoke(app, [*world, "--out", str(tmp_path / "b"), "--changes", str(file)])
+    assert bad.exit_code != 0 and f"--changes {file}: not JSON" in bad.output

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,10 +43,10 @@ class SpendingShift:
     amount: float = 1.0  # factor on mean_amount (and std_amount)
     tx: float = 1.0  # factor on mean_nb_tx_per_day
 
-    def check(self) -> None:
-        _require(self, 0 < self.share <= 1, "share", "a number in (0, 1]")
-        _require(self, self.amount > 0 and math.isfinite(self.amount), "amount", "a positive factor")
-        _require(self, self.tx >= 0 and math.isfinite(self.tx), "tx", "a factor >= 0")
+    def check(self, where: str | None = None) -> None:
+        _require(self, 0 < self.share <= 1, "share", "a number in (0, 1]", where)
+        _require(self, self.amount > 0 and math.isfinite(self.amount), "amount", "a positive factor", where)
+        _require(self, self.tx >= 0 and math.isfinite(self.tx), "tx", "a factor >= 0", where)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class CompromisedTerminals:
     from_day: int
     count: int = 2
 
-    def check(self) -> None:
-        _require(self, self.count >= 0, "count", "an integer >= 0")
+    def check(self, where: str | None = None) -> None:
+        _require(self, self.count >= 0, "count", "an integer >= 0", where)
 
 
 @dataclass(frozen=True)
@@ -72,23 +73,22 @@ class UnderThresholdFrauds:
     low: float = 180.0
     high: float = 220.0
 
-    def check(self) -> None:
-        _require(self, self.customers >= 0, "customers", "an integer >= 0")
-        _require(self, self.days >= 1, "days", "an integer >= 1")
-        _require(self, 0 < self.share <= 1, "share", "a number in (0, 1]")
+    def check(self, where: str | None = None) -> None:
+        _require(self, self.customers >= 0, "customers", "an integer >= 0", where)
+        _require(self, self.days >= 1, "days", "an integer >= 1", where)
+        _require(self, 0 < self.share <= 1, "share", "a number in (0, 1]", where)
         ok = 0 <= self.low < self.high and math.isfinite(self.high)
-        _require(self, ok, "low", "0 <= low < high (finite)")
+        _require(self, ok, "low", "0 <= low < high (finite)", where)
 
 
 WorldChange = SpendingShift | CompromisedTerminals | UnderThresholdFrauds
 KINDS: dict[str, type[WorldChange]] = {c.kind: c for c in (SpendingShift, CompromisedTerminals, UnderThresholdFrauds)}
 
 
-def _require(change: WorldChange, ok: bool, name: str, expected: str) -> None:
+def _require(change: WorldChange, ok: bool, name: str, expected: str, where: str | None) -> None:
     if not ok:
-        raise ConfigError(
-            f"{change.kind} change from day {change.from_day}: {name} must be {expected}, got {getattr(change, name)!r}"
-        )
+        where = where or f"{change.kind} change from day {change.from_day}"
+        raise ConfigError(f"{where}: {name} must be {expected}, got {getattr(change, name)!r}")
 
 
 def _parameters(kind: type[WorldChange]) -> dict[str, type]:
@@ -111,7 +111,7 @@ def make_change(kind: str, from_day: Any, values: dict[str, Any], where: str) ->
     for name, value in values.items():
         typed[name] = _number(value, known[name], f"{where}: {name}")
     change = cls(from_day=from_day, **typed)
-    change.check()
+    change.check(where)
     return change
 
 
@@ -178,3 +178,20 @@ def latest(changes: Sequence[WorldChange], kind: type[WorldChange], day: int) ->
         if isinstance(c, kind) and c.from_day <= day:
             found = c
     return found
+
+
+def changes_from_options(specs: Sequence[str], path: str | None) -> tuple[WorldChange, ...]:
+    """The command line's changes: each ``--change`` spec, then those of the ``--changes`` JSON file."""
+    changes = [parse_change(s) for s in specs]
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                items = json.load(f)
+        except OSError as exc:
+            raise ConfigError(f"--changes {path}: cannot read it ({exc.strerror or exc})") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"--changes {path}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            ) from exc
+        changes += changes_from_json(items, path)
+    return tuple(changes)
