@@ -185,6 +185,13 @@ def _day(value: str, flag: str) -> dt.date:
     return parse_date(value, flag)
 
 
+def _time(value: str, flag: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: {value!r} is not a time (YYYY-MM-DD[THH:MM:SS])") from None
+
+
 Root = Annotated[str, typer.Option("--out", "-o", help="Lake root: a folder or any fsspec URL (s3://bucket/prefix).")]
 Data = Annotated[str, typer.Option("--data", "-d", help="Lake root: a folder or any fsspec URL.")]
 SparkMaster = Annotated[
@@ -396,6 +403,14 @@ def training_set(
         ),
     ] = None,
     out_file: Annotated[str | None, typer.Option("--out", help="Write the set to this Parquet file.")] = None,
+    labels_as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-as-of",
+            help="On a lake with a labels table: use the labels known at this time, YYYY-MM-DD[THH:MM:SS] "
+            "(default: the set's last day plus the delay).",
+        ),
+    ] = None,
 ) -> None:
     """Build a training or test set with SQL over the offline store (or print the SQL)."""
     import pyarrow.parquet as pq
@@ -409,19 +424,50 @@ def training_set(
         first = protocol.newest_mature_start(lake_days(lake)[1], days, delay)
     else:
         first = _day(start, "--start")
+    cutoff = None if labels_as_of is None else _time(labels_as_of, "--labels-as-of")
     if dialect is not None:
-        sql = datasets.training_set_query(lake, first, kind=kind, days=days, delay=delay, dialect=dialect)
+        sql = datasets.training_set_query(
+            lake, first, kind=kind, days=days, delay=delay, dialect=dialect, labels_as_of=cutoff
+        )
         typer.echo(sql)  # not rich: it would wrap long lines inside the SQL
         if out_file is None:
             return
-    table = datasets.training_set(lake, first, kind=kind, days=days, delay=delay)
+    table = datasets.training_set(lake, first, kind=kind, days=days, delay=delay, labels_as_of=cutoff)
     frauds = sum(table[schema.TX_FRAUD].to_pylist())
+    known = datasets.labels_cutoff_of(lake, first, kind, days, delay, cutoff)
     if out_file:
         pq.write_table(table, out_file)
     lo, hi = protocol.split_days(first, kind, days, delay)
     out.print(
         f"{kind} set {lo} .. {hi}: {table.num_rows:,} transactions, {frauds:,} frauds"
+        + ("" if known is None else f" (labels known at {known})")
         + (f", written to {out_file}" if out_file else "")
+    )
+
+
+@app.command("labels")
+def labels_(
+    ctx: typer.Context,
+    data: Data,
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="CSV or Parquet file: TRANSACTION_ID, TX_FRAUD (0 or 1), optional LABEL_TIME (ISO 8601; default now).",
+            show_default=False,
+        ),
+    ],
+    source: Annotated[
+        str, typer.Option("--source", help="Where the labels come from: chargeback, analyst, api, ...")
+    ] = "analyst",
+    analyst: Annotated[str | None, typer.Option("--analyst", help="Who labelled them.")] = None,
+) -> None:
+    """Record fraud labels with their arrival time in the lake's labels table (all or none)."""
+    from fraudflow.store import labels
+
+    loaded = labels.load_file(_lake(ctx, data), file, source=source, analyst=analyst)
+    out.print(
+        f"labels: {loaded.rows:,} labels ({loaded.frauds:,} fraud{'' if loaded.frauds == 1 else 's'}) from {file}"
+        + ("" if loaded.first is None else f", arrived {loaded.first} .. {loaded.last}")
     )
 
 
