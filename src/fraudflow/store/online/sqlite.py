@@ -7,12 +7,15 @@ transaction's, for trimming) and ``label``. A ``record`` is one ``BEGIN IMMEDIAT
 follow commit order without gaps): look up the batch's answers and seqs in one query, read the log
 after ``since``, append, trim, and on exit write the answers and ``COMMIT``. WAL with
 ``synchronous=NORMAL``: a committed batch survives a killed process (not a power cut, which may
-lose the last commits: ``synchronous=FULL`` would fsync each one). A file written before the store
+lose the last commits: ``synchronous=FULL`` would fsync each one). The WAL is copied back into the
+database (checkpointed) by a thread of the store's own, once a second, never by a commit: a commit
+that checkpointed paid for a thousand pages and an fsync, a request's latency. A file written before the store
 was a log (it has the per-entity ``events`` table, its answers are not in the log) is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -57,6 +60,7 @@ class SQLiteStore:
             self._con = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+            self._con.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread's work
             tables = {row[0] for row in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "events" in tables:
                 self._con.close()
@@ -72,6 +76,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.RLock()
+        self._checkpoints = Checkpoints(path)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -171,4 +176,33 @@ class SQLiteStore:
             self._con.execute("DELETE FROM sqlite_sequence WHERE name = 'log'")
 
     def close(self) -> None:
+        self._checkpoints.stop()
         self._con.close()
+
+
+class Checkpoints:
+    """A thread that checkpoints the WAL of the database at ``path`` every ``every`` seconds.
+
+    ``PASSIVE``: it copies what no reader still needs and never waits for (or blocks) a writer; on
+    its own connection, and the sqlite3 module lets other threads run while SQLite works.
+    """
+
+    def __init__(self, path: str, every: float = 1.0) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(path, every), name="sqlite-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str, every: float) -> None:
+        con = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            while not self._stop.wait(every):
+                with contextlib.suppress(sqlite3.Error):  # busy, or the file gone: the next turn tries again
+                    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            con.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
