@@ -639,7 +639,14 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     online: Online = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="Alert when the score is at least this.")] = 0.5,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Alert when the score is at least this (default: the threshold stored with the model for its "
+            "alert budget, else 0.5).",
+        ),
+    ] = None,
     api_key_env: Annotated[
         str, typer.Option("--api-key-env", help="Environment variable holding the API key (unset: no key).")
     ] = "FRAUDFLOW_API_KEY",

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fraudflow.lake import Lake
+from fraudflow.store import labels
 from tests.serving.conftest import API_KEY, Server, start_server
 
 BASE = {
@@ -64,6 +66,9 @@ def test_batch_and_labels(server: Server) -> None:
     ]
     r = httpx.post(f"{server.url}/v1/labels", json={"labels": [{"TRANSACTION_ID": 10_000_100, "TX_FRAUD": 1}]})
     assert r.status_code == 200 and r.json() == {"accepted": 1}
+    # in the lake with its arrival time and source (training sets take labels by arrival)
+    landed = [x for x in labels.read(Lake(server.root)).to_pylist() if x["TRANSACTION_ID"] == 10_000_100]
+    assert [(x["TX_FRAUD"], x["SOURCE"]) for x in landed] == [(1, "api")]
 
 
 INVALID = {

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from fraudflow.lake import Lake
 from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.fast_score import FastScore
@@ -35,6 +36,7 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.scorer = scorer
+    app.state.lake = Lake(settings.data, endpoint_url=settings.endpoint_url)
     app.state.batcher = Batcher(scorer)
     app.state.metrics = Metrics()
     app.add_middleware(LimitAndMeasure, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)

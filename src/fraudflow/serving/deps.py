@@ -1,4 +1,4 @@
-"""The routes' dependencies: the app's scorer and metrics, the API-key and content-type checks.
+"""The routes' dependencies: the app's scorer, lake and metrics, the API-key and content-type checks.
 
 Coroutines, so that FastAPI calls them on the event loop rather than in its thread pool.
 """
@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from fraudflow.lake import Lake
 from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Answer, Scorer
 from fraudflow.serving.metrics import Metrics
@@ -25,6 +26,12 @@ async def get_batcher(request: Request) -> Batcher[Answer]:
     """The app's group committer of single transactions."""
     batcher: Batcher[Answer] = request.app.state.batcher
     return batcher
+
+
+async def get_lake(request: Request) -> Lake:
+    """The lake the service serves from (labels go to it)."""
+    lake: Lake = request.app.state.lake
+    return lake
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -51,5 +58,6 @@ async def check_json(content_type: Annotated[str | None, Header()] = None) -> No
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 BatcherDep = Annotated[Batcher[Answer], Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LakeDep = Annotated[Lake, Depends(get_lake)]
 #: The dependencies of a route that needs the API key.
 AUTHORIZED = [Depends(check_key)]

@@ -31,11 +31,14 @@ from fraudflow.store.online.connect import open_store
 from fraudflow.store.online.interface import CaughtUp, OnlineStore
 from fraudflow.store.online.materialize import materialize
 from fraudflow.training import model as models
+from fraudflow.training import registry as model_registry
 from fraudflow.training.forest import Forest, probability
 from fraudflow.training.model import Model
 
 #: The strongest contributions each answer names.
 TOP_FEATURES = 3
+#: The alert threshold of a model saved without one (before alert budgets).
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -122,16 +125,21 @@ class Scorer:
         data: str | os.PathLike[str] | Lake,
         model_id: str | None = None,
         online: str | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
     ) -> Scorer:
-        """The lake's feature set and model (the newest unless named), with the online store ``online``
-        (a URL; None: SQLite in a local lake root) brought up to the lake's last day."""
+        """The lake's feature set and model (unless named: the registry's ``production``, else the
+        newest), with the online store ``online`` (a URL; None: SQLite in a local lake root) brought up
+        to the lake's last day. ``threshold`` None: the one stored with the model for its alert
+        budget, else 0.5."""
         lake = open_lake(data)
         feature_set = registry.registered(lake)
         if feature_set is None:
             raise ConfigError(f"{lake.url}: no features; run `fraudflow features --data {lake.url}` and train a model")
-        model_id = model_id or models.latest_model(lake)
+        model_id = model_id or model_registry.model_to_serve(lake)
         model = models.load(lake, model_id, expect_version=feature_set.version)
+        if threshold is None:
+            stored = model_registry.alert_threshold(lake, model_id)
+            threshold = DEFAULT_THRESHOLD if stored is None else stored
         store = open_store(online, lake.root if lake.local else None)
         materialize(lake, store, feature_set)
         return cls(store, feature_set, model, model_id, threshold)

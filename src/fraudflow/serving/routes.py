@@ -10,8 +10,9 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 
-from fraudflow.serving.deps import AUTHORIZED, BatcherDep, MetricsDep, ScorerDep, check_json
+from fraudflow.serving.deps import AUTHORIZED, BatcherDep, LakeDep, MetricsDep, ScorerDep, check_json
 from fraudflow.serving.http_errors import ERRORS
+from fraudflow.serving.labelling import accept_labels
 from fraudflow.serving.metrics import CONTENT_TYPE
 from fraudflow.serving.schemas import (
     BatchIn,
@@ -49,8 +50,9 @@ async def invocations(body: Invocation, scorer: ScorerDep, batcher: BatcherDep, 
     return await score(body, batcher, metrics)
 
 
-async def labels(body: LabelsIn, scorer: ScorerDep, metrics: MetricsDep) -> LabelsOut:
-    n = scorer.store.add_labels({label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels})
+async def labels(body: LabelsIn, scorer: ScorerDep, lake: LakeDep, metrics: MetricsDep) -> LabelsOut:
+    frauds = {label.TRANSACTION_ID: label.TX_FRAUD for label in body.labels}  # a repeated id: its last label
+    n = await accept_labels(lake, scorer, frauds, source="api")
     metrics.label(n)
     return LabelsOut(accepted=n)
 

@@ -21,11 +21,11 @@ class Settings:
     model_id: str | None = None
     online: str | None = None  # None: SQLite in the lake root
     api_key: str | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the one stored with the model for its alert budget, else 0.5
     max_body_bytes: int = MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
         if self.api_key is not None and len(self.api_key) < 16:
             raise ConfigError("an API key must be at least 16 characters")
