@@ -746,6 +746,55 @@ def consistency(ctx: typer.Context, data: Data, online: Online = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def monitor(
+    ctx: typer.Context,
+    data: Data,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (flags on stderr).")] = False,
+    html: Annotated[str | None, typer.Option("--html", help="Write the report as an HTML page (inline SVG).")] = None,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Only the log's last N days.")] = None,
+    psi: Annotated[float, typer.Option("--psi", help="Flag an input whose PSI exceeds this.")] = 0.2,
+    ks: Annotated[float, typer.Option("--ks", help="Flag an input whose KS statistic exceeds this.")] = 0.1,
+    drift_days: Annotated[int, typer.Option("--drift-days", help="Days in a drift window.")] = 7,
+    alert_tolerance: Annotated[
+        float, typer.Option("--alert-tolerance", help="Flag a day alerting more cards than budget x (1 + this).")
+    ] = 0.5,
+    late_after: Annotated[
+        float, typer.Option("--late-after", help="Seconds older than the newest served before: a late transaction.")
+    ] = 600.0,
+    cp_drop: Annotated[
+        float, typer.Option("--cp-drop", help="Flag a mature week whose live CP@100 is below (1 - this) x the model's.")
+    ] = 0.5,
+) -> None:
+    """Watch the deployed model from its prediction log: volume, alerts against the budget, scores, drift of
+    each input against the model's training window (PSI, KS), data quality, label lag, live AUC / AP /
+    CP@100 on mature days, promotions. Exit status 3 when a threshold is crossed (one line each)."""
+    from fraudflow.jobs import monitor_table
+    from fraudflow.jobs.monitor import Thresholds
+    from fraudflow.jobs.monitor import monitor as run_monitor
+
+    limits = Thresholds(psi, ks, drift_days, alert_tolerance, late_after, cp_drop)
+    with console.status("reading the prediction log"):
+        report_ = run_monitor(_lake(ctx, data), days=days, thresholds=limits)
+    if html:
+        from pathlib import Path
+
+        from fraudflow.jobs.monitor_html import render
+
+        Path(html).write_text(render(report_), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(report_.to_json()))
+    else:
+        Console(width=max(out.width, 170)).print(monitor_table.table(report_))  # whole ids, also when piped
+        for line in monitor_table.lines(report_):
+            out.print(line, soft_wrap=True, highlight=False, markup=False)
+    flagged = console if as_json else out
+    for flag in report_.flags:
+        flagged.print(flag.message, soft_wrap=True, highlight=False, markup=False)
+    if not report_.ok:
+        raise typer.Exit(3)
+
+
 models = typer.Typer(name="models", help="The model registry: list, promote, roll back, gate.", no_args_is_help=True)
 app.add_typer(models)
 ModelId = Annotated[str, typer.Argument(help="A model id (see `fraudflow models list`).")]
