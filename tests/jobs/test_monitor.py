@@ -284,6 +284,13 @@ def test_live_metrics_are_the_training_metrics_on_the_mature_days(unchanged: Lak
             known.tolist(), [1] * len(known), [when[i] + dt.timedelta(days=3) for i in known], "chargeback"
         ),
     )
+    # an analyst confirms some of them later: the lag is the first fraud label's
+    labels.append(
+        copy,
+        labels.labels_table(
+            known[:5].tolist(), [1] * 5, [when[i] + dt.timedelta(days=6) for i in known[:5]], "analyst"
+        ),
+    )
     labelled = np.isin(ids, known).astype(np.int64)
     expected = metrics.performance(day, customers, labelled, scores)
     report = monitor(copy)
@@ -293,7 +300,7 @@ def test_live_metrics_are_the_training_metrics_on_the_mature_days(unchanged: Lak
         expected.card_precision,
     )
     assert report.label_lag is not None and report.label_lag.frauds == len(known)
-    assert report.label_lag.p50 == pytest.approx(3.0) and report.label_lag.max == pytest.approx(3.0)
+    assert (report.label_lag.p50, report.label_lag.max) == (3.0, 3.0)
 
 
 # (e): data quality ------------------------------------------------------------------------------
@@ -402,10 +409,11 @@ def test_the_page_marks_the_days_the_serving_model_changed(tmp_path: Path) -> No
     fake_model(lake, "m3", 3)
     fake_model(lake, "m4", 3)
     days = [dt.date(2020, 3, 1) + dt.timedelta(days=i) for i in range(3)]
-    rows = [*day_of_answers(days[0], [1], [0.1], 1, "m3"), *day_of_answers(days[1], [1], [0.1], 2, "m3")]
+    rows = [*day_of_answers(days[0], [1], [0.1], 1, "m3"), *day_of_answers(days[1], [1], [0.1], 2, "m4")]
     predictions.write_missing(lake, [*rows, *day_of_answers(days[2], [1], [0.1], 3, "m4")])
     html = monitor_html.render(monitor(lake))
-    assert html.count('data-marker="model" data-day="2020-03-03" data-model="m4"') == 4  # one per line chart
+    assert html.count('data-marker="model"') == 4  # one per line chart, on the day m4 took over
+    assert html.count('data-marker="model" data-day="2020-03-02" data-model="m4"') == 4
     assert "No registry decision yet" in html
 
 
@@ -415,3 +423,24 @@ def test_no_prediction_log_is_one_line_that_says_how_to_get_one(world: Path) -> 
     run = run_cli("monitor", "--data", str(world))
     assert run.returncode == 2
     assert run.stdout == "" and run.stderr.count("\n") == 1 and "fraudflow serve" in run.stderr
+
+
+def test_psi_and_ks_by_their_definitions() -> None:
+    from scipy.stats import ks_2samp  # scikit-learn's own dependency
+
+    from fraudflow.jobs import drift
+
+    rng = np.random.default_rng(0)
+    reference, sample = rng.normal(size=500), rng.normal(0.3, 1.2, size=300)
+    ref = drift.Reference.of(reference)
+    assert drift.ks(ref, sample) == pytest.approx(ks_2samp(reference, sample).statistic, abs=1e-12)
+    assert np.allclose(ref.shares, 0.1, atol=0.002) and len(ref.edges) == 9  # deciles
+    # a feature that is 0 nine times in ten: the deciles merge into edges 0 and 0.5 (interpolated)
+    zeros = drift.Reference.of(np.r_[np.zeros(90), np.full(10, 5.0)])
+    assert zeros.edges == pytest.approx([0.0, 0.5]) and zeros.shares.tolist() == [0.9, 0.0, 0.1]
+    half = np.r_[np.zeros(50), np.full(50, 5.0)]  # shares 0.5, 0, 0.5; the empty bin floored at EPSILON
+    expected = (0.5 - 0.9) * np.log(0.5 / 0.9) + 0.0 + (0.5 - 0.1) * np.log(0.5 / 0.1)
+    assert drift.psi(zeros, half) == pytest.approx(expected, rel=1e-12)
+    on_edge = (1 - 0.9) * np.log(1 / 0.9) + (drift.EPSILON - 0.1) * np.log(drift.EPSILON / 0.1)
+    assert drift.psi(zeros, np.zeros(10)) == pytest.approx(on_edge, rel=1e-12)  # 0 is an edge: the bin <= 0
+    assert drift.psi(ref, reference) < 1e-3 and drift.ks(ref, reference) == 0.0
