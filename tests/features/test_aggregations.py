@@ -51,6 +51,30 @@ CASES: dict[str, tuple[Feature, ...]] = {
         Feature("T_RISK_2_1", "mean", TERMINAL, FRAUD, 2, 1),
         Feature("C_MEAN_1_2", "mean", CUSTOMER, AMOUNT, 1, 2),
     ),
+    # windows over derived values: a ratio to the entity's mean as of each transaction (exactly 1 on
+    # an entity's first row, exactly 2 for id 10 and id 7 is 0), the amount itself (7.0 on id 5)
+    "count_above": (
+        Feature("A_AMOUNT", "value", column=AMOUNT),
+        Feature("A_C_MEAN_2", "mean", CUSTOMER, AMOUNT, 2),
+        Feature("A_C_RATIO", "ratio", column=AMOUNT, of="A_C_MEAN_2"),
+        Feature("A_T_MEAN_1", "mean", TERMINAL, AMOUNT, 1),
+        Feature("A_T_RATIO", "ratio", column=AMOUNT, of="A_T_MEAN_1"),
+        Feature("C_ABOVE_1", "count_above", CUSTOMER, window_days=1, of="A_C_RATIO", threshold=1.0),
+        Feature("C_ABOVE_2_1", "count_above", CUSTOMER, window_days=2, delay_days=1, of="A_C_RATIO", threshold=0.5),
+        Feature("T_ABOVE_2", "count_above", TERMINAL, window_days=2, of="A_T_RATIO", threshold=1.0),
+        Feature("C_AMOUNT_ABOVE_1", "count_above", CUSTOMER, window_days=1, of="A_AMOUNT", threshold=7.0),
+    ),
+    "max": (
+        Feature("M_AMOUNT", "value", column=AMOUNT),
+        Feature("M_C_MEAN_3", "mean", CUSTOMER, AMOUNT, 3),
+        Feature("M_C_RATIO", "ratio", column=AMOUNT, of="M_C_MEAN_3"),
+        Feature("M_T_MEAN_1", "mean", TERMINAL, AMOUNT, 1),
+        Feature("M_T_RATIO", "ratio", column=AMOUNT, of="M_T_MEAN_1"),
+        Feature("C_MAX_1", "max", CUSTOMER, window_days=1, of="M_C_RATIO"),
+        Feature("C_MAX_1_1", "max", CUSTOMER, window_days=1, delay_days=1, of="M_C_RATIO"),
+        Feature("T_MAX_2", "max", TERMINAL, window_days=2, of="M_T_RATIO"),
+        Feature("T_MAX_AMOUNT_1_2", "max", TERMINAL, window_days=1, delay_days=2, of="M_AMOUNT"),
+    ),
 }
 
 # TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD; 2018-04-07 is a Saturday
@@ -164,3 +188,18 @@ def test_the_hand_built_rows_hit_what_they_are_built_for() -> None:
     assert got["T_COUNT_2_1"][row[7]] == 5  # ids 1, 4, 9, 5 and 8, which is exactly 1 day back
     assert got["T_MEAN_3"][row[10]] == pytest.approx(4.0 / 2)  # id 2 is exactly 3 days back: out
     assert got["C_MEAN_1"][row[14]] == 0.0
+
+
+def test_the_hand_built_rows_hit_the_edges_of_windows_over_derived_values() -> None:
+    """Windows over a derived value on HAND_BUILT: a value exactly at the threshold is not above it;
+    same-time rows see only the lower ids' values; an empty delayed window's maximum is 0."""
+    fs = FeatureSet((*CASES["count_above"], *CASES["max"]))
+    got = compute(table(HAND_BUILT), fs).to_pydict()
+    row = {tx_id: i for i, tx_id in enumerate(got[s.TRANSACTION_ID])}
+    assert [got["A_C_RATIO"][row[i]] for i in (1, 8)] == [1.0, 1.0]  # first rows: exactly at the threshold
+    assert [got["C_ABOVE_1"][row[i]] for i in (1, 8, 9, 5)] == [0, 0, 1, 2]
+    assert [got["C_ABOVE_1"][row[i]] for i in (11, 12, 13)] == [0, 1, 1]  # ids in order within one time
+    assert got["C_AMOUNT_ABOVE_1"][row[5]] == 0  # 7.0 is not above 7.0, and id 1's 10.0 has left
+    assert [got["C_MAX_1"][row[i]] for i in (11, 12, 13)] == pytest.approx([12 / 11, 80 / 27, 80 / 27])
+    assert got["C_MAX_1_1"][row[1]] == 0.0
+    assert [got["T_MAX_AMOUNT_1_2"][row[i]] for i in (6, 7)] == [10.0, 10.0]  # id 1, in both (t - 3 days, t - 2 days]

@@ -76,3 +76,35 @@ def test_a_new_feature_is_one_line_and_every_engine_computes_it(tmp_path: Path) 
     ratio = compiled["AMOUNT_TO_AVG_3"].to_numpy()
     expected = tx["TX_AMOUNT"].to_numpy() / compiled["CUSTOMER_ID_AVG_AMOUNT_3DAY_WINDOW"].to_numpy()
     assert np.allclose(ratio, expected, rtol=1e-12)
+
+
+def test_windows_over_derived_values_are_checked() -> None:
+    """A window over a derived value reads a row feature of the set built from its own entity's
+    windows, none over labels nor over another derived value; only a count_above has a threshold."""
+    from fraudflow.records import CUSTOMER
+
+    mean = Feature("C_MEAN", "mean", CUSTOMER, "TX_AMOUNT", 3)
+    ratio = Feature("C_RATIO", "ratio", column="TX_AMOUNT", of="C_MEAN")
+    above = Feature("C_ABOVE", "count_above", CUSTOMER, window_days=2, of="C_RATIO", threshold=2.0)
+    fine = FeatureSet((mean, ratio, above), "fine")
+    assert fine.history_days == 5  # its window's 2 days and the ratio's 3 before the oldest row
+    assert FeatureSet.from_json(fine.to_json()) == fine
+    with pytest.raises(FeatureError, match="only a count_above"):
+        Feature("X", "max", CUSTOMER, window_days=2, of="C_RATIO", threshold=2.0)
+    with pytest.raises(FeatureError, match="only a count_above"):
+        Feature("X", "count_above", CUSTOMER, window_days=2, of="C_RATIO")
+    t_risk = Feature("T_RISK", "mean", TERMINAL, "TX_FRAUD", 3, 7)
+    wrong = {
+        "another entity": (mean, ratio, Feature("X", "max", TERMINAL, window_days=2, of="C_RATIO")),
+        "over labels": (
+            t_risk,
+            Feature("R", "ratio", column="TX_AMOUNT", of="T_RISK"),
+            Feature("X", "max", TERMINAL, window_days=2, of="R"),
+        ),
+        "not a row value": (mean, Feature("X", "max", CUSTOMER, window_days=2, of="C_MEAN")),
+        "not an earlier feature": (Feature("X", "max", CUSTOMER, window_days=2, of="C_RATIO"), mean, ratio),
+    }
+    for message, features in wrong.items():
+        with pytest.raises(FeatureError, match=message):
+            FeatureSet(features)
+    assert "threshold" not in HANDBOOK.to_json()["features"][0]  # older versions keep their hash

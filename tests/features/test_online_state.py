@@ -39,20 +39,30 @@ US_PER_HOUR = US_PER_DAY // 24
 
 @dataclass
 class Model:
-    """What an OnlineState holds, plainly: each transaction with its first seq, and the labels known."""
+    """What an OnlineState holds, plainly: each transaction with its first seq, the labels known,
+    and the derived values windows read, as each transaction was first held."""
 
     feature_set: FeatureSet
     held: dict[int, tuple[int, Transaction]] = field(default_factory=dict)
     labels: dict[int, int] = field(default_factory=dict)
+    derived: dict[int, dict[str, float]] = field(default_factory=dict)
     last_seq: int = -1  # the highest seq seen, of a transaction or a label
 
     def hold(self, txs: list[Transaction], seqs: list[int], fraud: list[int] | None = None) -> None:
         self.last_seq = max([self.last_seq, *seqs])
+        new = []
         for i, (tx, seq) in enumerate(zip(txs, seqs, strict=True)):
             if tx.transaction_id not in self.held:
                 self.held[tx.transaction_id] = (seq, tx)
+                new.append((tx, seq))
                 if fraud is not None:
                     self.labels[tx.transaction_id] = fraud[i]
+        reference = OnlineFeatures(self.feature_set)
+        for tx, seq in new if reference.derivations else []:  # over the events of a lower seq, the batch's too
+            events = self.events(tx, seq)
+            self.derived[tx.transaction_id] = {
+                name: engine.compute(tx, events)[name] for name, engine in reference.derivations.items()
+            }
 
     def label(self, labels: dict[int, int], seqs: list[int] | None = None) -> int:
         self.last_seq = max([self.last_seq, *(seqs or [])])
@@ -60,9 +70,9 @@ class Model:
         self.labels.update(held)
         return len(held)
 
-    def features(self, tx: Transaction, seq: int) -> list[float]:
-        """The reference: OnlineFeatures.compute over the held events of a lower seq."""
-        events = {
+    def events(self, tx: Transaction, seq: int) -> dict[str, Events]:
+        """The held events of a lower seq of ``tx``'s entities."""
+        return {
             kind: Events.from_rows(
                 sorted(
                     (h.ts_us, h.transaction_id, h.amount, self.labels.get(h.transaction_id, 0))
@@ -72,7 +82,10 @@ class Model:
             )
             for kind in ENTITIES
         }
-        values = OnlineFeatures(self.feature_set).compute(tx, events)
+
+    def features(self, tx: Transaction, seq: int) -> list[float]:
+        """The reference: OnlineFeatures.compute over the held events of a lower seq."""
+        values = OnlineFeatures(self.feature_set).compute(tx, self.events(tx, seq), self.derived)
         return [values[n] for n in self.feature_set.names]
 
 
@@ -288,13 +301,13 @@ def test_trim_forgets_only_what_no_window_can_reach(feature_set: FeatureSet) -> 
     """After trim(now), transactions from now on get the same features; the events held are exactly
     those later than now minus the longest history, the edge included."""
     rng = np.random.default_rng(3)
-    keep = max(f.history_days for f in feature_set.features) * US_PER_DAY
+    keep = feature_set.history_days * US_PER_DAY  # a window over a derived value: its value's history too
     stream = Stream(feature_set, rng)
     now = 4 * keep
     txs = random_transactions(rng, 300, 4 * keep // US_PER_DAY, boundaries_of(feature_set))
     edge = [transaction(10**9 + i, now - keep + d, i % 3, i % 4, 1.5) for i, d in enumerate((-1, 0, 1, 2))]
     stream.run([tx for tx in txs if tx.ts_us < now] + edge)
-    everything = Model(feature_set, dict(stream.model.held), dict(stream.model.labels))
+    everything = Model(feature_set, dict(stream.model.held), dict(stream.model.labels), dict(stream.model.derived))
     stream.state.trim(now)
     kept = {i for i, (_, tx) in stream.model.held.items() if tx.ts_us > now - keep}
     assert stream.state.held == len(kept) < len(stream.model.held)

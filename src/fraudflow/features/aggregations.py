@@ -66,6 +66,16 @@ class Inputs(Protocol[_Count, _Value]):
         """An earlier feature of the set."""
         ...
 
+    def count_above(self, f: Feature) -> _Count:
+        """The number of transactions in ``f``'s window whose value of ``f.of`` (as each arrived)
+        is above ``f.threshold``."""
+        ...
+
+    def maximum(self, f: Feature) -> _Value:
+        """The largest value of ``f.of`` (as each transaction arrived) over ``f``'s window, 0 when
+        it is empty."""
+        ...
+
 
 class SqlInputs(Inputs[str, str], Protocol):
     """The SQL engine's: expressions over its query's columns (the row's are the lake's columns)."""
@@ -109,11 +119,20 @@ class Aggregation(ABC):
     reads_column: ClassVar[bool] = True
     #: it divides by an earlier feature, named by ``Feature.of``
     divides: ClassVar[bool] = False
+    #: a window over the derived value ``Feature.of`` (an earlier row feature) of each transaction
+    derived: ClassVar[bool] = False
+    #: it compares with ``Feature.threshold``
+    thresholded: ClassVar[bool] = False
 
     def problem(self, f: Feature) -> str | None:
         """What is wrong with ``f``'s fields for this aggregation, if anything."""
-        if (f.of is not None) != self.divides:
-            return "a ratio, and only a ratio, names the feature it divides by (of=...)"
+        if (f.of is not None) != (self.divides or self.derived):
+            return (
+                "a ratio, and only a ratio or a window over a derived value, names the feature it "
+                "divides by or reads (of=...)"
+            )
+        if (f.threshold is not None) != self.thresholded:
+            return "a count_above, and only a count_above, has a threshold"
         return None
 
     @abstractmethod
@@ -274,8 +293,59 @@ class Mean(WindowAggregation):
         return r.total(f) / n if n != 0 else 0.0
 
 
+class DerivedWindowAggregation(WindowAggregation):
+    """An aggregate over the window of the derived value ``of`` (an earlier row feature, e.g. the
+    amount's ratio to the customer's mean): each transaction's value as it was when it arrived,
+    computed from the windows of this one's entity (``FeatureSet`` checks it)."""
+
+    derived = True
+    reads_column = False
+
+
+class CountAbove(DerivedWindowAggregation):
+    """The number of transactions in the window whose value of ``of`` is above ``threshold``."""
+
+    name = "count_above"
+    dtype = "int64"
+    thresholded = True
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({q.count_above(f)} AS BIGINT)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.count_above(f)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.count_above(f)
+
+
+class Max(DerivedWindowAggregation):
+    """The largest value of ``of`` over the window; 0 when it is empty."""
+
+    name = "max"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({q.maximum(f)} AS DOUBLE)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.maximum(f)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.maximum(f)
+
+
 #: Every aggregation, by the order the definitions list them in their messages.
-AGGREGATIONS: tuple[Aggregation, ...] = (Value(), Weekend(), Night(), Ratio(), Count(), Sum(), Mean())
+AGGREGATIONS: tuple[Aggregation, ...] = (
+    Value(),
+    Weekend(),
+    Night(),
+    Ratio(),
+    Count(),
+    Sum(),
+    Mean(),
+    CountAbove(),
+    Max(),
+)
 BY_NAME: dict[str, Aggregation] = {a.name: a for a in AGGREGATIONS}
 
 # The rules the forms share: the calendar of a time in microseconds since the epoch (naive, so UTC

@@ -3,6 +3,9 @@
 Every window feature's count and sum come from ``kernels.window_count_sum``: one pass per entity
 and summed column, all the windows over that column at once. Each feature is then its
 aggregation's compiled form (``features.aggregations``) over those arrays and the rows' columns.
+A window over a derived value (``count_above``, ``max``) reads that feature's column, computed
+before it (it is an earlier feature): a count above a threshold is the window sum of an indicator,
+a maximum ``kernels.window_max``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ class _Arrays:
     def __init__(self, tx: pa.Table, feature_set: FeatureSet) -> None:
         self.tx = tx
         self.ts_us = schema.timestamps_us(tx[schema.TX_DATETIME])
-        self.windows = _windows(tx, self.ts_us, [f for f in feature_set.features if f.is_window])
+        self.windows = _windows(tx, self.ts_us, [f for f in feature_set.features if f.is_window and not f.rule.derived])
         self.features: dict[str, np.ndarray] = {}
+        self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def column(self, name: str) -> np.ndarray:
         return schema.numpy_column(self.tx[name])
@@ -52,6 +56,33 @@ class _Arrays:
 
     def feature(self, name: str) -> np.ndarray:
         return self.features[name]
+
+    def count_above(self, f: Feature) -> np.ndarray:
+        above = (self.features[f.of or ""] > f.threshold).astype(np.float64)
+        order, starts = self._group(f.entity or "")
+        lo, hi = _bounds_us(f)
+        _, sums = kernels.window_count_sum(order, starts, self.ts_us[order], above[order], lo, hi)
+        counts: np.ndarray = sums[0].astype(np.int64)  # a sum of ones and zeros: exact
+        return counts
+
+    def maximum(self, f: Feature) -> np.ndarray:
+        order, starts = self._group(f.entity or "")
+        lo, hi = _bounds_us(f)
+        values = self.features[f.of or ""].astype(np.float64)[order]
+        return kernels.window_max(order, starts, self.ts_us[order], values, int(lo[0]), int(hi[0]))
+
+    def _group(self, entity: str) -> tuple[np.ndarray, np.ndarray]:
+        if entity not in self._groups:
+            self._groups[entity] = kernels.group_by_entity(schema.numpy_column(self.tx[entity]))
+        return self._groups[entity]
+
+
+def _bounds_us(f: Feature) -> tuple[np.ndarray, np.ndarray]:
+    """The window as the kernels take it: how far back and the delay, in µs."""
+    return (
+        np.array([f.history_days * US_PER_DAY], dtype=np.int64),
+        np.array([f.delay_days * US_PER_DAY], dtype=np.int64),
+    )
 
 
 def _window_key(f: Feature, features: list[Feature]) -> tuple[str, str, int, int]:

@@ -39,7 +39,10 @@ class Feature:
     window_days: int = 0
     delay_days: int = 0
     description: str = ""
-    of: str | None = None  # "ratio": ``column`` divided by the earlier feature ``of`` (0 when it is 0)
+    of: str | None = None  # "ratio": ``column`` divided by the earlier feature ``of`` (0 when it is 0);
+    # a window over a derived value ("count_above", "max"): the earlier row feature whose value,
+    # as of each transaction, the window reads
+    threshold: float | None = None  # "count_above": the value a transaction's must exceed
 
     def __post_init__(self) -> None:
         rule = BY_NAME.get(self.aggregation)
@@ -143,6 +146,48 @@ class FeatureSet:
                 raise FeatureError(
                     f"feature {f.name!r} divides by {f.of!r}, which is not an earlier feature of the set"
                 )
+            if f.rule.derived:
+                problem = self._derivation_problem(f)
+                if problem:
+                    raise FeatureError(f"feature {f.name!r} is a window over {f.of!r}, {problem}")
+
+    def _derivation_problem(self, f: Feature) -> str | None:
+        """A window over a derived value reads that value as it was when each transaction arrived:
+        it must be a row feature built only from windows of the same entity, none over labels (which
+        change after the fact), nor over another derived value."""
+        for g in self.derivation(f.of or ""):
+            if g.rule.derived:
+                return "itself built on a window over a derived value"
+            if g.is_window and g.entity != f.entity:
+                return f"which reads {g.name!r}, a window of another entity ({g.entity})"
+            if g.is_window and g.column == schema.TX_FRAUD:
+                return f"which reads {g.name!r}, a window over labels"
+        if self.by_name[f.of or ""].is_window:
+            return "which is a window itself, not a row value"
+        return None
+
+    @property
+    def by_name(self) -> dict[str, Feature]:
+        return {f.name: f for f in self.features}
+
+    def derivation(self, name: str) -> list[Feature]:
+        """The feature ``name`` and every earlier one it is computed from, in the set's order."""
+        by_name = self.by_name
+        wanted = {name}
+        stack = [name]
+        while stack:
+            f = by_name[stack.pop()]
+            if f.of is not None and f.of not in wanted:
+                wanted.add(f.of)
+                stack.append(f.of)
+        return [f for f in self.features if f.name in wanted]
+
+    def reach_days(self, f: Feature) -> int:
+        """Days of history ``f`` needs: its window's, plus for a window over a derived value the
+        history that value needs for the window's oldest transaction."""
+        if not f.rule.derived:
+            return f.history_days
+        return f.history_days + max(g.history_days for g in self.derivation(f.of or ""))
 
     @property
     def names(self) -> list[str]:
@@ -151,7 +196,7 @@ class FeatureSet:
     @property
     def history_days(self) -> int:
         """Days of history a new day's features need."""
-        return max((f.history_days for f in self.features), default=0)
+        return max((self.reach_days(f) for f in self.features), default=0)
 
     @property
     def version(self) -> str:
@@ -180,10 +225,11 @@ class FeatureSet:
 
 
 def _fields(f: Feature) -> dict[str, Any]:
-    """A feature's fields; ``of`` only when set, so older versions keep their hash."""
+    """A feature's fields; ``of`` and ``threshold`` only when set, so older versions keep their hash."""
     d = dataclasses.asdict(f)
-    if d["of"] is None:
-        del d["of"]
+    for optional in ("of", "threshold"):
+        if d[optional] is None:
+            del d[optional]
     return d
 
 

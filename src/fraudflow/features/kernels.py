@@ -110,3 +110,39 @@ def window_count_sum(order: I64, starts: I64, ts: I64, values: F64, lo_us: I64, 
                 counts[j, order[i]] = hi - lo
                 sums[j, order[i]] = s + c
     return counts, sums
+
+
+@numba.njit(cache=True, parallel=True)
+def window_max(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, hi_us: int) -> F64:
+    """The largest of ``values`` over same-entity rows with ts in (t - lo_us, t - hi_us], 0 when none.
+
+    Grouped and ordered as ``window_count_sum`` (with ``hi_us == 0`` the window ends at the row
+    itself); a queue of the window's rows whose value no later row in it reaches, so O(rows).
+    """
+    n = ts.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    for g in numba.prange(starts.shape[0] - 1):
+        a = starts[g]
+        b = starts[g + 1]
+        queue = np.empty(b - a, dtype=np.int64)  # row indices, their values decreasing
+        head = 0
+        tail = 0
+        hi = a  # one past the last row in the window
+        for i in range(a, b):
+            t = ts[i]
+            end = i + 1
+            if hi_us != 0:
+                end = hi
+                while end < b and ts[end] <= t - hi_us:
+                    end += 1
+            while hi < end:  # rows entering the window
+                while tail > head and values[queue[tail - 1]] <= values[hi]:
+                    tail -= 1
+                queue[tail] = hi
+                tail += 1
+                hi += 1
+            while head < tail and ts[queue[head]] <= t - lo_us:  # rows leaving it
+                head += 1
+            if head < tail:
+                out[order[i]] = values[queue[head]]
+    return out

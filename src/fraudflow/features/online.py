@@ -7,6 +7,11 @@ a transaction at ``t`` with id ``i``, a window with delay 0 holds the events ord
 with ``t - (delay + window) < ts <= t - delay``. That is the batch engine's rule row for row, so a
 replay of the lake through this path gives the offline store's values (tested on the handbook).
 Each feature is its aggregation's online form (``features.aggregations``) over these windows.
+
+A window over a derived value (``count_above``, ``max``) reads each of its events' value of that
+feature as the event arrived: given in ``derived`` (by TRANSACTION_ID) when the caller kept it, else
+computed here, as the reference, from the entity's events before it in (time, id) order (what it
+saw when events arrive in that order).
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from fraudflow import schema
 from fraudflow.features.definitions import Feature, FeatureSet
-from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events, Transaction
+from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events
 
 
 class OnlineFeatures:
@@ -32,17 +38,48 @@ class OnlineFeatures:
         }
         self._plan = [(f.name, f, f.rule.online) for f in feature_set.features]
         self._spans = {f.name: _Span.of(f) for f in windows}
+        #: the derived values windows read, each computed by the features it is built from
+        self.derivations = {
+            f.of: OnlineFeatures(FeatureSet(tuple(feature_set.derivation(f.of)), f.of))
+            for f in windows
+            if f.rule.derived and f.of is not None
+        }
 
     def needs(self, kind: str) -> bool:
         return self.history_us[kind] > 0
 
-    def compute(self, tx: Transaction, events: Mapping[str, Events]) -> dict[str, float]:
-        """The feature values of ``tx``; ``events[kind]`` are its entities' events."""
-        row = _Row(tx, events, self._spans)
+    def compute(
+        self, tx: Arrival, events: Mapping[str, Events], derived: Mapping[int, Mapping[str, float]] | None = None
+    ) -> dict[str, float]:
+        """The feature values of ``tx``; ``events[kind]`` are its entities' events, ``derived`` the
+        derived values of (some of) them as they arrived, by TRANSACTION_ID."""
+        row = _Row(tx, events, self._spans, self, derived or {})
         values = row.values
         for name, f, online in self._plan:
             values[name] = online(f, row)
         return values
+
+
+class Arrival(Protocol):
+    """What the online forms read of an arriving transaction (``records.Transaction`` is one)."""
+
+    @property
+    def transaction_id(self) -> int: ...
+
+    @property
+    def ts_us(self) -> int: ...
+
+    @property
+    def amount(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """An event of an entity, arriving again to compute its derived values."""
+
+    transaction_id: int
+    ts_us: int
+    amount: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +104,26 @@ class _Span:
 class _Row:
     """One transaction, its entities' events and its features so far (``aggregations.OnlineInputs``)."""
 
-    __slots__ = ("_events", "_slices", "_spans", "amount", "transaction_id", "ts_us", "values")
+    __slots__ = (
+        "_derived",
+        "_engine",
+        "_events",
+        "_slices",
+        "_spans",
+        "amount",
+        "transaction_id",
+        "ts_us",
+        "values",
+    )
 
-    def __init__(self, tx: Transaction, events: Mapping[str, Events], spans: Mapping[str, _Span]) -> None:
+    def __init__(
+        self,
+        tx: Arrival,
+        events: Mapping[str, Events],
+        spans: Mapping[str, _Span],
+        engine: OnlineFeatures,
+        derived: Mapping[int, Mapping[str, float]],
+    ) -> None:
         self.amount = float(tx.amount)
         self.ts_us = tx.ts_us
         self.transaction_id = tx.transaction_id
@@ -77,6 +131,31 @@ class _Row:
         self._events = events
         self._spans = spans
         self._slices: dict[tuple[str, int, int], tuple[int, int]] = {}
+        self._engine = engine
+        self._derived = derived
+
+    def count_above(self, f: Feature) -> int:
+        threshold = f.threshold if f.threshold is not None else 0.0
+        return sum(1 for v in self._derived_values(f) if v > threshold)
+
+    def maximum(self, f: Feature) -> float:
+        return max(self._derived_values(f), default=0.0)
+
+    def _derived_values(self, f: Feature) -> list[float]:
+        """The values of ``f.of`` in ``f``'s window: its events' as they arrived, and this one's."""
+        span = self._spans[f.name]
+        name = f.of or ""
+        start, end = self._slices.get(span.key) or self._slice(span)
+        ev = self._events.get(span.entity, EMPTY)
+        values = [self._derived_value(name, span.entity, ev, j) for j in range(start, end)]
+        return [*values, self.values[name]] if span.current else values
+
+    def _derived_value(self, name: str, entity: str, ev: Events, j: int) -> float:
+        known = self._derived.get(ev.ids[j])
+        if known is not None and name in known:
+            return known[name]
+        event = _Event(ev.ids[j], ev.ts[j], ev.amounts[j])
+        return self._engine.derivations[name].compute(event, {entity: ev})[name]
 
     def feature(self, name: str) -> float:
         return self.values[name]

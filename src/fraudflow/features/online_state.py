@@ -23,6 +23,11 @@ For a batch, one kernel call holds the new transactions and gives every window's
 Each feature is then its aggregation's form (``features.aggregations``) over those arrays: the
 compiled form over the whole batch, as in the batch engine, or for a few transactions the online
 form per transaction (numpy's cost per call outweighs the work there).
+
+A window over a derived value (``count_above``, ``max``) reads each event's value of that feature
+as the event arrived: the feature is computed (compiled form) for every transaction held, by
+``features`` or ``add``, and kept beside its amount and label (set once: NaN until then); a second
+kernel then reads those values over the derived windows.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ KINDS = len(ENTITIES)
 # (a window feature's column picks one by ``SUMMED``).
 TS, ID, SEQ, LATEST = 0, 1, 2, 3
 AMOUNT, FRAUD = 0, 1
+#: the first of the derived values' columns in ``values`` (one per value a window reads)
+DERIVED = 2
 SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
 # An entity's segment: ``segments[kind, segment, ...]``.
 START, LENGTH, ROOM, ENTITY = 0, 1, 2, 3
@@ -97,14 +104,32 @@ class OnlineState:
             [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
         ).reshape(len(spans), 4)
         self._reach = np.array([self.history_us[kind] for kind in ENTITIES], dtype=np.int64)
+        # the windows over derived values: the values kept (columns DERIVED + d of the pools), the
+        # features computing them, and each window as (kind, how far back, delay, column, op)
+        derived = [f for f in windows if f.rule.derived]
+        self._derived_names = list(dict.fromkeys(f.of or "" for f in derived))
+        wanted = {g.name for name in self._derived_names for g in feature_set.derivation(name)}
+        self._derivation = [f for f in feature_set.features if f.name in wanted]
+        self._derived_of = {f.name: i for i, f in enumerate(derived)}
+        self._derived_spans = np.array(
+            [
+                (*_span(f), DERIVED + self._derived_names.index(f.of or ""), int(f.aggregation == "max"))
+                for f in derived
+            ],
+            dtype=np.int64,
+        ).reshape(len(derived), 5)
+        self._thresholds = np.array([f.threshold or 0.0 for f in derived], dtype=np.float64)
+        for f in derived:  # a derived window's events must be held as long as its value's history
+            kind = f.entity or ""
+            self.history_us[kind] = max(self.history_us[kind], feature_set.reach_days(f) * US_PER_DAY)
         self._plan = [(f, f.rule.online, f.rule.compiled) for f in feature_set.features]
         #: events older than this before the newest one are never read again; trim forgets them in
         #: steps of 1/8 of it, so a call per batch mostly costs nothing
-        self._keep_us = int(self._reach.max())
+        self._keep_us = max(self.history_us.values())
         self._trim_step_us = max(1, self._keep_us // 8)
         self._oldest_us = END_OF_TIME
         self._rows: I64 = np.empty((KINDS, 1024, 4), dtype=np.int64)
-        self._values: F64 = np.empty((KINDS, 1024, 2), dtype=np.float64)
+        self._values: F64 = np.empty((KINDS, 1024, DERIVED + len(self._derived_names)), dtype=np.float64)
         self._pool_end = np.zeros(KINDS, dtype=np.int64)
         self._segments: I64 = np.empty((KINDS, 64, 4), dtype=np.int64)
         self._n_segments = np.zeros(KINDS, dtype=np.int64)
@@ -126,7 +151,12 @@ class OnlineState:
         before = self._n_txs
         for a in range(0, len(txs), HOLD_CHUNK):  # the tables grow with the entities, not a bulk load's size
             b = a + HOLD_CHUNK
-            self._append(_hold, txs.slice(a, b), seqs[a:b], labels[a:b])
+            if self._derived_names:  # their values as they arrive: their windows, then the features
+                chunk = txs.slice(a, b)
+                counts, sums = self._append(_features, chunk, seqs[a:b], labels[a:b], self._spans, self._reach)
+                self._keep_derived(_Batch(chunk, counts, sums, self._span_of))
+            else:
+                self._append(_hold, txs.slice(a, b), seqs[a:b], labels[a:b])
         if self._n_txs - before >= HOLD_CHUNK:  # a bulk load: room for every entity to grow, now
             self._repack()
 
@@ -153,20 +183,47 @@ class OnlineState:
         n = len(txs)
         seqs = np.asarray(seqs, dtype=np.int64)
         counts, sums = self._append(_features, txs, seqs, np.zeros(n), self._spans, self._reach)
+        over = np.empty((0, n))
+        if self._derived_names:
+            current = self._keep_derived(_Batch(txs, counts, sums, self._span_of))
+            over = _derived_windows(
+                self._rows,
+                self._values,
+                self._segments,
+                self._entity_table,
+                (txs.ts_us, txs.tx_id, txs.customer, txs.terminal, txs.amount),
+                seqs,
+                self._derived_spans,
+                self._thresholds,
+                self._reach,
+                current,
+            )
         if n < SMALL_BATCH:
             rows = []
             for i in range(n):
-                row = _Row(txs, i, counts, sums, self._span_of)
+                row = _Row(txs, i, counts, sums, self._span_of, over, self._derived_of)
                 values = row.values
                 for f, online, _ in self._plan:
                     values[f.name] = online(f, row)
                 rows.append(list(values.values()))
             return np.array(rows, dtype=np.float64).reshape(n, len(self._plan))
         out = np.empty((n, len(self._plan)), dtype=np.float64)
-        batch = _Batch(txs, counts, sums, self._span_of)
+        batch = _Batch(txs, counts, sums, self._span_of, over, self._derived_of)
         for j, (f, _, compiled) in enumerate(self._plan):
             out[:, j] = batch.features[f.name] = compiled(f, batch)
         return out
+
+    def _keep_derived(self, batch: _Batch) -> F64:
+        """The batch's derived values (``[d, i]``, compiled forms over its windows), kept for the
+        events held without them yet."""
+        for f in self._derivation:
+            batch.features[f.name] = f.rule.compiled(f, batch)
+        current = np.array([batch.features[name] for name in self._derived_names], dtype=np.float64)
+        current = current.reshape(len(self._derived_names), len(batch.ts_us))
+        _set_derived(
+            self._rows, self._values, self._segments, self._tx_table, batch.column(schema.TRANSACTION_ID), current
+        )
+        return current
 
     def trim(self, now_us: int) -> None:
         """Forget the events no window can reach from ``now_us`` on (memory stays bounded): done once they
@@ -259,15 +316,36 @@ def _grown(a: np.ndarray, size: int) -> np.ndarray:
 
 
 class _Batch:
-    """A batch's columns, window counts and sums, and features so far (``aggregations.CompiledInputs``)."""
+    """A batch's columns, window counts and sums, windows over derived values, and features so far
+    (``aggregations.CompiledInputs``)."""
 
-    def __init__(self, txs: TxColumns, counts: I64, sums: F64, span_of: dict[str, int]) -> None:
+    def __init__(
+        self,
+        txs: TxColumns,
+        counts: I64,
+        sums: F64,
+        span_of: dict[str, int],
+        over: F64 | None = None,
+        derived_of: dict[str, int] | None = None,
+    ) -> None:
         self.ts_us = txs.ts_us
         self.features: dict[str, np.ndarray] = {}
         self._txs = txs
         self._counts = counts
         self._sums = sums
         self._span_of = span_of
+        self._over = over
+        self._derived_of = derived_of or {}
+
+    def count_above(self, f: Feature) -> I64:
+        assert self._over is not None
+        counts: I64 = self._over[self._derived_of[f.name]].astype(np.int64)
+        return counts
+
+    def maximum(self, f: Feature) -> F64:
+        assert self._over is not None
+        values: F64 = self._over[self._derived_of[f.name]]
+        return values
 
     def column(self, name: str) -> np.ndarray:
         columns = {
@@ -294,15 +372,32 @@ class _Row:
     """One transaction of a batch, its windows' counts and sums, and its features so far
     (``aggregations.OnlineInputs``)."""
 
-    __slots__ = ("_counts", "_span_of", "_sums", "amount", "ts_us", "values")
+    __slots__ = ("_counts", "_derived_of", "_over", "_span_of", "_sums", "amount", "ts_us", "values")
 
-    def __init__(self, txs: TxColumns, i: int, counts: I64, sums: F64, span_of: dict[str, int]) -> None:
+    def __init__(
+        self,
+        txs: TxColumns,
+        i: int,
+        counts: I64,
+        sums: F64,
+        span_of: dict[str, int],
+        over: F64,
+        derived_of: dict[str, int],
+    ) -> None:
         self.amount = float(txs.amount[i])
         self.ts_us = int(txs.ts_us[i])
         self.values: dict[str, float] = {}
         self._counts: list[int] = counts[:, i].tolist()
         self._sums: list[list[float]] = sums[:, :, i].tolist()
         self._span_of = span_of
+        self._over: list[float] = over[:, i].tolist()
+        self._derived_of = derived_of
+
+    def count_above(self, f: Feature) -> int:
+        return int(self._over[self._derived_of[f.name]])
+
+    def maximum(self, f: Feature) -> float:
+        return self._over[self._derived_of[f.name]]
 
     def count(self, f: Feature) -> int:
         return self._counts[self._span_of[f.name]]
@@ -422,6 +517,8 @@ def _hold(state: State, columns: Columns, fraud: F64, seqs: I64, start: int) -> 
             rows[k, j, LATEST] = ts[i] if length == 0 else max(ts[i], rows[k, j - 1, LATEST])
             values[k, j, AMOUNT] = amount[i]
             values[k, j, FRAUD] = fraud[i]
+            for c in range(DERIVED, values.shape[2]):
+                values[k, j, c] = np.nan  # not known yet: set once (``_set_derived``)
             segments[k, g, LENGTH] = length + 1
             tx_table[s, 1 + k] = g
     return ts.shape[0], new_txs, oldest, top_seq, n_segments.max()
@@ -496,6 +593,90 @@ def _windows(
                 counts[w, i] += 1
                 sums[w, AMOUNT, i] += amount[i]
     return counts, sums
+
+
+@numba.njit(cache=True)
+def _derived_windows(
+    rows: I64,
+    values: F64,
+    segments: I64,
+    entity_table: I64,
+    columns: Columns,
+    seqs: I64,
+    spans: I64,
+    thresholds: F64,
+    reach: I64,
+    current: F64,
+) -> F64:
+    """Each window over a derived value ``[w, i]`` for the batch's transactions, as ``_windows``.
+
+    ``spans[w]``: (entity kind, how far back, delay, the column of ``values`` read, 1 for the
+    maximum else a count above ``thresholds[w]``); ``current[c - DERIVED, i]``: transaction ``i``'s
+    own values, in its windows without a delay.
+    """
+    ts, ids, customer, terminal, _ = columns
+    m = ts.shape[0]
+    n_spans = spans.shape[0]
+    out = np.zeros((n_spans, m), dtype=np.float64)
+    seen = np.zeros(n_spans, dtype=np.bool_)  # a maximum has a value
+    for i in range(m):
+        t = ts[i]
+        seen[:] = False
+        for w in range(n_spans):
+            if spans[w, 2] == 0:  # the window ends with the transaction itself
+                v = current[spans[w, 3] - DERIVED, i]
+                if spans[w, 4] == 1:
+                    out[w, i] = v
+                    seen[w] = True
+                elif v > thresholds[w]:
+                    out[w, i] += 1.0
+        for k in range(KINDS):
+            entity = customer[i] if k == 0 else terminal[i]
+            g = entity_table[k, _slot(entity_table[k], entity), SEGMENT]
+            if g == FREE:
+                continue
+            start = segments[k, g, START]
+            for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
+                if rows[k, j, LATEST] <= t - reach[k]:
+                    break  # this event and the ones before it are all too old
+                if rows[k, j, SEQ] >= seqs[i]:
+                    continue
+                te = rows[k, j, TS]
+                for w in range(n_spans):
+                    if spans[w, 0] != k or te <= t - spans[w, 1]:
+                        continue
+                    delay = spans[w, 2]
+                    if delay == 0:
+                        inside = te < t or (te == t and rows[k, j, ID] < ids[i])
+                    else:
+                        inside = te <= t - delay
+                    if inside:
+                        v = values[k, j, spans[w, 3]]
+                        if spans[w, 4] == 1:
+                            if not seen[w] or v > out[w, i]:
+                                out[w, i] = v
+                                seen[w] = True
+                        elif v > thresholds[w]:
+                            out[w, i] += 1.0
+    return out
+
+
+@numba.njit(cache=True)
+def _set_derived(rows: I64, values: F64, segments: I64, tx_table: I64, ids: I64, derived: F64) -> None:
+    """Keeps ``derived[d, i]`` as the derived value ``d`` of the held transaction ``ids[i]``, in every
+    kind's segment, where it is not known yet (a transaction held before keeps its own)."""
+    for i in range(ids.shape[0]):
+        s = _slot(tx_table, ids[i])
+        if tx_table[s, 1] == FREE:
+            continue
+        for k in range(KINDS):
+            start = segments[k, tx_table[s, 1 + k], START]
+            for j in range(start + segments[k, tx_table[s, 1 + k], LENGTH] - 1, start - 1, -1):
+                if rows[k, j, ID] == ids[i]:
+                    for d in range(derived.shape[0]):
+                        if np.isnan(values[k, j, DERIVED + d]):
+                            values[k, j, DERIVED + d] = derived[d, i]
+                    break
 
 
 @numba.njit(cache=True)

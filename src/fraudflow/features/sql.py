@@ -5,7 +5,10 @@ current row also holds later rows of the same entity with the same timestamp (SQ
 spec's window never does, so their count and sum are taken back out, from one small window over
 (entity, timestamp) ordered by TRANSACTION_ID. Each feature is its aggregation's SQL form
 (``features.aggregations``) over an inner query holding each window aggregate the forms ask for,
-once.
+once. A window over a derived value (``count_above``, ``max``) reads that value from a second
+layer: the derived feature's expression as a column (``V_<name>``) over the first, then the windows
+over it; ties are handled the same way (a count takes the later peers back out, a maximum is the
+larger of the window before this timestamp and this timestamp's peers up to this row).
 """
 
 from __future__ import annotations
@@ -32,10 +35,17 @@ def features_sql(feature_set: FeatureSet, source: str = "tx", dialect: str = "du
     cols = ",\n  ".join(f"{query.feature(name)} AS {name}" for name in feature_set.names)
     inner = ",\n    ".join(f"{expr} AS {name}" for name, expr in query.windows.items())
     inner = f",\n    {inner}" if inner else ""
+    layers = ""
+    last = "agg"
+    if query.derived_windows:
+        values = ", ".join(f"{query.feature(name)} AS {_value_column(name)}" for name in query.derived_values)
+        over = ",\n    ".join(f"{expr} AS {name}" for name, expr in query.derived_windows.items())
+        layers = f",\nder AS (SELECT *, {values}\n  FROM agg),\nagg2 AS (SELECT *,\n    {over}\n  FROM der)"
+        last = "agg2"
     return (
         f"WITH base AS (SELECT {', '.join(schema.INPUT_COLUMNS)}, {EPOCH_US[dialect]} AS {TS} FROM {source}),\n"
-        f"agg AS (SELECT *{inner}\n  FROM base)\n"
-        f"SELECT {schema.TRANSACTION_ID}, {schema.TX_DATETIME},\n  {cols}\nFROM agg"
+        f"agg AS (SELECT *{inner}\n  FROM base){layers}\n"
+        f"SELECT {schema.TRANSACTION_ID}, {schema.TX_DATETIME},\n  {cols}\nFROM {last}"
     )
 
 
@@ -64,6 +74,8 @@ class _Query:
             raise ConfigError(f"unknown feature SQL dialect {dialect!r}; expected one of {sorted(EPOCH_US)}")
         self.dialect = dialect
         self.windows: dict[str, str] = {}  # inner column -> window aggregate
+        self.derived_values: list[str] = []  # the derived features windows read, as columns of a second layer
+        self.derived_windows: dict[str, str] = {}  # its column -> window aggregate over them
         self.expressions: dict[str, str] = {}
         for f in feature_set.features:
             self.expressions[f.name] = f.rule.sql(f, self)
@@ -84,22 +96,64 @@ class _Query:
         peers = self._window(f"S_{f.column}_{f.entity}_PEERS", f"COALESCE(SUM({f.column}) OVER ({_peers(f)}), 0)")
         return f"({total} - {peers})"
 
+    def count_above(self, f: Feature) -> str:
+        v = self._value(f)
+        above = f"CASE WHEN {v} > CAST({f.threshold!r} AS DOUBLE) THEN 1 ELSE 0 END"
+        n = self._derived(f"A_{_derived_key(f)}", f"COALESCE(SUM({above}) OVER ({_frame(f)}), 0)")
+        if f.delay_days:
+            return n
+        peers = self._derived(f"A_{_derived_key(f, peers=True)}", f"COALESCE(SUM({above}) OVER ({_peers(f)}), 0)")
+        return f"({n} - {peers})"
+
+    def maximum(self, f: Feature) -> str:
+        v = self._value(f)
+        if f.delay_days:
+            return self._derived(f"M_{_derived_key(f)}", f"COALESCE(MAX({v}) OVER ({_frame(f)}), 0.0)")
+        before = self._derived(f"M_{_derived_key(f)}", f"MAX({v}) OVER ({_frame(f, before=True)})")
+        upto = self._derived(f"M_{_derived_key(f, peers=True)}", f"MAX({v}) OVER ({_peers(f, upto=True)})")
+        return f"GREATEST(COALESCE({before}, {upto}), {upto})"
+
+    def _value(self, f: Feature) -> str:
+        """The column of the derived value ``f`` reads, in the second layer."""
+        if f.of not in self.derived_values:
+            self.derived_values.append(f.of or "")
+        return _value_column(f.of or "")
+
     def _window(self, name: str, aggregate: str) -> str:
         self.windows[name] = aggregate
         return name
 
+    def _derived(self, name: str, aggregate: str) -> str:
+        self.derived_windows[name] = aggregate
+        return name
 
-def _frame(f: Feature) -> str:
+
+def _frame(f: Feature, before: bool = False) -> str:
+    """The window's RANGE frame (its later peers included); ``before``: only the rows of an earlier
+    timestamp (times are integers)."""
     lo = f.history_days * US_PER_DAY - 1
     hi = "CURRENT ROW" if f.delay_days == 0 else f"{f.delay_days * US_PER_DAY} PRECEDING"
+    if before:
+        hi = "1 PRECEDING"
     return f"PARTITION BY {f.entity} ORDER BY {TS} RANGE BETWEEN {lo} PRECEDING AND {hi}"
 
 
-def _peers(f: Feature) -> str:
-    """The rows after this one with its entity and timestamp: in the SQL frame, not in the window."""
-    following = "ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING"
-    return f"PARTITION BY {f.entity}, {TS} ORDER BY {schema.TRANSACTION_ID} {following}"
+def _peers(f: Feature, upto: bool = False) -> str:
+    """The rows after this one with its entity and timestamp: in the SQL frame, not in the window;
+    ``upto``: the rows of its timestamp up to this one instead (in the window)."""
+    rows = "UNBOUNDED PRECEDING AND CURRENT ROW" if upto else "1 FOLLOWING AND UNBOUNDED FOLLOWING"
+    return f"PARTITION BY {f.entity}, {TS} ORDER BY {schema.TRANSACTION_ID} ROWS BETWEEN {rows}"
 
 
 def _key(f: Feature) -> str:
     return f"{f.entity}_{f.window_days}_{f.delay_days}"
+
+
+def _value_column(name: str) -> str:
+    return f"V_{name}"
+
+
+def _derived_key(f: Feature, peers: bool = False) -> str:
+    """A second-layer column's name: the value read, the window (or the peers of its entity), the threshold."""
+    threshold = "" if f.threshold is None else "_" + repr(f.threshold).replace(".", "_").replace("-", "M")
+    return f"{f.of}_{f.entity}_PEERS{threshold}" if peers else f"{f.of}_{_key(f)}{threshold}"

@@ -1,0 +1,34 @@
+"""Windows over derived values (``count_above``, ``max``) in Spark SQL equal the compiled engine's,
+on the aggregations' hand-built boundary rows and random rows (tests/features/test_aggregations.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fraudflow import schema as s
+from fraudflow.distributed import features as spark_features
+from fraudflow.features import FeatureSet, compute
+from tests.features.test_aggregations import CASES, HAND_BUILT, random_rows, table
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+DERIVED = FeatureSet((*CASES["count_above"], *CASES["max"]), "derived")
+ORDER = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
+
+
+@pytest.mark.parametrize("rows", ["hand-built", "random"])
+def test_spark_windows_over_derived_values_equal_the_compiled_engines(spark: Any, rows: str) -> None:
+    tx = table(HAND_BUILT if rows == "hand-built" else random_rows())
+    expected = compute(tx, DERIVED, "compiled")
+    frame = spark.createDataFrame(tx.select(list(s.INPUT_COLUMNS)).to_pandas())
+    got = spark_features.compute(spark, frame, DERIVED).toArrow().sort_by(ORDER)
+    assert got[s.TRANSACTION_ID].to_pylist() == expected[s.TRANSACTION_ID].to_pylist()
+    for f in DERIVED.features:
+        a, b = expected[f.name].to_numpy(), got[f.name].to_numpy()
+        if f.dtype == "int64":
+            np.testing.assert_array_equal(b, a, err_msg=f.name)
+        else:
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=0, err_msg=f.name)
