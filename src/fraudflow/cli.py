@@ -635,7 +635,14 @@ def materialize(ctx: typer.Context, data: Data, online: Online = None) -> None:
 def serve(
     ctx: typer.Context,
     data: Data,
-    model: Annotated[str | None, typer.Option("--model", help="Model id (default: the newest in the lake).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model id, served until stopped (default: the registry's production model, followed as it "
+            "changes; the newest finished model before any promotion).",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     online: Online = None,
@@ -653,6 +660,14 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", help="Service processes sharing the online store (SQLite or Redis).")
     ] = 1,
+    production_poll: Annotated[
+        float,
+        typer.Option(
+            "--production-poll",
+            help="Seconds between looks at the registry's production alias (a promoted model answers from the "
+            "next batch, no restart); 0: never.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve POST /v1/score with online features (materializes the store on start when behind).
 
@@ -669,6 +684,7 @@ def serve(
         online=online,
         threshold=threshold,
         api_key=os.environ.get(api_key_env) or None,
+        production_poll_seconds=production_poll,
     )
     status = run(settings, host=host, port=port, workers=workers)
     if status:

@@ -59,6 +59,7 @@ def start_server(
     online: str | None = None,
     workers: int = 1,
     env: dict[str, str] | None = None,
+    options: list[str] | None = None,
 ) -> Server:
     port = port or free_port()
     env = {**os.environ, "FRAUDFLOW_API_KEY": api_key or "", **(env or {})}
@@ -67,6 +68,7 @@ def start_server(
         cmd += ["--online", online]
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    cmd += options or []
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,9 @@ from fraudflow.serving.fast_score import FastScore
 from fraudflow.serving.http_errors import HANDLERS
 from fraudflow.serving.metrics import Metrics
 from fraudflow.serving.middleware import LimitAndMeasure
+from fraudflow.serving.model_follower import ModelFollower
 from fraudflow.serving.routes import add_routes
+from fraudflow.serving.served_log import ServedLog
 from fraudflow.serving.settings import Settings
 
 
@@ -24,7 +27,14 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        following = None
+        if settings.model_id is None and settings.production_poll_seconds > 0:
+            follower = ModelFollower(app.state.lake, scorer, settings.threshold, settings.production_poll_seconds)
+            following = asyncio.create_task(follower.run())
         yield
+        if following is not None:
+            following.cancel()
+        served_log.close()  # what waits goes to the lake's prediction log
         scorer.store.close()
 
     app = FastAPI(title="fraudflow scoring service", version="1", lifespan=lifespan, exception_handlers=HANDLERS)
@@ -37,6 +47,7 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
     app.state.settings = settings
     app.state.scorer = scorer
     app.state.lake = Lake(settings.data, endpoint_url=settings.endpoint_url)
+    served_log = scorer.served_log = ServedLog(app.state.lake)
     app.state.batcher = Batcher(scorer)
     app.state.metrics = Metrics()
     app.add_middleware(LimitAndMeasure, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes)

@@ -13,6 +13,7 @@ trees compiled (``training.forest``: margins equal to XGBoost's, exact TreeSHAP)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Sequence
@@ -26,10 +27,12 @@ from fraudflow.features.definitions import FeatureSet
 from fraudflow.features.online_state import OnlineState
 from fraudflow.lake import Lake, open_lake
 from fraudflow.records import Transaction, TxColumns
+from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online import codec
 from fraudflow.store.online.connect import open_store
 from fraudflow.store.online.interface import CaughtUp, OnlineStore
 from fraudflow.store.online.materialize import materialize
+from fraudflow.store.predictions import PredictionBatch
 from fraudflow.training import model as models
 from fraudflow.training import registry as model_registry
 from fraudflow.training.forest import Forest, probability
@@ -76,13 +79,27 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class _Judged:
+    """The model's outputs for a batch: each row's score, its strongest contributions' columns and values."""
+
+    scores: list[float]
+    order: list[list[int]]
+    strongest: list[list[float]]
+
+
+@dataclass(frozen=True)
 class _Served:
-    """A batch's feature vectors: as one matrix (rows in the batch's order, columns the feature
-    set's) and as the JSON objects served."""
+    """A batch's feature vectors (as one matrix, rows in the batch's order, columns the feature set's,
+    and as the JSON objects served), which rows were computed now (the others: duplicates), the
+    model's outputs and when."""
 
     vectors: np.ndarray
     texts: list[str]
     duplicate: list[bool]
+    columns: TxColumns
+    computed: list[int]
+    judged: _Judged
+    at: dt.datetime
 
 
 class Scorer:
@@ -96,28 +113,33 @@ class Scorer:
         model_id: str = "",
         threshold: float = 0.5,
     ) -> None:
-        names = list(feature_set.names)
-        if model is not None:
-            missing = [f for f in model.features if f not in names]
-            if missing:
-                raise FeatureError(
-                    f"model {model_id} needs features {missing} that feature set {feature_set.name} lacks"
-                )
         self.store = store
         self.feature_set = feature_set
-        self.model = model
-        self.model_id = model_id
-        self.threshold = threshold
+        self.served_log: ServedLog | None = None  # where the answers go to the lake's prediction log
         self.state = OnlineState(feature_set)
-        self._names = names
+        self._names = list(feature_set.names)
         self._keep_us = max(self.state.history_us.values())
-        self._forest = None if model is None else Forest.from_json(model.booster.save_raw("json"))
-        self._inputs = None if model is None else np.array([names.index(f) for f in model.features])
-        self._encoder = codec.Encoder(names)
-        # the answer's JSON around its values, with the model's names and id escaped once
-        self._head = f',"threshold":{threshold!r},"model_id":{json.dumps(model_id)},"features":'
-        self._top_names = [json.dumps(f) for f in (model.features if model is not None else [])]
+        self._encoder = codec.Encoder(self._names)
+        self.use_model(model, model_id, threshold)
         self._catch_up(store.catch_up(0))
+
+    def use_model(self, model: Model | None, model_id: str, threshold: float) -> None:
+        """Answer with ``model`` from the next batch on (the service's event loop calls it between
+        batches: a batch is scored by one model, whole)."""
+        if model is not None:
+            missing = [f for f in model.features if f not in self._names]
+            if missing:
+                raise FeatureError(
+                    f"model {model_id} needs features {missing} that feature set {self.feature_set.name} lacks"
+                )
+        forest = None if model is None else Forest.from_json(model.booster.save_raw("json"))
+        self.model, self.model_id, self.threshold = model, model_id, threshold
+        self._forest = forest
+        self._inputs = None if model is None else np.array([self._names.index(f) for f in model.features])
+        # the answer's JSON around its values, with the model's names and id escaped once
+        self._model_id_json = json.dumps(model_id)
+        self._head = f',"threshold":{threshold!r},"model_id":{self._model_id_json},"features":'
+        self._top_names = [json.dumps(f) for f in (model.features if model is not None else [])]
 
     @classmethod
     def from_lake(
@@ -146,25 +168,29 @@ class Scorer:
 
     def score(self, txs: Sequence[Transaction]) -> list[Answer]:
         """The answers to ``txs``, in order: one record in the store for the batch, one model call."""
+        if not txs:
+            return []
         served = self._serve(txs)
-        n = len(txs)
-        if self.model is None or self._forest is None or self._inputs is None or n == 0:
-            scores: list[float] = [0.0] * n
-            order: list[list[int]] = [[] for _ in range(n)]
-            strongest: list[list[float]] = [[] for _ in range(n)]
-        else:
-            x = self.model.standardize(served.vectors[:, self._inputs])
-            margins, contributions = self._forest.explain(x)
-            scores = probability(margins).tolist()
-            contributions = contributions[:, :-1]
-            ranked = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_FEATURES]
-            strongest = np.take_along_axis(contributions, ranked, axis=1).tolist()
-            order = ranked.tolist()
+        if self.served_log is not None and served.computed:
+            rows = np.array(served.computed)
+            scores = np.array(served.judged.scores)[rows]
+            self.served_log.add(
+                PredictionBatch(
+                    served.columns.take(rows),
+                    scores,
+                    self.threshold,
+                    self.model_id,
+                    self._names,
+                    served.vectors[rows],
+                    served.at,
+                )
+            )
         names = self.model.features if self.model is not None else []
         threshold, head, top_names = self.threshold, self._head, self._top_names
+        judged = served.judged
         answers = []
         for tx, score, vector, js, cs, duplicate in zip(
-            txs, scores, served.texts, order, strongest, served.duplicate, strict=True
+            txs, judged.scores, served.texts, judged.order, judged.strongest, served.duplicate, strict=True
         ):
             alert = score >= threshold
             tops = ",".join([f'{{"feature":{top_names[j]},"contribution":{c!r}}}' for j, c in zip(js, cs, strict=True)])
@@ -178,9 +204,23 @@ class Scorer:
             )
         return answers
 
+    def _judge(self, vectors: np.ndarray) -> _Judged:
+        """The model's score and strongest contributions of each row of ``vectors`` (zeros without a model)."""
+        n = len(vectors)
+        if self.model is None or self._forest is None or self._inputs is None or n == 0:
+            return _Judged([0.0] * n, [[] for _ in range(n)], [[] for _ in range(n)])
+        x = self.model.standardize(vectors[:, self._inputs])
+        margins, contributions = self._forest.explain(x)
+        contributions = contributions[:, :-1]
+        ranked = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_FEATURES]
+        strongest = np.take_along_axis(contributions, ranked, axis=1).tolist()
+        return _Judged(probability(margins).tolist(), ranked.tolist(), strongest)
+
     def features(self, txs: Sequence[Transaction]) -> list[ServedFeatures]:
         """Online features of ``txs`` (in arrival order), recorded in the store with them; the stored
         ones for transactions answered before."""
+        if not txs:
+            return []
         served = self._serve(txs)
         return [
             ServedFeatures(tx.transaction_id, dict(zip(self._names, vector, strict=True)), duplicate)
@@ -188,22 +228,22 @@ class Scorer:
         ]
 
     def _serve(self, txs: Sequence[Transaction]) -> _Served:
-        """Record ``txs`` in the store and compute (or read back) their feature vectors."""
-        n = len(txs)
-        vectors = np.empty((n, len(self._names)), dtype=np.float64)
-        if n == 0:
-            return _Served(vectors, [], [])
+        """Record ``txs`` in the store, compute (or read back) their feature vectors, score them."""
         columns = TxColumns.of(txs)
         try:
-            return self._record(txs, columns, vectors)
+            return self._record(txs, columns)
         except BaseException:
             # the store may have undone the batch (SQLite rolls back) and give its seqs again: the
             # windows, which held it, start again empty, and the next record catches up the whole log
             self.state = OnlineState(self.feature_set)
             raise
 
-    def _record(self, txs: Sequence[Transaction], columns: TxColumns, vectors: np.ndarray) -> _Served:
+    def _record(self, txs: Sequence[Transaction], columns: TxColumns) -> _Served:
         n = len(txs)
+        vectors = np.empty((n, len(self._names)), dtype=np.float64)
+        texts = [""] * n
+        duplicate = [True] * n
+        at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         # the state's last seq: the last entry of the store's log this process has seen
         with self.store.record(columns, self.state.last_seq, self._keep_us) as recorded:
             self._catch_up(recorded.caught_up)
@@ -212,6 +252,7 @@ class Scorer:
             for i, (tx_id, stored) in enumerate(zip(recorded.tx_ids, recorded.answers, strict=True)):
                 if stored is None and tx_id not in first:
                     computed.append(i)
+                    duplicate[i] = False
                 first.setdefault(tx_id, i)
             if computed:
                 rows = np.array(computed)
@@ -219,25 +260,30 @@ class Scorer:
                 known = rows[recorded.fraud[rows] > 0]  # labels that came before their transaction
                 if len(known):
                     self.state.label(columns.tx_id[known], recorded.fraud[known])
-            texts = [""] * n
+                for i, values in zip(computed, vectors[computed].tolist(), strict=True):
+                    texts[i] = self._encoder.vector(values)
+            for i, stored in enumerate(recorded.answers):
+                if stored is not None:  # answered before: its first vector
+                    values = codec.decode(stored).features
+                    vectors[i] = [values[name] for name in self._names]
+                    texts[i] = self._encoder.vector(vectors[i].tolist())
+                elif duplicate[i]:  # a TRANSACTION_ID repeated in the batch: its first vector, counted once
+                    vectors[i] = vectors[first[recorded.tx_ids[i]]]
+                    texts[i] = texts[first[recorded.tx_ids[i]]]
+            judged = self._judge(vectors)
             stored_texts: list[str | None] = [None] * n
-            for i, values in zip(computed, vectors[computed].tolist(), strict=True):
-                texts[i] = self._encoder.vector(values)
-                stored_texts[i] = self._encoder.answer(texts[i], txs[i])
-            recorded.answer(stored_texts)
+            at_iso = at.isoformat()
+            for i in computed:
+                served = ""
+                if self.model is not None:
+                    score = judged.scores[i]
+                    served = codec.Encoder.served_text(
+                        score, score >= self.threshold, self.threshold, self._model_id_json, at_iso
+                    )
+                stored_texts[i] = self._encoder.answer(texts[i], txs[i], served)
+            recorded.answer(stored_texts)  # stored, and committed, as the context ends
         self.state.trim(int(columns.ts_us.max()))  # the windows forget what none reaches, as the store's log does
-        duplicate = [True] * n
-        for i in computed:
-            duplicate[i] = False
-        for i, stored in enumerate(recorded.answers):
-            if stored is not None:
-                values = codec.decode(stored).features
-                vectors[i] = [values[name] for name in self._names]
-                texts[i] = self._encoder.vector(vectors[i].tolist())
-            elif duplicate[i]:  # a TRANSACTION_ID repeated in the batch: its first vector, counted once
-                vectors[i] = vectors[first[recorded.tx_ids[i]]]
-                texts[i] = texts[first[recorded.tx_ids[i]]]
-        return _Served(vectors, texts, duplicate)
+        return _Served(vectors, texts, duplicate, columns, computed, judged, at)
 
     def _catch_up(self, caught_up: CaughtUp) -> None:
         """Hold the log's entries other processes appended (transactions, then labels)."""

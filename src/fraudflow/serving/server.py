@@ -25,6 +25,7 @@ from fraudflow.lake import Lake
 from fraudflow.serving.app import create_app
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.metrics import MULTIPROC_ENV
+from fraudflow.serving.served_log import recover
 from fraudflow.serving.settings import SETTINGS_ENV, Settings
 
 #: What each worker process runs (``uvicorn --factory``).
@@ -52,6 +53,8 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     if workers < 1 or (workers > 1 and settings.online == "memory://"):
         raise ConfigError("--workers must be >= 1, and several workers need a shared store (SQLite or Redis)")
     scorer = open_scorer(settings)
+    # answers a killed service had not committed to the prediction log yet: from the store, once
+    recover(Lake(settings.data, endpoint_url=settings.endpoint_url), scorer.store.answers())
     if workers == 1:
         os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
         uvicorn.run(create_app(settings, scorer), host=host, port=port, log_level="warning", access_log=False)

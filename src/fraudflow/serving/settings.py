@@ -23,11 +23,14 @@ class Settings:
     api_key: str | None = None
     threshold: float | None = None  # None: the one stored with the model for its alert budget, else 0.5
     max_body_bytes: int = MAX_BODY_BYTES
+    production_poll_seconds: float = 10.0  # how often to look for a new production model (0: never)
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
         if self.api_key is not None and len(self.api_key) < 16:
             raise ConfigError("an API key must be at least 16 characters")
+        if not self.production_poll_seconds >= 0:
+            raise ConfigError(f"the production poll must be >= 0 seconds, got {self.production_poll_seconds}")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")

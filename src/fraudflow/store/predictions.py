@@ -86,7 +86,8 @@ class PredictionBatch:
     """A batch of answers as columns (what the service hands ``PredictionLog.append``).
 
     ``vectors[i, j]`` is transaction i's value of ``feature_names[j]``; ``alerts`` None means
-    ``scores >= threshold`` (the service's rule); ``served_at`` is naive UTC.
+    ``scores >= threshold`` (the service's rule); ``served_at`` is naive UTC, one time for the batch
+    or one per row (int64 microseconds since the epoch).
     """
 
     txs: TxColumns
@@ -95,7 +96,7 @@ class PredictionBatch:
     model_id: str
     feature_names: Sequence[str]
     vectors: np.ndarray  # float64, (len(txs), len(feature_names))
-    served_at: dt.datetime
+    served_at: dt.datetime | np.ndarray
     alerts: np.ndarray | None = None  # bool
 
     def to_arrow(self) -> pa.Table:
@@ -110,7 +111,10 @@ class PredictionBatch:
             [pa.array(vectors[:, j]) for j in range(len(names))],
             fields=list(prediction_schema(names).field(FEATURES).type),
         )
-        served = np.full(n, to_us(self.served_at), dtype=np.int64)
+        if isinstance(self.served_at, dt.datetime):
+            served = np.full(n, to_us(self.served_at), dtype=np.int64)
+        else:
+            served = np.asarray(self.served_at, dtype=np.int64)
         columns = [
             pa.array(self.txs.tx_id),
             pa.array(self.txs.ts_us.astype("datetime64[us]").astype("datetime64[ns]")),

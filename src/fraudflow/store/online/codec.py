@@ -2,10 +2,13 @@
 
     {"features": {"<name>": <value>, ...},
      "request": {"TRANSACTION_ID": …, "TX_DATETIME": "<ISO 8601>", "CUSTOMER_ID": …, "TERMINAL_ID": …,
-                 "TX_AMOUNT": …}}
+                 "TX_AMOUNT": …},
+     "served": {"score": …, "alert": true|false, "threshold": …, "model_id": "…", "at": "<ISO 8601, UTC>"}}
 
 The served feature vector gives a transaction sent again its first answer; the request lets the
-consistency job recompute the vector in batch. The stores keep the text as it is (``Recorded.answer``,
+consistency job recompute the vector in batch; ``served`` (absent when no model scored it, and in
+answers stored before it existed) lets the prediction log be completed from the store after a
+crash lost the rows a service still held in memory. The stores keep the text as it is (``Recorded.answer``,
 ``answers``); ``Encoder`` (and ``encode``) and ``decode`` are the only writer and reader of its fields.
 """
 
@@ -21,11 +24,23 @@ from fraudflow.records import Transaction
 
 
 @dataclass(frozen=True)
+class Served:
+    """What the model answered: the score, the alert, and which model at which threshold when."""
+
+    score: float
+    alert: bool
+    threshold: float
+    model_id: str
+    at: dt.datetime  # naive UTC
+
+
+@dataclass(frozen=True)
 class StoredAnswer:
-    """An answered transaction as stored: the feature vector it was served, and the transaction."""
+    """An answered transaction as stored: the feature vector it was served, the transaction, the model's answer."""
 
     features: dict[str, float]
     request: Transaction
+    served: Served | None = None
 
 
 class Encoder:
@@ -46,22 +61,39 @@ class Encoder:
         return self._template % tuple(values)
 
     @staticmethod
-    def answer(vector: str, tx: Transaction) -> str:
-        """The stored answer of ``tx``, served the vector whose JSON text is ``vector``."""
+    def answer(vector: str, tx: Transaction, served: str = "") -> str:
+        """The stored answer of ``tx``, served the vector whose JSON text is ``vector`` (and the
+        model's answer whose text is ``served``, from ``served_text``)."""
         request = (
             f'"TRANSACTION_ID":{tx.transaction_id},"TX_DATETIME":"{tx.tx_datetime.isoformat()}",'
             f'"CUSTOMER_ID":{tx.customer_id},"TERMINAL_ID":{tx.terminal_id},"TX_AMOUNT":{float(tx.amount)!r}'
         )
-        return f'{{"features":{vector},"request":{{{request}}}}}'
+        served = f',"served":{served}' if served else ""
+        return f'{{"features":{vector},"request":{{{request}}}{served}}}'
+
+    @staticmethod
+    def served_text(score: float, alert: bool, threshold: float, model_id_json: str, at_iso: str) -> str:
+        """The JSON object of the model's answer (``model_id_json``: the id already as JSON text)."""
+        return (
+            f'{{"score":{score!r},"alert":{"true" if alert else "false"},"threshold":{threshold!r},'
+            f'"model_id":{model_id_json},"at":"{at_iso}"}}'
+        )
 
 
-def encode(features: Mapping[str, float], tx: Transaction) -> str:
-    """The stored answer of ``tx`` served ``features``, as JSON text."""
-    return Encoder.answer(Encoder(list(features)).vector(list(features.values())), tx)
+def encode(features: Mapping[str, float], tx: Transaction, served: Served | None = None) -> str:
+    """The stored answer of ``tx`` served ``features`` (and the model's answer ``served``), as JSON text."""
+    text = (
+        ""
+        if served is None
+        else Encoder.served_text(
+            served.score, served.alert, served.threshold, json.dumps(served.model_id), served.at.isoformat()
+        )
+    )
+    return Encoder.answer(Encoder(list(features)).vector(list(features.values())), tx, text)
 
 
 def decode(text: str) -> StoredAnswer:
-    """The feature vector and transaction a stored answer holds."""
+    """The feature vector, transaction and model's answer a stored answer holds."""
     stored = json.loads(text)
     request = stored["request"]
     tx = Transaction(
@@ -71,14 +103,9 @@ def decode(text: str) -> StoredAnswer:
         request["TERMINAL_ID"],
         float(request["TX_AMOUNT"]),
     )
-    return StoredAnswer(stored["features"], tx)
-
-
-def _request(tx: Transaction) -> dict[str, object]:
-    return {
-        "TRANSACTION_ID": tx.transaction_id,
-        "TX_DATETIME": tx.tx_datetime.isoformat(),
-        "CUSTOMER_ID": tx.customer_id,
-        "TERMINAL_ID": tx.terminal_id,
-        "TX_AMOUNT": float(tx.amount),
-    }
+    given = stored.get("served")
+    served = None
+    if given is not None:
+        at = dt.datetime.fromisoformat(given["at"])
+        served = Served(float(given["score"]), bool(given["alert"]), float(given["threshold"]), given["model_id"], at)
+    return StoredAnswer(stored["features"], tx, served)
