@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.cli import app
 from fraudflow.features import FRAUDFLOW, build_features
+from fraudflow.store import offline
 from fraudflow.training import budget, model, registry, workflow
 from fraudflow.training.evaluation import load_split
 from fraudflow.training.protocol import newest_mature_start, split_days
@@ -183,16 +184,24 @@ def test_the_threshold_is_chosen_for_the_budget_and_stored_with_the_model(models
     assert threshold is not None and threshold == stored["threshold"]
     assert stored["cards_per_day"] == budget.CARDS_PER_DAY == 100
     assert (stored["first_day"], stored["last_day"]) == tuple(d.isoformat() for d in WEEK)
-    # counted here, independently: cards with a transaction scored at or over it, each day of that week
-    test = load_split(lake, newest_mature_start(LAST_DAY)).test
-    scores = model.load(lake, models.good).predict(test)
+    # counted here, independently: cards with a transaction scored at or over it, each day of that
+    # week, over every transaction of it (the service scores them all: cards with known frauds too)
+    days = [WEEK[0] + dt.timedelta(d) for d in range((WEEK[1] - WEEK[0]).days + 1)]
+    rows = offline.read_rows(lake, WEEK[0], WEEK[1])
+    assert rows is not None
+    txs = lake.read_partitions("transactions", days)
+    card_of = dict(zip(txs["TRANSACTION_ID"].to_pylist(), txs["CUSTOMER_ID"].to_pylist(), strict=True))
+    scores = model.load(lake, models.good).predict(rows)
     cards: dict[object, set[int]] = defaultdict(set)
-    for day, card, score in zip(test["tx_date"].to_pylist(), test["CUSTOMER_ID"].to_pylist(), scores, strict=True):
+    ids, times = rows["TRANSACTION_ID"].to_pylist(), rows["TX_DATETIME"].to_pylist()
+    for tx_id, when, score in zip(ids, times, scores, strict=True):
         if score >= threshold:
-            cards[day].add(card)
-    per_day = [len(cards[d]) for d in sorted(set(test["tx_date"].to_pylist()))]
+            cards[when.date()].add(card_of[tx_id])
+    per_day = [len(cards[d]) for d in days]
     assert len(per_day) == 7 and 95 <= np.mean(per_day) <= 100
     assert np.mean(per_day) == pytest.approx(stored["alerted_cards_per_day"])
+    test = load_split(lake, newest_mature_start(LAST_DAY)).test
+    scores = model.load(lake, models.good).predict(test)
     # another budget, another threshold
     smaller = budget.choose(test, scores, 20)
     assert smaller.threshold > threshold and 18 <= smaller.alerted_cards_per_day <= 20

@@ -6,8 +6,9 @@ day is: the threshold is the ``n``-th highest of the card-day maxima of the days
 ``n`` the budget times the number of days, so that on average ``cards_per_day`` cards a day are
 alerted there. When cards tie across the ``n``-th, the threshold is the next higher score (at most
 the budget, fewer by the tied cards), unless the tie is at the top; when there are fewer cards than
-the budget, every card is alerted. ``training.workflow.train`` chooses it on the held-out test week of the model's
-own split and stores it in the model's ``metadata.json`` under ``alert_budget``.
+the budget, every card is alerted. ``training.workflow.train`` chooses it on every transaction of
+the held-out test week of the model's own split (as the service scores them: cards with known
+frauds too) and stores it in the model's ``metadata.json`` under ``alert_budget``.
 """
 
 from __future__ import annotations
