@@ -24,6 +24,7 @@ import pytest
 
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
+from fraudflow.features.definitions import FRAUDFLOW2
 from fraudflow.features.online import OnlineFeatures
 from fraudflow.features.online_state import OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
@@ -440,3 +441,59 @@ def test_columns_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="different lengths"):
         state.label(np.array([1, 2]), np.array([1]))
     assert state.held == 0
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    """A generated world of 70 days: past FRAUDFLOW2's 44 days of history."""
+    from fraudflow import WorldParams, generate
+
+    root = tmp_path_factory.mktemp("world")
+    generate(root, WorldParams(n_customers=300, n_terminals=400, nb_days=70, radius=10.0))
+    return read_lake_table(root)
+
+
+def test_fraudflow_2_by_every_engine_and_replayed_online(small_world: pa.Table) -> None:
+    """FRAUDFLOW2 (windows over the amount's ratio to the customer's mean) on a generated world: DuckDB
+    equals the compiled engine; 45 days loaded as a service starts (``add``: each event's ratio as it
+    arrived), the rest arriving in batches of 1 to 500 (online and compiled forms) give its rows."""
+    from tests.features.test_oracle import assert_features_equal
+
+    fs = FRAUDFLOW2
+    tx = small_world
+    expected = compute(tx, fs, "compiled")
+    assert_features_equal(compute(tx, fs, "duckdb"), expected, fs.names)
+    spikes = expected["CUSTOMER_ID_NB_TX_ABOVE_2X_AVG_14DAY_WINDOW"].to_numpy()
+    assert 0 < (spikes > 0).mean() < 0.5
+    rng = np.random.default_rng(7)
+    cols = TxColumns(
+        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
+        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
+        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
+        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
+        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
+    )
+    fraud = tx["TX_FRAUD"].to_numpy().astype(np.int64)
+    loaded = int(np.searchsorted(tx["TX_TIME_DAYS"].to_numpy(), 45))
+    state = OnlineState(fs)
+    state.add(cols.slice(0, loaded), np.arange(loaded), fraud[:loaded])
+    rows = [np.empty((0, len(fs.names)))]
+    at = loaded
+    while at < len(cols):
+        batch = cols.slice(at, at + int(rng.choice([1, 3, 50, 500])))
+        rows.append(state.features(batch, np.arange(at, at + len(batch))))
+        frauds = np.flatnonzero(fraud[at : at + len(batch)])
+        state.label(batch.tx_id[frauds], fraud[at : at + len(batch)][frauds])
+        state.trim(int(batch.ts_us.max()))
+        at += len(batch)
+    want = expected.slice(loaded)
+    assert_rows_equal(
+        np.concatenate(rows), np.column_stack([want[n].to_numpy().astype(np.float64) for n in fs.names]), fs
+    )
+
+
+def test_fraudflow_2_random_streams_give_the_reference_features() -> None:
+    rng = np.random.default_rng(11)
+    stream = Stream(FRAUDFLOW2, rng)
+    stream.run(random_transactions(rng, 300, 3 * FRAUDFLOW2.history_days, boundaries_of(FRAUDFLOW2)))
+    assert stream.checked >= 150

@@ -1,11 +1,20 @@
 """Features: one definition per feature, computed by the batch engines and the online path."""
 
 from fraudflow.features.batch import FeatureSummary, build_features, compute
-from fraudflow.features.definitions import FEATURE_SETS, FRAUDFLOW, HANDBOOK, HANDBOOK_FEATURES, Feature, FeatureSet
+from fraudflow.features.definitions import (
+    FEATURE_SETS,
+    FRAUDFLOW,
+    FRAUDFLOW2,
+    HANDBOOK,
+    HANDBOOK_FEATURES,
+    Feature,
+    FeatureSet,
+)
 
 __all__ = [
     "FEATURE_SETS",
     "FRAUDFLOW",
+    "FRAUDFLOW2",
     "HANDBOOK",
     "HANDBOOK_FEATURES",
     "Feature",

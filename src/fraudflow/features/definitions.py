@@ -250,4 +250,64 @@ FRAUDFLOW = FeatureSet(
     ),
     "fraudflow",
 )
-FEATURE_SETS = {"handbook": HANDBOOK, "fraudflow": FRAUDFLOW}
+
+
+def amount_spikes(ratio: str = "AMOUNT_TO_CUSTOMER_AVG_30DAY") -> tuple[Feature, ...]:
+    """How often and how far a customer's amounts rose above its 30-day mean lately: counts over 1, 7
+    and 14 days of its transactions above 2x and 3x (each as of that transaction: ``ratio``), the
+    largest such ratio over 7 and 14 days."""
+    counts = tuple(
+        Feature(
+            f"CUSTOMER_ID_NB_TX_ABOVE_{k}X_AVG_{w}DAY_WINDOW",
+            "count_above",
+            CUSTOMER,
+            window_days=w,
+            of=ratio,
+            threshold=float(k),
+            description=f"the customer's transactions of the last {w} days above {k}x its 30-day mean then",
+        )
+        for w in (1, 7, 14)
+        for k in (2, 3)
+    )
+    maxima = tuple(
+        Feature(
+            f"CUSTOMER_ID_MAX_AMOUNT_TO_AVG_{w}DAY_WINDOW",
+            "max",
+            CUSTOMER,
+            window_days=w,
+            of=ratio,
+            description=f"the largest amount-to-30-day-mean ratio of the customer's last {w} days",
+        )
+        for w in (7, 14)
+    )
+    return (*counts, *maxima)
+
+
+def customer_baseline(window_days: int = 30, delay_days: int = 7) -> tuple[Feature, Feature]:
+    """The customer's mean amount over a window that ends ``delay_days`` ago (which a fresh compromise
+    has not inflated yet), and the amount's ratio to it."""
+    mean = f"CUSTOMER_ID_AVG_AMOUNT_{window_days}DAY_WINDOW_{delay_days}DAYS_AGO"
+    return (
+        Feature(
+            mean,
+            "mean",
+            CUSTOMER,
+            schema.TX_AMOUNT,
+            window_days,
+            delay_days,
+            description=f"the customer's mean amount over {window_days} days, {delay_days} days ago (0 when none)",
+        ),
+        Feature(
+            f"AMOUNT_TO_CUSTOMER_AVG_{window_days}DAY_{delay_days}DAYS_AGO",
+            "ratio",
+            column=schema.TX_AMOUNT,
+            of=mean,
+            description="the amount divided by that mean (0 when it is 0)",
+        ),
+    )
+
+
+#: The candidate successor of FRAUDFLOW (issue 16, docs/MODEL.md): its 16 inputs, the customer's
+#: amount spikes (windows over the amount-to-mean ratio) and its baseline before the last week.
+FRAUDFLOW2 = FeatureSet((*FRAUDFLOW.features, *amount_spikes(), *customer_baseline()), "fraudflow-2")
+FEATURE_SETS = {"handbook": HANDBOOK, "fraudflow": FRAUDFLOW, "fraudflow-2": FRAUDFLOW2}
