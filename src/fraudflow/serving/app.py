@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from fraudflow.lake import Lake
 from fraudflow.serving.batching import Batcher
+from fraudflow.serving.desk import add_desk
 from fraudflow.serving.engine import Scorer
 from fraudflow.serving.fast_score import FastScore
 from fraudflow.serving.http_errors import HANDLERS
@@ -59,6 +60,7 @@ def create_app(settings: Settings, scorer: Scorer) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
     )
     add_routes(app)
+    add_desk(app)  # the analyst desk's pages at /desk
     return app
 
 
