@@ -136,9 +136,12 @@ def test_the_log_forgets_entries_older_than_its_history(store: OnlineStore) -> N
     with store.record(batch(tx(3, later)), since=0, keep_us=KEEP_US) as rec:
         assert rec.caught_up.seqs.tolist() == [1, 2]  # read before the trim
     assert store.catch_up(0).seqs.tolist() == [4] and store.catch_up(0).label_seqs.tolist() == []
+    # their answer and label went with them: the store stays bounded (idempotency lasts the history)
+    assert list(store.answers()) == []
     with store.record(batch(tx(1, 0), tx(2, 1)), since=4, keep_us=KEEP_US) as rec:
-        # answered: still a duplicate; recorded but forgotten: appended again (out of every window now)
-        assert rec.new.tolist() == [False, True] and rec.answers == ["{}", None] and rec.seqs.tolist() == [1, 5]
+        # forgotten: appended again, as new (out of every window now)
+        assert rec.new.tolist() == [True, True] and rec.answers == [None, None] and rec.seqs.tolist() == [5, 6]
+        assert rec.fraud.tolist() == [0, 0]
 
 
 def test_load_appends_to_the_log(store: OnlineStore) -> None:
@@ -253,8 +256,8 @@ def test_four_processes_share_one_log(kind: str, tmp_path: Path, request: pytest
 
 
 def test_the_log_stays_bounded(store: OnlineStore) -> None:
-    """A long stream (a transaction a day for 120 days, a label every tenth): the log holds only the
-    entries of the last ``keep_us``, whatever it has seen."""
+    """A long stream (a transaction a day for 120 days, a label every tenth): the log, and the
+    answers, hold only the entries of the last ``keep_us``, whatever the store has seen."""
     keep = 10 * DAY
     for day in range(120):
         with store.record(batch(tx(day + 1, day * 86_400, customer=day % 3)), since=0, keep_us=keep) as rec:
@@ -265,7 +268,7 @@ def test_the_log_stays_bounded(store: OnlineStore) -> None:
         newest = to_us(T0) + day * DAY
         assert held.txs.ts_us.min() > newest - keep and len(held.seqs) == min(day + 1, 10)
         assert len(held.label_seqs) <= 1
-    assert len(list(store.answers())) == 120  # answers are kept: each TRANSACTION_ID answered once
+        assert [tx_id for _, tx_id, _ in store.answers()] == held.txs.tx_id.tolist()  # they go with them
 
 
 def test_meta(store: OnlineStore) -> None:

@@ -17,15 +17,16 @@ seq (so every process gives it the same features, whatever the interleaving).
   transaction recorded but never answered (its process died in between) comes back with its
   original seq, ``new`` False and no answer: its features, recomputed over the entries before its
   seq, are the ones it would have had. Entries older than ``keep_us`` before the batch's newest
-  transaction are forgotten (memory stays bounded; give the longest history a feature needs).
+  transaction are forgotten, and with a transaction its answer and its label (the store stays
+  bounded; give the longest history a feature needs: a transaction sent again after that is new).
 - ``catch_up(since)`` -> the entries after ``since``, read without taking the write lock (a
   process starting up reads the log before its first ``record``).
 - ``add_labels({tx_id: fraud})`` -> the labels, kept (each transaction's label known so far is
   returned with it) and appended to the log, so that every process learns them.
 - ``load(rows, labels)`` appends transactions (materialization; those already recorded are
   skipped); ``answers()`` -> every answered transaction as ``(seq, tx_id, answer)`` in seq order
-  (the answer is text, ``codec.py`` is its codec; answers are kept, not trimmed: a TRANSACTION_ID
-  sent again gets its first answer); ``meta`` key/values.
+  (the answer is text, ``codec.py`` is its codec; a TRANSACTION_ID sent again while its entry is
+  held gets its first answer); ``meta`` key/values.
 
 A process killed at any point leaves each transaction either recorded or not, and each answer
 either stored or not: never half of one. A store an earlier fraudflow wrote (answers whose

@@ -62,6 +62,9 @@ class MemoryStore:
             entry = self._log.pop(seq)
             if len(entry) == 6 and self._recorded.get(entry[1]) == seq:
                 del self._recorded[entry[1]]
+                if self._answers.get(entry[1], (None,))[0] == seq:  # its answer and label go with it
+                    del self._answers[entry[1]]
+                self._labels.pop(entry[1], None)
 
     def catch_up(self, since: int) -> CaughtUp:
         with self._lock:

@@ -106,7 +106,15 @@ if ARGV[2] ~= '' then
   each_slice('ZREM', KEYS[3], old, 1)
   for _, e in ipairs(old) do
     local seq, id = string.match(e, '^(%d+),T,(%-?%d+),')
-    if id and redis.call('HGET', KEYS[4], id) == seq then redis.call('HDEL', KEYS[4], id) end
+    if id and redis.call('HGET', KEYS[4], id) == seq then
+      redis.call('HDEL', KEYS[4], id)
+      -- its answer and its label go with it: the store stays bounded
+      if redis.call('HGET', KEYS[6], id) == seq then
+        redis.call('HDEL', KEYS[5], id)
+        redis.call('HDEL', KEYS[6], id)
+      end
+      redis.call('HDEL', KEYS[7], id)
+    end
   end
 end
 for j = 1, #caught_fraud do caught_fraud[j] = caught_fraud[j] or '0' end

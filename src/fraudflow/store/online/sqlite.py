@@ -100,7 +100,7 @@ class SQLiteStore:
             ids = txs.tx_id.tolist()
             seqs, answers, new, fraud = self._append(cur, txs)
             if ids:
-                cur.execute("DELETE FROM log WHERE ts <= ?", (int(txs.ts_us.max()) - keep_us,))
+                self._forget(cur, int(txs.ts_us.max()) - keep_us)
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
             yield recorded
             cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", recorded.to_store())
@@ -122,6 +122,14 @@ class SQLiteStore:
             [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new],
         )
         return seqs, answers, new, [fraud[i] for i in ids]
+
+    @staticmethod
+    def _forget(cur: sqlite3.Cursor, older_than: int) -> None:
+        """Forget the log's entries at or before ``older_than``, with their transactions' answers and labels."""
+        trimmed = "SELECT tx_id FROM log WHERE ts <= ? AND label IS NULL"  # only those not forgotten yet
+        cur.execute(f"DELETE FROM answers WHERE tx_id IN ({trimmed})", (older_than,))
+        cur.execute(f"DELETE FROM labels WHERE tx_id IN ({trimmed})", (older_than,))
+        cur.execute("DELETE FROM log WHERE ts <= ?", (older_than,))
 
     @staticmethod
     def _read_log(cur: sqlite3.Cursor, since: int) -> CaughtUp:
