@@ -7,6 +7,7 @@ mean and standard deviation over the folds.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import os
@@ -23,6 +24,7 @@ from fraudflow.errors import CoverageError
 from fraudflow.features import registry
 from fraudflow.lake import Lake
 from fraudflow.training import metrics
+from fraudflow.training.ceiling import observable_card_precision, observable_in_lake
 from fraudflow.training.datasets import training_set
 from fraudflow.training.metrics import Performance
 from fraudflow.training.model import Model, fit
@@ -34,16 +36,20 @@ Metric = Literal["auc_roc", "average_precision", "card_precision"]
 
 @dataclass(frozen=True)
 class Split:
-    """The training and test sets of the split starting ``start``."""
+    """The training and test sets of the split starting ``start``, and with ``ceiling`` which test
+    transactions are observable frauds (``training.ceiling``)."""
 
     start: dt.date
     train: pa.Table
     test: pa.Table
+    observable: np.ndarray | None = None
 
 
-def load_split(lake: Lake, start: dt.date) -> Split:
-    """The split's sets; ``CoverageError`` when a part has no transactions (days missing from the lake)."""
-    return Split(start, _part(lake, start, "train"), _part(lake, start, "test"))
+def load_split(lake: Lake, start: dt.date, ceiling: bool = False) -> Split:
+    """The split's sets; ``CoverageError`` when a part has no transactions (days missing from the lake).
+    ``ceiling``: also the test set's observable frauds (from the lake's transactions before it)."""
+    test = _part(lake, start, "test")
+    return Split(start, _part(lake, start, "train"), test, observable_in_lake(lake, test) if ceiling else None)
 
 
 def _part(lake: Lake, start: dt.date, kind: Kind) -> pa.Table:
@@ -61,21 +67,22 @@ class ScoredFold:
     start: dt.date
     test: pa.Table
     scores: np.ndarray
+    observable: np.ndarray | None = None  # the observable frauds (``training.ceiling``), if judged
 
     def performance(self, k: int = K) -> Performance:
         test = self.test
-        return metrics.performance(
-            test[schema.PARTITION_COLUMN].to_numpy(),
-            test[schema.CUSTOMER_ID].to_numpy(),
-            test[schema.TX_FRAUD].to_numpy(),
-            self.scores,
-            k,
+        days, customers = test[schema.PARTITION_COLUMN].to_numpy(), test[schema.CUSTOMER_ID].to_numpy()
+        judged = metrics.performance(days, customers, test[schema.TX_FRAUD].to_numpy(), self.scores, k)
+        if self.observable is None:
+            return judged
+        return dataclasses.replace(
+            judged, card_precision_observable=observable_card_precision(days, customers, self.observable, k)
         )
 
 
 def score_split(model: Model, split: Split, k: int = K) -> Performance:
     """``model`` judged on the split's test set."""
-    return ScoredFold(split.start, split.test, model.predict(split.test)).performance(k)
+    return ScoredFold(split.start, split.test, model.predict(split.test), split.observable).performance(k)
 
 
 def grid(space: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
@@ -104,17 +111,27 @@ class Summary:
     card_precision: Estimate
     card_precision_bound: Estimate
     k: int = K
+    #: CP@k of the oracle knowing only what was observable, when every fold judged it
+    card_precision_observable: Estimate | None = None
 
     @classmethod
     def of(cls, folds: Iterable[Performance]) -> Summary:
         folds = list(folds)
+        observable = [f.card_precision_observable for f in folds]
         return cls(
             Estimate.of([f.auc_roc for f in folds]),
             Estimate.of([f.average_precision for f in folds]),
             Estimate.of([f.card_precision for f in folds]),
             Estimate.of([f.card_precision_bound for f in folds]),
             folds[0].k,
+            None if np.isnan(observable).any() else Estimate.of(observable),
         )
+
+    @property
+    def observable_share(self) -> float | None:
+        """The model's CP@k as a share of the observable oracle's (mean over mean), if judged."""
+        ceiling = self.card_precision_observable
+        return None if ceiling is None or ceiling.mean == 0 else self.card_precision.mean / ceiling.mean
 
     def headline(self) -> tuple[Estimate, Estimate, Estimate]:
         """AUC ROC, average precision and CP@k: the handbook's three, in its tables' order (``PUBLISHED``)."""
@@ -203,7 +220,7 @@ def select(
     feature_set = registry.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
     validation = [load_split(lake, d) for d in fold_starts(plan.validation)]
-    tested = [load_split(lake, d) for d in plan.judged]
+    tested = [load_split(lake, d, ceiling=True) for d in plan.judged]
     names = features or feature_set.names
     scored = prequential(validation, settings, names, feature_set.version, seed)
     best = max(scored, key=lambda r: getattr(r.summary, metric).mean)

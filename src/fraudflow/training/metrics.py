@@ -82,11 +82,13 @@ class Performance:
     card_precision_per_day: list[float]
     card_precision_bound_per_day: list[float]
     k: int
+    #: CP@k of the oracle knowing only what was observable (``training.ceiling``); NaN when not judged
+    card_precision_observable: float = float("nan")
 
     def to_json(self) -> dict[str, Any]:
         """The figures under the names metrics files and JSON output give them (``metric_names``)."""
         auc, ap, cp, bound = metric_names(self.k)
-        return {
+        figures: dict[str, Any] = {
             auc: self.auc_roc,
             ap: self.average_precision,
             cp: self.card_precision,
@@ -94,6 +96,9 @@ class Performance:
             f"{cp}_per_day": self.card_precision_per_day,
             f"{bound}_per_day": self.card_precision_bound_per_day,
         }
+        if self.card_precision_observable == self.card_precision_observable:  # not NaN
+            figures[f"{cp}_observable"] = self.card_precision_observable
+        return figures
 
 
 def metric_names(k: int = K) -> tuple[str, str, str, str]:

@@ -227,6 +227,10 @@ class Evaluation:
                 "folds": self.fraudflow.test.folds_json(),
             }
         )
+        if summary.card_precision_observable is not None:
+            result[f"{headline[2]}_observable"] = summary.card_precision_observable.mean
+            result["std"][f"{headline[2]}_observable"] = summary.card_precision_observable.std
+            result["observable_share"] = summary.observable_share
         if self.handbook is not None:
             reproduced = self.handbook.test.summary.named()
             result["handbook_grid_reproduction"] = {
