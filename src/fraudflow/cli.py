@@ -811,6 +811,86 @@ def monitor(
         raise typer.Exit(3)
 
 
+@app.command()
+def operate(
+    ctx: typer.Context,
+    data: Data,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days",
+            min=1,
+            help="Days to operate since operation began (the same command after a stop finishes them; more goes on).",
+        ),
+    ],
+    url: Annotated[
+        str | None, typer.Option("--url", help="Score through the service there (default: in this process).")
+    ] = None,
+    online: Online = None,
+    change: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--change",
+            help="Change the world from a day: KIND:FROM_DAY[:NAME=VALUE,...], repeatable (as `generate --change`).",
+        ),
+    ] = None,
+    changes_file: Annotated[
+        str | None, typer.Option("--changes", help="A JSON list of changes (docs/WORLD_CHANGES.md).")
+    ] = None,
+    retrain_every: Annotated[
+        int, typer.Option("--retrain-every", min=1, help="Days between challengers (trained, then gated).")
+    ] = 7,
+    margin_ap: Annotated[
+        float, typer.Option("--margin-ap", help="Average precision a challenger must gain over the champion.")
+    ] = 0.0,
+    margin_cp: Annotated[float, typer.Option("--margin-cp", help="CP@100 it must gain over the champion.")] = 0.0,
+    api_key_env: Annotated[
+        str, typer.Option("--api-key-env", help="Variable with the service's API key.")
+    ] = "FRAUDFLOW_API_KEY",
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
+) -> None:
+    """Run the deployment one simulated day at a time: continue the world, score every transaction in
+    arrival order, deliver the chargebacks of 7-day-old frauds, update features, monitor, and every
+    --retrain-every days train a challenger on the newest mature weeks and gate it. A restart continues
+    where it stopped (state in the lake's operate/)."""
+    import os
+
+    from fraudflow.jobs.operate import DayReport
+    from fraudflow.jobs.operate import operate as run
+    from fraudflow.simulate.changes import changes_from_options
+    from fraudflow.training.registry import Margins
+
+    if url is not None and online is not None:
+        raise ConfigError("--online is the store of scoring in this process; with --url the service has its own")
+    lake = _lake(ctx, data)
+
+    def said(day: DayReport) -> None:
+        console.print(day.line(), soft_wrap=True, highlight=False, markup=False)
+
+    with progress_bar(not as_json) as bar:
+        report_ = run(
+            lake,
+            days,
+            url=url,
+            api_key=os.environ.get(api_key_env) or None,
+            online=online,
+            changes=changes_from_options(change or [], changes_file),
+            retrain_every=retrain_every,
+            margins=Margins(margin_ap, margin_cp),
+            on_day=None if as_json else said,
+            progress=lambda done, total: bar("days", done, total),
+        )
+    if as_json:
+        typer.echo(json.dumps(report_.to_json()))
+        return
+    ran = f"operated {len(report_.days)} day(s)" if report_.days else "nothing to do"
+    out.print(
+        f"{ran}: {data} is operated from {report_.first_day} through {report_.last_day} (asked: through "
+        f"{report_.target_day}); each day in {data}/operate/days/, the monitor: `fraudflow monitor --data {data}`",
+        soft_wrap=True,
+    )
+
+
 models = typer.Typer(name="models", help="The model registry: list, promote, roll back, gate.", no_args_is_help=True)
 app.add_typer(models)
 ModelId = Annotated[str, typer.Argument(help="A model id (see `fraudflow models list`).")]

@@ -1,0 +1,297 @@
+"""fraudflow operate: days scored in arrival order with their chargebacks, features, monitor, state,
+restarts and days run twice, the weekly gate, a real service, the command line.
+
+One small world (300 customers, 60 days: the newest mature split starts on day 33, so its 30-day
+windows are full) with a model trained on that split; each test copies it and operates a few days.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from typer.testing import CliRunner
+
+from fraudflow import Lake, WorldParams, generate, schema
+from fraudflow.cli import app
+from fraudflow.features import FRAUDFLOW, build_features
+from fraudflow.jobs import operate as operating
+from fraudflow.jobs.operate import OPERATE_DAY, DayReport, day_reports, operate, read_state
+from fraudflow.jobs.operate_scoring import InProcess
+from fraudflow.serving.served_log import ServedLog
+from fraudflow.store import labels, offline, predictions
+from fraudflow.training import model, registry, workflow
+from tests.serving.conftest import API_KEY, start_server
+
+WORLD = WorldParams(n_customers=300, n_terminals=500, nb_days=60, radius=10.0, start_date=dt.date(2018, 4, 1))
+FIRST = WORLD.start_date + dt.timedelta(days=WORLD.nb_days)  # the first operated day
+WEEK = dt.timedelta(days=7)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("operate") / "world"
+    generate(root, WORLD)
+    build_features(root, FRAUDFLOW)
+    workflow.train(Lake(root), params={"n_estimators": 30, "max_depth": 3})
+    return root
+
+
+@pytest.fixture
+def lake(world: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "lake"
+    shutil.copytree(world, copy)
+    return copy
+
+
+def days_from(first: dt.date, n: int) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range(n)]
+
+
+def lake_files(root: Path) -> dict[str, bytes]:
+    """Every file of the lake but the online store's (SQLite rewrites its pages as it likes)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith("online.sqlite")
+    }
+
+
+def contents(root: Path) -> dict[str, object]:
+    """What the lake holds, by table, without the times of this run (when answers were served, features written)."""
+    lake = Lake(root)
+    logged = predictions.read(lake).drop_columns([predictions.SERVED_AT])
+    every = labels.read(lake, history=True)
+    return {
+        "transactions": lake.read_partitions("transactions", lake.partitions("transactions")),
+        "features": lake.read_partitions(offline.TABLE, lake.partitions(offline.TABLE)).drop_columns(
+            [offline.WRITE_TIME]
+        ),
+        "predictions": logged,
+        "labels": every.sort_by([(schema.TRANSACTION_ID, "ascending"), (labels.LABEL_TIME, "ascending")]),
+        "state": read_state(lake),
+        "world": lake.read_json(lake.path("world", "world.json")),
+    }
+
+
+def raw_prediction_rows(root: Path) -> int:
+    dataset = predictions.log_table(Lake(root)).dataset()
+    assert dataset is not None
+    return int(dataset.count_rows())
+
+
+# a few days in process -------------------------------------------------------------------------
+def test_days_in_process_score_every_transaction_deliver_chargebacks_and_record_the_day(lake: Path) -> None:
+    shown: list[DayReport] = []
+    report = operate(lake, 3, on_day=shown.append)
+    lk = Lake(lake)
+    operated = days_from(FIRST, 3)
+    assert [d.day for d in report.days] == [d.isoformat() for d in operated] == [d.day for d in shown]
+    assert report.last_day == operated[-1].isoformat()
+
+    # every transaction of the new days answered once, by the model in service
+    txs = lk.read_partitions("transactions", operated)
+    logged = predictions.read(lk)
+    assert sorted(logged[schema.TRANSACTION_ID].to_pylist()) == sorted(txs[schema.TRANSACTION_ID].to_pylist())
+    assert raw_prediction_rows(lake) == txs.num_rows
+    served = registry.production(lk)
+    assert served is not None and set(logged[predictions.MODEL_ID].to_pylist()) == {served}
+    assert registry.decisions(lk)[0].action == "promote"  # the model in service made production
+
+    # served features equal the batch ones: arrival order, chargebacks in time for the risk windows
+    batch = lk.read_partitions(offline.TABLE, operated)
+    assert set(operated) <= set(lk.partitions(offline.TABLE))
+    by_id = {tx: i for i, tx in enumerate(batch[schema.TRANSACTION_ID].to_pylist())}
+    rows = [by_id[tx] for tx in logged[schema.TRANSACTION_ID].to_pylist()]
+    for name in model.load(lk, served).features:
+        online = pc.struct_field(logged[predictions.FEATURES], name).to_numpy(zero_copy_only=False)
+        np.testing.assert_allclose(online, batch[name].to_numpy()[rows], rtol=0, atol=1e-9, err_msg=name)
+
+    # chargebacks: every fraud 7 days old by the end of the last day, at its simulated arrival
+    known = labels.read(lk, history=True)
+    assert set(known[labels.SOURCE].to_pylist()) == {operating.CHARGEBACK}
+    before = [d for d in lk.partitions("transactions") if d <= operated[-1] - WEEK]
+    history = lk.read_partitions("transactions", before)
+    frauds = history.filter(pc.equal(history[schema.TX_FRAUD], 1))
+    assert sorted(known[schema.TRANSACTION_ID].to_pylist()) == sorted(frauds[schema.TRANSACTION_ID].to_pylist())
+    arrived = dict(zip(known[schema.TRANSACTION_ID].to_pylist(), known[labels.LABEL_TIME].to_pylist(), strict=True))
+    for tx, when in zip(frauds[schema.TRANSACTION_ID].to_pylist(), frauds[schema.TX_DATETIME].to_pylist(), strict=True):
+        assert arrived[tx] == when + WEEK
+    delivered = sum(d.chargebacks for d in report.days)
+    week_ago = lk.read_partitions("transactions", [d - WEEK for d in operated])
+    assert delivered == pc.sum(week_ago[schema.TX_FRAUD]).as_py() > 0
+
+    # the monitor's figures of each day, recorded with the state
+    for day, one in zip(operated, report.days, strict=True):
+        count = sum(1 for t in txs[schema.TX_DATETIME].to_pylist() if t.date() == day)
+        assert one.transactions == count and one.model_id == served and one.budget == 100.0
+        assert 0 < one.alerted_cards <= one.alerts and one.gate is None and one.live_cp is None
+    assert [d.to_json() for d in day_reports(lk)] == [d.to_json() for d in report.days]
+    state = read_state(lk)
+    assert state == operating.State(WORLD.nb_days, WORLD.nb_days + 2, backfilled=True, in_progress=None)
+
+
+def test_live_metrics_once_the_first_day_is_mature(lake: Path) -> None:
+    report = operate(lake, 8, retrain_every=100)
+    last = report.days[-1]
+    assert last.live_day == FIRST.isoformat() and last.live_cp is not None and 0 <= last.live_cp <= 1
+    assert all(d.live_cp is None for d in report.days[:-1])
+    assert f"live CP@100 {last.live_cp:.3f} ({FIRST})" in last.line()
+
+
+# restarts --------------------------------------------------------------------------------------
+def test_a_day_run_twice_changes_nothing(lake: Path) -> None:
+    operate(lake, 2, retrain_every=2)  # day 2: a challenger trained and gated
+    before = lake_files(lake)
+    lk = Lake(lake)
+    state = read_state(lk)
+    assert state is not None
+    operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
+    again = operate(lake, 2, retrain_every=2)
+    assert [d.day for d in again.days] == [days_from(FIRST, 2)[-1].isoformat()]
+    assert lake_files(lake) == before  # no row, model, decision or label added; the same state
+
+
+def test_a_restart_completes_a_day_cut_short_without_duplicates(
+    lake: Path, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tmp_path / "reference"
+    shutil.copytree(world, reference)
+    operate(reference, 3)
+
+    calls = []
+
+    def killed_on_day_2(self: InProcess, day: dt.date, ids: np.ndarray) -> None:
+        calls.append(day)
+        if len(calls) == 2:  # the day scored and its chargebacks recorded, its answers not yet in the log:
+            self.scorer.served_log = self.log = ServedLog(self.lake)  # lost with the process
+            raise KeyboardInterrupt
+        original(self, day, ids)
+
+    original = InProcess.end_day
+    monkeypatch.setattr(InProcess, "end_day", killed_on_day_2)
+    with pytest.raises(KeyboardInterrupt):
+        operate(lake, 3)
+    state = read_state(Lake(lake))
+    assert state is not None and state.in_progress == WORLD.nb_days + 1 and state.done_through == WORLD.nb_days
+    monkeypatch.setattr(InProcess, "end_day", original)
+
+    resumed = operate(lake, 3)
+    assert [d.day for d in resumed.days] == [d.isoformat() for d in days_from(FIRST, 3)[1:]]
+    assert contents(lake) == contents(reference)
+    assert raw_prediction_rows(lake) == raw_prediction_rows(reference)
+
+
+# the weekly gate -------------------------------------------------------------------------------
+def test_the_weekly_challenger_is_gated_and_a_promoted_one_serves_the_next_day(lake: Path) -> None:
+    report = operate(lake, 3, retrain_every=2, margins=registry.Margins(-1.0, -1.0))  # any challenger passes
+    lk = Lake(lake)
+    first_model = report.days[0].model_id
+    gate = report.days[1].gate
+    assert gate is not None and gate.promoted and gate.challenger not in (None, first_model)
+    assert report.days[0].gate is None and report.days[2].gate is None
+    decision = registry.decisions(lk)[-1]
+    assert (decision.action, decision.from_model, decision.to_model, decision.changed) == (
+        "gate",
+        first_model,
+        gate.challenger,
+        True,
+    )
+    assert set(decision.metrics) == {"champion", "challenger"} and decision.week is not None
+    meta = lk.read_json(lk.path("models", str(gate.challenger), model.METADATA_FILE))
+    assert meta[OPERATE_DAY] == days_from(FIRST, 2)[-1].isoformat()
+    assert meta["params"]["n_estimators"] == 30  # the champion's parameters
+    logged = predictions.read(lk)
+    third = pc.equal(logged[schema.PARTITION_COLUMN], pa.scalar(days_from(FIRST, 3)[-1], pa.date32()))
+    assert set(logged.filter(third)[predictions.MODEL_ID].to_pylist()) == {gate.challenger}
+    assert report.days[2].model_id == gate.challenger and "gate: PROMOTED" in report.days[1].line()
+
+
+def test_a_challenger_short_of_the_margins_becomes_the_candidate(lake: Path) -> None:
+    report = operate(lake, 1, retrain_every=1, margins=registry.Margins(1.0, 1.0))  # none can gain 1.0
+    gate = report.days[0].gate
+    assert gate is not None and gate.challenger is not None and not gate.promoted
+    assert gate.reason.startswith("short of the margins")
+    assert registry.aliases(Lake(lake))["candidate"] == gate.challenger
+    assert registry.production(Lake(lake)) == report.days[0].model_id
+
+
+# through a service -----------------------------------------------------------------------------
+@pytest.fixture
+def service_lake(lake: Path) -> Iterator[tuple[Path, str]]:
+    server = start_server(lake, api_key=API_KEY, options=["--production-poll", "0.5"])
+    yield lake, server.url
+    server.stop()
+
+
+def test_through_a_running_service(service_lake: tuple[Path, str]) -> None:
+    root, url = service_lake
+    report = operate(root, 3, url=url, api_key=API_KEY, retrain_every=2, margins=registry.Margins(-1.0, -1.0))
+    lk = Lake(root)
+    operated = days_from(FIRST, 3)
+    txs = lk.read_partitions("transactions", operated)
+    logged = predictions.read(lk)
+    assert sorted(logged[schema.TRANSACTION_ID].to_pylist()) == sorted(txs[schema.TRANSACTION_ID].to_pylist())
+    # the service took the promoted challenger for the third day
+    gate = report.days[1].gate
+    assert gate is not None and gate.promoted
+    third = pc.equal(logged[schema.PARTITION_COLUMN], pa.scalar(operated[-1], pa.date32()))
+    assert set(logged.filter(third)[predictions.MODEL_ID].to_pylist()) == {gate.challenger}
+    # its online features equal the batch ones: the chargebacks reached it in time
+    batch = lk.read_partitions(offline.TABLE, operated)
+    by_id = {tx: i for i, tx in enumerate(batch[schema.TRANSACTION_ID].to_pylist())}
+    rows = [by_id[tx] for tx in logged[schema.TRANSACTION_ID].to_pylist()]
+    for name in ("TERMINAL_ID_RISK_1DAY_WINDOW", "TERMINAL_ID_RISK_7DAY_WINDOW", "CUSTOMER_ID_NB_TX_1DAY_WINDOW"):
+        online = pc.struct_field(logged[predictions.FEATURES], name).to_numpy(zero_copy_only=False)
+        np.testing.assert_allclose(online, batch[name].to_numpy()[rows], rtol=0, atol=1e-9, err_msg=name)
+    # chargebacks in the lake at their simulated arrival (the service also records what it was sent, as it arrived)
+    known = labels.read(lk, history=True)
+    chargebacks = known.filter(pc.equal(known[labels.SOURCE], operating.CHARGEBACK))
+    week_ago = lk.read_partitions("transactions", [d - WEEK for d in operated])
+    frauds = week_ago.filter(pc.equal(week_ago[schema.TX_FRAUD], 1))
+    sent = set(frauds[schema.TRANSACTION_ID].to_pylist())
+    assert sent <= set(chargebacks[schema.TRANSACTION_ID].to_pylist())
+    api = known.filter(pc.equal(known[labels.SOURCE], "api"))
+    assert set(api[schema.TRANSACTION_ID].to_pylist()) == sent
+
+
+# errors and the command line -------------------------------------------------------------------
+def test_command_line_runs_days_then_says_nothing_is_left(lake: Path) -> None:
+    result = runner.invoke(app, ["operate", "--data", str(lake), "--days", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout)
+    assert [d["day"] for d in done["days"]] == [FIRST.isoformat()]
+    result = runner.invoke(app, ["operate", "--data", str(lake), "--days", "1"])
+    assert result.exit_code == 0 and "nothing to do" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--change", "spending:10:share=0.5"], "starts on a day the lake holds already"),
+        (["--change", "spending:x"], "spending:x"),
+        (["--url", "http://127.0.0.1:9", "--online", "memory://"], "--online"),
+        (["--days", "0"], "--days"),
+    ],
+)
+def test_command_line_refuses_bad_options_in_one_line(lake: Path, args: list[str], message: str) -> None:
+    base = ["operate", "--data", str(lake)] + ([] if "--days" in args else ["--days", "1"])
+    result = runner.invoke(app, base + args)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and read_state(Lake(lake)) is None
+
+
+def test_refuses_a_lake_without_a_world_or_an_unreachable_service(lake: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["operate", "--data", str(tmp_path / "empty"), "--days", "1"])
+    assert result.exit_code == 2 and "no simulated world" in result.output
+    result = runner.invoke(app, ["operate", "--data", str(lake), "--days", "1", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "no fraudflow service answers at http://127.0.0.1:9" in result.output
