@@ -18,12 +18,11 @@ import shutil
 import sys
 import tempfile
 
-from fastapi import FastAPI
-
 from fraudflow.errors import ConfigError, FraudflowError, LakeError
 from fraudflow.lake import Lake
-from fraudflow.serving.app import create_app
+from fraudflow.serving.app import service
 from fraudflow.serving.engine import Scorer
+from fraudflow.serving.fast_score import FastScore
 from fraudflow.serving.metrics import MULTIPROC_ENV
 from fraudflow.serving.served_log import recover
 from fraudflow.serving.settings import SETTINGS_ENV, Settings
@@ -57,7 +56,7 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     recover(Lake(settings.data, endpoint_url=settings.endpoint_url), scorer.store.answers())
     if workers == 1:
         os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
-        uvicorn.run(create_app(settings, scorer), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(service(settings, scorer), host=host, port=port, log_level="warning", access_log=False)
         return 0
     scorer.store.close()  # checked, and the store brought up to date: each worker opens its own
     return _run_workers(settings, host, port, workers)
@@ -92,7 +91,7 @@ def _run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     return STARTUP_FAILURE if failed else 0
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> FastScore:
     """The app of one worker process, its settings passed as JSON in the environment.
 
     A worker that cannot start prints why in one line and exits with uvicorn's start-up failure
@@ -106,4 +105,4 @@ def worker_app() -> FastAPI:
     except FraudflowError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(STARTUP_FAILURE)
-    return create_app(settings, scorer)
+    return service(settings, scorer)

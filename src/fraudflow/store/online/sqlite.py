@@ -42,6 +42,9 @@ SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT DISTIN
 LEFT JOIN answers a ON a.tx_id = b.value LEFT JOIN log l ON l.tx_id = b.value AND l.label IS NULL
 LEFT JOIN labels f ON f.tx_id = b.value
 """
+#: The log is trimmed when its cut-off moved by this much (a minute of transactions' time): three
+#: statements a batch cost a request more than the rows they kept for that minute.
+FORGET_STEP_US = 60_000_000
 #: Transactions ``load`` appends per lookup.
 LOAD_CHUNK = 10_000
 READ_LOG = """
@@ -77,6 +80,7 @@ class SQLiteStore:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.RLock()
         self._checkpoints = Checkpoints(path)
+        self._forgotten_to = -(2**63)  # the last cut-off this connection forgot the log to
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -99,8 +103,10 @@ class SQLiteStore:
             caught_up = self._read_log(cur, since)
             ids = txs.tx_id.tolist()
             seqs, answers, new, fraud = self._append(cur, txs)
-            if ids:
-                self._forget(cur, int(txs.ts_us.max()) - keep_us)
+            cutoff = int(txs.ts_us.max()) - keep_us if ids else None
+            if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
+                self._forget(cur, cutoff)
+                self._forgotten_to = cutoff
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
             yield recorded
             cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", recorded.to_store())
