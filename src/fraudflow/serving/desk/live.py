@@ -214,7 +214,7 @@ def _alerts_chart(recent: Served, newest: dt.date, cards_per_day: float) -> char
         counts.append(float(len(np.unique(recent.customer[rows]))))
     return charts.bars(
         counts,
-        [d.strftime("%m-%d") for d in days],
+        [d.strftime("%d") for d in days],
         reference=cards_per_day,
         reference_label=f"budget {cards_per_day:g} cards a day",
         fmt="{:.0f}",
@@ -252,7 +252,7 @@ def judge_mature(lake: Lake, pending: Sequence[PredictionBatch], newest: dt.date
         return Judged([], None, None, None, source)
     judged = metrics.performance(rows.day, rows.customer, fraud, rows.score, K)
     days = [day_of(d) for d in np.unique(rows.day).tolist()]
-    chart = charts.bars(judged.card_precision_per_day, [d.strftime("%m-%d") for d in days], fmt="{:.2f}")
+    chart = charts.bars(judged.card_precision_per_day, [d.strftime("%d") for d in days], fmt="{:.2f}")
     ap = judged.average_precision
     return Judged([d.isoformat() for d in days], None if math.isnan(ap) else ap, judged.card_precision, chart, source)
 

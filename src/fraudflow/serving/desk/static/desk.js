@@ -88,6 +88,7 @@
       const count = document.getElementById("open-count");
       if (count) count.textContent = String(rows().length);
       say(`Card ${done.customer}: ${kind} (${done.labelled} transactions). Press u to undo.`);
+      busy = false;
       await select(next);
     } catch (e) {
       say(`Verdict refused: ${e.message}`, true);
@@ -101,6 +102,8 @@
     busy = true;
     try {
       const done = await post("/desk/undo", body);
+      const at = undoStack.indexOf(body);
+      if (at >= 0) undoStack.splice(at, 1);
       say(`Card ${done.customer}: verdict undone, back in the queue.`);
       selected = String(body.customer);
       await refreshQueue();
@@ -147,7 +150,7 @@
     if (e.target.closest("input, select, textarea")) return;
     const actions = {
       j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
-      f: () => verdict("fraud"), g: () => verdict("genuine"), u: () => undo(undoStack.pop()),
+      f: () => verdict("fraud"), g: () => verdict("genuine"), u: () => undo(undoStack[undoStack.length - 1]),
       r: () => { refreshQueue(); refreshLive(); },
     };
     if (actions[e.key]) { e.preventDefault(); actions[e.key](); }
