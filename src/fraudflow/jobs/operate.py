@@ -402,14 +402,21 @@ def day_reports(lake: Lake) -> list[DayReport]:
     if not lake.fs.exists(folder):
         return []
     names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False))
-    return [DayReport.from_json(lake.read_json(f"{folder}/{n}")) for n in names if n.endswith(".json")]
+    return [_read_day(lake, f"{folder}/{n}") for n in names if n.endswith(".json") and not n.startswith(".")]
+
+
+def _read_day(lake: Lake, path: str) -> DayReport:
+    try:
+        return DayReport.from_json(lake.read_json(path))
+    except (AttributeError, TypeError) as exc:
+        raise LakeError(f"{path}: not a day operate recorded ({exc})") from exc
 
 
 def _keep_first(lake: Lake, one: DayReport) -> DayReport:
     """Write the day's record unless it exists (a day run again: the first run's record stays, and is returned)."""
     path = lake.path(FOLDER, DAYS_FOLDER, f"{one.day}.json")
     if lake.fs.exists(path):
-        return DayReport.from_json(lake.read_json(path))
+        return _read_day(lake, path)
     lake.write_json(path, one.to_json())
     return one
 
