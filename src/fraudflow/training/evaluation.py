@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from fraudflow.training import metrics
 from fraudflow.training.ceiling import observable_card_precision, observable_in_lake
 from fraudflow.training.datasets import training_set
 from fraudflow.training.metrics import Performance
-from fraudflow.training.model import Model, fit
+from fraudflow.training.model import HANDBOOK_PARAMS, Model, data_fingerprint, fit_arrays, inputs
 from fraudflow.training.protocol import HANDBOOK_GRID, K, Kind, Plan, fold_starts, split_days
 
 #: what a selection can maximise: a field of ``Performance``
@@ -177,16 +178,49 @@ def prequential(
     seed: int = 0,
     workers: int | None = None,
 ) -> list[FoldResults]:
-    """Fit and score every setting on every fold, in parallel (one XGBoost thread per fit)."""
-    jobs = [(params, split) for params in settings for split in splits]
+    """Fit and score every setting on every fold, in parallel (one XGBoost thread per fit).
 
-    def run(job: tuple[dict[str, Any], Split]) -> Performance:
-        params, split = job
-        return score_split(fit(split.train, features, version, params, seed=seed, n_jobs=1), split)
+    Settings that differ only in ``n_estimators`` share one fit, of the most trees, each scored by
+    its first ``n_estimators`` trees (boosting adds trees one after the other, so those are the fit
+    of that many). Each fold's input matrices are read once, for all its fits.
+    """
+    shared: dict[str, list[dict[str, Any]]] = {}
+    for params in settings:
+        shared.setdefault(_but_trees(params), []).append(params)
+    matrices = {split.start: (inputs(split.train, features), inputs(split.test, features)) for split in splits}
+    fingerprints = {split.start: data_fingerprint(split.train) for split in splits}
 
+    def run(job: tuple[list[dict[str, Any]], Split]) -> list[Performance]:
+        group, split = job
+        trees = [_trees(p) for p in group]
+        x, x_test = matrices[split.start]
+        y = split.train[schema.TX_FRAUD].to_numpy()
+        params = {**group[0], "n_estimators": max(trees)}
+        model = fit_arrays(x, y, features, version, params, seed, 1, fingerprints[split.start])
+        x_test = model.standardize(x_test)
+        return [
+            ScoredFold(split.start, split.test, model.predict_matrix(x_test, n), split.observable).performance()
+            for n in trees
+        ]
+
+    jobs = [(group, split) for group in shared.values() for split in splits]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        scored = iter(pool.map(run, jobs))
-        return [FoldResults(params, {split.start: next(scored) for split in splits}) for params in settings]
+        scored = dict(zip(((_but_trees(g[0]), s.start) for g, s in jobs), pool.map(run, jobs), strict=True))
+    results = []
+    for params in settings:
+        key = _but_trees(params)
+        at = shared[key].index(params)
+        results.append(FoldResults(params, {split.start: scored[key, split.start][at] for split in splits}))
+    return results
+
+
+def _trees(params: dict[str, Any]) -> int:
+    return int({**HANDBOOK_PARAMS, **params}["n_estimators"])
+
+
+def _but_trees(params: dict[str, Any]) -> str:
+    """The settings' key for sharing a fit: every parameter but the number of trees."""
+    return json.dumps({k: v for k, v in {**HANDBOOK_PARAMS, **params}.items() if k != "n_estimators"}, sort_keys=True)
 
 
 @dataclass(frozen=True)

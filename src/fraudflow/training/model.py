@@ -70,8 +70,13 @@ class Model:
     def predict(self, table: pa.Table) -> np.ndarray:
         return self.predict_matrix(self.matrix(table))
 
-    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
-        return self.booster.inplace_predict(x, validate_features=False).astype(np.float64)
+    def predict_matrix(self, x: np.ndarray, trees: int | None = None) -> np.ndarray:
+        """Scores of standardised inputs; ``trees``: by the first that many trees only (a fit of
+        fewer trees: boosting adds them one after the other)."""
+        if trees is None:
+            return self.booster.inplace_predict(x, validate_features=False).astype(np.float64)
+        scores = self.booster.inplace_predict(x, validate_features=False, iteration_range=(0, trees))
+        return scores.astype(np.float64)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """XGBoost's own per-feature contributions (SHAP values); last column is the bias."""
@@ -87,9 +92,35 @@ def fit(
     n_jobs: int | None = None,
 ) -> Model:
     """Standardise with the training statistics and fit XGBoost, deterministically."""
+    return fit_arrays(
+        inputs(train, features),
+        train[schema.TX_FRAUD].to_numpy(),
+        features,
+        feature_set_version,
+        params,
+        seed,
+        n_jobs,
+        data_fingerprint(train),
+    )
+
+
+def inputs(table: pa.Table, features: list[str]) -> np.ndarray:
+    """The table's ``features`` as a float64 matrix, not standardised."""
+    return np.column_stack([table[f].to_numpy().astype(np.float64) for f in features])
+
+
+def fit_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    features: list[str],
+    feature_set_version: str,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    fingerprint: str = "",
+) -> Model:
+    """``fit`` on inputs already read (``inputs``: shared by the fits of one training set)."""
     params = {**HANDBOOK_PARAMS, **(params or {})}
-    x = np.column_stack([train[f].to_numpy().astype(np.float64) for f in features])
-    y = train[schema.TX_FRAUD].to_numpy()
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -105,7 +136,7 @@ def fit(
         scale,
         params,
         {
-            "data_fingerprint": data_fingerprint(train),
+            "data_fingerprint": fingerprint,
             "train_rows": len(y),
             "train_frauds": int(y.sum()),
             "seed": seed,
