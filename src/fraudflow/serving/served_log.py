@@ -30,6 +30,7 @@ class ServedLog:
         self.lake = lake
         self._log = PredictionLog(lake, max_rows=sys.maxsize, max_seconds=float("inf"))  # this class decides when
         self._pending: list[PredictionBatch] = []
+        self._committing: list[PredictionBatch] = []  # taken by a flush, not in the lake yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), name="prediction-log", daemon=True)
@@ -43,12 +44,13 @@ class ServedLog:
     def pending(self) -> list[PredictionBatch]:
         """The batches not in the lake yet (the analyst desk shows them with the lake's)."""
         with self._lock:
-            return list(self._pending)
+            return self._committing + self._pending
 
     def flush(self) -> int:
         """Commit what is waiting; how many rows. On a failure (the lake unreachable) they wait for the next."""
         with self._lock:
             batches, self._pending = self._pending, []
+            self._committing = batches  # still shown by pending() while they are written
         try:
             for batch in _joined(batches):
                 self._log.append(batch)
@@ -58,6 +60,9 @@ class ServedLog:
                 self._pending = batches + self._pending
             self._log = PredictionLog(self.lake, max_rows=sys.maxsize, max_seconds=float("inf"))
             raise
+        finally:
+            with self._lock:
+                self._committing = []
 
     def _run(self, every: float) -> None:
         while not self._stop.wait(every):
