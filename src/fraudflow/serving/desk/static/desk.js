@@ -37,6 +37,7 @@
       body: JSON.stringify(body),
     });
     const data = await r.json().catch(() => ({}));
+    if (r.status === 401) window.location = "/desk/login"; // signed out, or the key changed
     if (!r.ok) {
       const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || r.status);
       throw new Error(detail);
