@@ -29,21 +29,22 @@ def rows(spec: list[tuple[float, int, int, int]]) -> pa.Table:
 
 
 def test_a_compromised_terminals_frauds_are_observable_once_one_is_labelled() -> None:
-    history = rows([(0, 5, 1, 2), (0, 6, 1, 2), (0, 7, 1, 1)])  # terminal 7's fraud: an amount, not a compromise
+    history = rows([(0, 5, 1, 2), (0, 6, 1, 2), (0, 7, 1, 1), (0, 8, 0, 0)])
     test = rows(
         [
             (3, 5, 1, 2),  # its terminal's first fraud is 3 days old: no label yet
             (7, 5, 1, 2),  # exactly 7 days: labelled
             (28, 6, 1, 2),  # exactly 28 days: another compromise's, out
             (27.5, 6, 1, 2),  # within its 28 days
-            (9, 7, 1, 2),  # only a scenario-1 fraud known on the terminal
+            (9, 7, 1, 2),  # a label of another scenario on the terminal: it is known risky
+            (9, 9, 1, 2),  # terminal 8 and 9 have no fraud known
             (9, 8, 1, 1),  # an amount above the limit
             (9, 8, 1, 3),  # a compromised card's inflated amount
             (9, 5, 0, 0),  # genuine
         ]
     )
-    assert observable(test, history).tolist() == [False, True, False, True, False, True, True, False]
-    assert observable(test.slice(5), history.slice(0, 0)).tolist() == [True, True, False]
+    assert observable(test, history).tolist() == [False, True, False, True, True, False, True, True, False]
+    assert observable(test.slice(6), history.slice(0, 0)).tolist() == [True, True, False]
 
 
 def test_the_oracle_is_credited_only_with_cards_it_could_see() -> None:

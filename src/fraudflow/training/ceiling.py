@@ -8,9 +8,9 @@ simulator's scenarios (``TX_FRAUD_SCENARIO``):
 - scenario 3 (a compromised card, a third of its amounts multiplied by 5): always observable, the
   amount stands out of the card's own history;
 - scenario 2 (a compromised terminal, all its transactions fraudulent for 28 days): observable only
-  once a fraud of that compromise is labelled, that is when the terminal has a scenario-2 fraud at
-  least ``DELAY_DAYS`` (7) days older and less than ``COMPROMISE_DAYS`` (28) days older; its first
-  week of frauds is invisible (no label yet, nothing else changes);
+  once the terminal has a labelled fraud, that is a fraud (of any scenario) at least ``DELAY_DAYS``
+  (7) days older and less than ``COMPROMISE_DAYS`` (28) days older; a compromise's first week of
+  frauds is invisible (no label yet, nothing else changes);
 - a fraud of any other scenario: observable.
 
 Everything else scores 0, and the oracle is credited only with the cards that have an observable
@@ -40,7 +40,7 @@ TERMINAL_SCENARIO = 2
 def observable(test: pa.Table, history: pa.Table) -> np.ndarray:
     """Which transactions of ``test`` are observable frauds (bool), by the module's rule.
 
-    ``history``: transactions (TX_DATETIME, TERMINAL_ID, TX_FRAUD, TX_FRAUD_SCENARIO) covering the
+    ``history``: transactions (TX_DATETIME, TERMINAL_ID, TX_FRAUD) covering the
     ``COMPROMISE_DAYS`` before ``test``'s first day, ``test``'s days too or not.
     """
     fraud: np.ndarray = test[schema.TX_FRAUD].to_numpy() == 1
@@ -49,9 +49,7 @@ def observable(test: pa.Table, history: pa.Table) -> np.ndarray:
     on_terminal = np.flatnonzero(fraud & (scenario == TERMINAL_SCENARIO))
     if not len(on_terminal):
         return seen
-    known = (history[schema.TX_FRAUD].to_numpy() == 1) & (
-        history[schema.TX_FRAUD_SCENARIO].to_numpy() == TERMINAL_SCENARIO
-    )
+    known = history[schema.TX_FRAUD].to_numpy() == 1  # the labels a model's terminal windows see
     known_ts = schema.timestamps_us(history[schema.TX_DATETIME])[known]
     known_terminal = history[schema.TERMINAL_ID].to_numpy()[known]
     order = np.lexsort((known_ts, known_terminal))
@@ -74,7 +72,7 @@ def observable_in_lake(lake: Lake, test: pa.Table) -> np.ndarray:
     bounds = pc.min_max(test[schema.PARTITION_COLUMN])
     first, last = bounds["min"].as_py(), bounds["max"].as_py()
     wanted = [d for d in lake.partitions("transactions") if first - dt.timedelta(days=COMPROMISE_DAYS) <= d <= last]
-    columns = [schema.TX_DATETIME, schema.TERMINAL_ID, schema.TX_FRAUD, schema.TX_FRAUD_SCENARIO]
+    columns = [schema.TX_DATETIME, schema.TERMINAL_ID, schema.TX_FRAUD]
     return observable(test, lake.read_partitions("transactions", wanted, columns=columns))
 
 
