@@ -531,26 +531,49 @@ def evaluate(
     protocol_name: ProtocolName = "lake",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
+    candidate: Annotated[
+        bool,
+        typer.Option(
+            help="Also select and judge the candidate model (feature set fraudflow-2, histogram trees); "
+            "computes those features in the lake first when it lacks them."
+        ),
+    ] = False,
 ) -> None:
     """Judge fraudflow's configuration on prequential test folds and print it beside the handbook's results."""
+    from fraudflow.features import FRAUDFLOW, FRAUDFLOW2
     from fraudflow.training import workflow
 
     lake = _lake(ctx, data)
-    workflow.ensure_features(lake, say=console.print)
+    workflow.ensure_features(lake, FRAUDFLOW2 if candidate else FRAUDFLOW, say=console.print)
     with console.status(f"evaluating by the {protocol_name} protocol") as status:
-        evaluation = workflow.evaluate(lake, protocol=protocol_name, reproduce=reproduce, step=status.update)
+        evaluation = workflow.evaluate(
+            lake, protocol=protocol_name, reproduce=reproduce, with_candidate=candidate, step=status.update
+        )
     if as_json:
         typer.echo(json.dumps(evaluation.to_json()))
         return
     test = evaluation.fraudflow.test.summary
     rows = {"fraudflow XGBoost (validation-selected)": test}
+    if evaluation.candidate is not None:
+        rows["candidate: fraudflow-2 features, hist trees"] = evaluation.candidate.test.summary
     if evaluation.handbook is not None:
         rows["fraudflow, handbook grid reproduced"] = evaluation.handbook.test.summary
     plan = evaluation.plan
     title = f"test folds from {plan.judged[0]} ({plan.origin}), prequential mean ± sd"
     out.print(_metrics_table(title, rows, test.card_precision_bound.mean))
+    if test.card_precision_observable is not None:
+        short = dict(
+            zip(rows, ("fraudflow", *(["candidate"] if evaluation.candidate else []), "handbook grid"), strict=False)
+        )
+        shares = ", ".join(f"{short[name]} {s.observable_share:.1%}" for name, s in rows.items() if s.observable_share)
+        out.print(
+            f"CP@100 of an oracle knowing only what was observable (docs/MODEL.md): "
+            f"{test.card_precision_observable.mean:.3f}; the models' share of it: {shares}"
+        )
     if evaluation.gap_closed is not None:
         out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
+    times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in evaluation.seconds.items())
+    out.print(f"selection time (validation grid and test folds): {times}")
 
 
 @app.command()

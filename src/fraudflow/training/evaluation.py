@@ -253,8 +253,10 @@ def select(
     """
     feature_set = registry.required(lake)
     settings = [{**(base or {}), **p} for p in grid(space or HANDBOOK_GRID)]
-    validation = [load_split(lake, d) for d in fold_starts(plan.validation)]
-    tested = [load_split(lake, d, ceiling=True) for d in plan.judged]
+    folds = [(d, False) for d in fold_starts(plan.validation)] + [(d, True) for d in plan.judged]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # DuckDB's queries run in parallel
+        loaded = list(pool.map(lambda fold: load_split(lake, *fold), folds))
+    validation, tested = loaded[: -len(plan.judged)], loaded[-len(plan.judged) :]
     names = features or feature_set.names
     scored = prequential(validation, settings, names, feature_set.version, seed)
     best = max(scored, key=lambda r: getattr(r.summary, metric).mean)
