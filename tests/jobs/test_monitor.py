@@ -133,12 +133,13 @@ def test_an_unchanged_continuation_flags_no_drift(unchanged: Lake) -> None:
     assert [d.day for d in complete] == [d.isoformat() for d in LOGGED[6:]]  # a full week of log behind them
     assert len(complete[0].drift.features) == len(FRAUDFLOW.names)  # type: ignore[union-attr]
     assert not flagged_features(unchanged)
-    # The only flag: the stored threshold alerts about twice the budget's 100 cards a day here. It was
-    # chosen on the protocol's test week, which leaves out the customers already known to be defrauded
-    # (4 rows in 10 in this small world); the service alerts on every card.
-    assert [f.check for f in report.flags] == ["alerts"]
-    assert all(150 < d.alerted_cards < 250 for d in report.days)
-    run = run_cli("monitor", "--data", str(unchanged.root), "--alert-tolerance", "1.5")
+    # no flag: the stored threshold, chosen on every transaction of the model's test week, alerts
+    # about the budget's 100 cards a day here (the days' mix differs from that week's a little)
+    assert report.flags == []
+    assert all(70 < d.alerted_cards < 140 for d in report.days)
+    # the latest report kept in the lake, for the analyst desk
+    assert unchanged.read_json(unchanged.path("monitor", "report.json"))["flags"] == []
+    run = run_cli("monitor", "--data", str(unchanged.root))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no threshold crossed" in run.stdout
 

@@ -47,6 +47,7 @@ from fraudflow import schema
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.jobs import drift
 from fraudflow.lake import Lake, open_lake
+from fraudflow.serving.desk.live import MONITOR_REPORT
 from fraudflow.store import labels, offline, predictions
 from fraudflow.training import budget, metrics, model, registry
 from fraudflow.training.protocol import DELAY_DAYS, K
@@ -231,7 +232,8 @@ def _finite(value: Any) -> Any:
 
 # the report ------------------------------------------------------------------------------------
 def monitor(data: str | Lake, *, days: int | None = None, thresholds: Thresholds | None = None) -> MonitorReport:
-    """The monitoring report of the prediction log's last ``days`` days (all when None)."""
+    """The monitoring report of the prediction log's last ``days`` days (all when None), also kept in
+    the lake as the latest (``monitor/report.json``: the analyst desk shows its flags)."""
     lake = open_lake(data)
     thresholds = thresholds or Thresholds()
     thresholds.check()
@@ -246,7 +248,9 @@ def monitor(data: str | Lake, *, days: int | None = None, thresholds: Thresholds
         raise ConfigError(f"--days must be at least 1, got {days}")
     shown = logged[-days:] if days else logged
     log = _Log.read(lake, shown[0] - dt.timedelta(days=thresholds.drift_days - 1), shown[-1], logged[0])
-    return _Builder(lake, log, shown, thresholds).report()
+    report = _Builder(lake, log, shown, thresholds).report()
+    lake.write_json(lake.path(*MONITOR_REPORT), report.to_json())
+    return report
 
 
 @dataclass

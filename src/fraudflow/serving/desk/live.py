@@ -10,7 +10,7 @@ They are recomputed at most every ``SLOW_SECONDS``.
 
 Drift flags are the monitor's: the service cannot compute them (the monitor reads the offline store
 and lives above the service), so the view shows the flags of the monitor report stored in the lake at
-``monitor/report.json`` (``fraudflow monitor --json > <lake>/monitor/report.json``), when there is one.
+``monitor/report.json`` (the latest report ``fraudflow monitor`` and ``operate`` keep in the lake), when there is one.
 """
 
 from __future__ import annotations
