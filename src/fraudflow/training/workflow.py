@@ -41,7 +41,7 @@ FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimat
 #: The candidate successor (issue 16, docs/MODEL.md): FRAUDFLOW2's inputs, histogram trees with 8,192
 #: bins (exact within noise here, several times faster) and the grid its selection settles on.
 CANDIDATE_BASE: dict[str, Any] = {"tree_method": "hist", "max_bin": 8192, "base_score": 0.5}
-CANDIDATE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 4], "n_estimators": [50, 100], "learning_rate": [0.1]}
+CANDIDATE_SPACE: dict[str, list[Any]] = {"max_depth": [3], "n_estimators": [50, 100], "learning_rate": [0.1]}
 
 #: the share of transactions alerted in a model's ``alert_budget_1pct`` figures
 ALERT_BUDGET = 0.01
