@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 
 import numpy as np
+import pyarrow as pa
 
 from fraudflow.lake import Lake
 from fraudflow.records import TxColumns, to_us
@@ -33,6 +34,10 @@ class ServedLog:
         self._committing: list[PredictionBatch] = []  # taken by a flush, not in the lake yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # pyarrow imports pandas (when installed) the first time it makes a timestamp column: 0.5 s of
+        # CPU holding the interpreter, paid here at start-up rather than by the requests in flight
+        # at the first commit
+        pa.array(np.zeros(0, dtype=np.int64), type=pa.timestamp("us"))
         self._thread = threading.Thread(target=self._run, args=(every,), name="prediction-log", daemon=True)
         self._thread.start()
 
