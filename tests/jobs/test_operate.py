@@ -167,7 +167,12 @@ def test_a_day_run_twice_changes_nothing(lake: Path) -> None:
     operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
     again = operate(lake, 2, retrain_every=2)
     assert [d.day for d in again.days] == [days_from(FIRST, 2)[-1].isoformat()]
-    assert lake_files(lake) == before  # no row, model, decision or label added; the same state
+    # no row, model, decision or label added; the same state (the monitor's latest report is a view
+    # of the lake as it is now, rewritten by every monitor run: left out)
+    def stored(files: dict[str, bytes]) -> dict[str, bytes]:
+        return {name: data for name, data in files.items() if name != "monitor/report.json"}
+
+    assert stored(lake_files(lake)) == stored(before)
 
 
 def test_a_restart_completes_a_day_cut_short_without_duplicates(
