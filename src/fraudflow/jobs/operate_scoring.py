@@ -30,13 +30,12 @@ from fraudflow.errors import FraudflowError
 from fraudflow.jobs.replay import request_bodies
 from fraudflow.lake import Lake
 from fraudflow.records import Transaction
-from fraudflow.serving.engine import DEFAULT_THRESHOLD, Scorer
+from fraudflow.serving.engine import Scorer
+from fraudflow.serving.model_follower import served_model
 from fraudflow.serving.schemas import MAX_BATCH
 from fraudflow.serving.served_log import ServedLog, recover
 from fraudflow.store import predictions
 from fraudflow.store.online.materialize import WATERMARK
-from fraudflow.training import model as models
-from fraudflow.training import registry
 
 #: transactions per call of the scorer in this process (between two chargebacks, at most this many)
 IN_PROCESS_BATCH = 2_000
@@ -117,9 +116,8 @@ class InProcess:
 
     def follow(self, model_id: str) -> bool:
         if model_id != self.scorer.model_id:
-            model = models.load(self.lake, model_id, expect_version=self.scorer.feature_set.version)
-            stored = registry.alert_threshold(self.lake, model_id)
-            self.scorer.use_model(model, model_id, DEFAULT_THRESHOLD if stored is None else stored)
+            model, threshold = served_model(self.lake, model_id, self.scorer.feature_set.version)
+            self.scorer.use_model(model, model_id, threshold)
         return True
 
     def close(self) -> None:

@@ -50,8 +50,14 @@ class ModelFollower:
         return True
 
     def _load(self, model_id: str) -> tuple[Model, float]:
-        model = models.load(self.lake, model_id, expect_version=self.scorer.feature_set.version)
-        if self.threshold is not None:
-            return model, self.threshold
-        stored = registry.alert_threshold(self.lake, model_id)
-        return model, DEFAULT_THRESHOLD if stored is None else stored
+        return served_model(self.lake, model_id, self.scorer.feature_set.version, self.threshold)
+
+
+def served_model(lake: Lake, model_id: str, version: str, threshold: float | None = None) -> tuple[Model, float]:
+    """A model to serve, refused unless trained on feature-set ``version``, and its threshold:
+    ``threshold`` when given, else the one stored for its alert budget, else the default."""
+    model = models.load(lake, model_id, expect_version=version)
+    if threshold is not None:
+        return model, threshold
+    stored = registry.alert_threshold(lake, model_id)
+    return model, DEFAULT_THRESHOLD if stored is None else stored

@@ -87,41 +87,38 @@ def _joined(batches: list[PredictionBatch]) -> list[PredictionBatch]:
     """Consecutive batches of one model, threshold and feature names as one (one Arrow conversion
     for thousands of single-transaction batches), each row keeping its batch's served time."""
     runs: list[list[PredictionBatch]] = []
+    key = None
     for batch in batches:
-        last = runs[-1][0] if runs else None
-        if last is not None and (last.model_id, last.threshold, list(last.feature_names)) == (
-            batch.model_id,
-            batch.threshold,
-            list(batch.feature_names),
-        ):
+        this = (batch.model_id, batch.threshold, tuple(batch.feature_names))
+        if this == key:
             runs[-1].append(batch)
         else:
             runs.append([batch])
+            key = this
     joined = []
     for run in runs:
         first = run[0]
-        txs = TxColumns(*(np.concatenate([getattr(b.txs, f.name) for b in run]) for f in dataclasses.fields(TxColumns)))
-        served = np.concatenate([_served_us(b) for b in run])
+        txs = [b.txs for b in run]
+        columns = TxColumns(*(np.concatenate([getattr(t, f.name) for t in txs]) for f in dataclasses.fields(TxColumns)))
         joined.append(
             PredictionBatch(
-                txs,
+                columns,
                 np.concatenate([b.scores for b in run]),
                 first.threshold,
                 first.model_id,
                 first.feature_names,
                 np.concatenate([b.vectors for b in run]),
-                served,
+                np.repeat([_served_us(b.served_at) for b in run], [len(t) for t in txs]),
             )
         )
     return joined
 
 
-def _served_us(batch: PredictionBatch) -> np.ndarray:
-    """Each row's served time in microseconds."""
-    at = batch.served_at
+def _served_us(at: dt.datetime | np.ndarray) -> int:
+    """A batch's served time in microseconds (the service's batches have one)."""
     if isinstance(at, dt.datetime):
-        return np.full(len(batch.txs), to_us(at), dtype=np.int64)
-    return np.asarray(at, dtype=np.int64)
+        return to_us(at)
+    raise ValueError("the service's batches have one served time each")
 
 
 def recover(lake: Lake, answers: Iterable[tuple[int, int, str]]) -> int:
