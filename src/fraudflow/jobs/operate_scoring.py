@@ -30,8 +30,7 @@ from fraudflow.errors import FraudflowError
 from fraudflow.jobs.replay import request_bodies
 from fraudflow.lake import Lake
 from fraudflow.records import Transaction
-from fraudflow.serving.engine import Scorer
-from fraudflow.serving.model_follower import served_model
+from fraudflow.serving.engine import Scorer, served_model
 from fraudflow.serving.schemas import MAX_BATCH
 from fraudflow.serving.served_log import ServedLog, recover
 from fraudflow.store import predictions

@@ -158,10 +158,7 @@ class Scorer:
         if feature_set is None:
             raise ConfigError(f"{lake.url}: no features; run `fraudflow features --data {lake.url}` and train a model")
         model_id = model_id or model_registry.model_to_serve(lake)
-        model = models.load(lake, model_id, expect_version=feature_set.version)
-        if threshold is None:
-            stored = model_registry.alert_threshold(lake, model_id)
-            threshold = DEFAULT_THRESHOLD if stored is None else stored
+        model, threshold = served_model(lake, model_id, feature_set.version, threshold)
         store = open_store(online, lake.root if lake.local else None)
         materialize(lake, store, feature_set)
         return cls(store, feature_set, model, model_id, threshold)
@@ -291,3 +288,13 @@ class Scorer:
             self.state.add(caught_up.txs, caught_up.seqs, caught_up.fraud)
         if len(caught_up.label_seqs):
             self.state.label(caught_up.label_ids, caught_up.labels, caught_up.label_seqs)
+
+
+def served_model(lake: Lake, model_id: str, version: str, threshold: float | None = None) -> tuple[Model, float]:
+    """A model to serve, refused unless trained on feature-set ``version``, and its threshold:
+    ``threshold`` when given, else the one stored for its alert budget, else the default."""
+    model = models.load(lake, model_id, expect_version=version)
+    if threshold is not None:
+        return model, threshold
+    stored = model_registry.alert_threshold(lake, model_id)
+    return model, DEFAULT_THRESHOLD if stored is None else stored

@@ -15,8 +15,7 @@ import sys
 
 from fraudflow.errors import FraudflowError
 from fraudflow.lake import Lake
-from fraudflow.serving.engine import DEFAULT_THRESHOLD, Scorer
-from fraudflow.training import model as models
+from fraudflow.serving.engine import Scorer, served_model
 from fraudflow.training import registry
 from fraudflow.training.model import Model
 
@@ -52,12 +51,3 @@ class ModelFollower:
     def _load(self, model_id: str) -> tuple[Model, float]:
         return served_model(self.lake, model_id, self.scorer.feature_set.version, self.threshold)
 
-
-def served_model(lake: Lake, model_id: str, version: str, threshold: float | None = None) -> tuple[Model, float]:
-    """A model to serve, refused unless trained on feature-set ``version``, and its threshold:
-    ``threshold`` when given, else the one stored for its alert budget, else the default."""
-    model = models.load(lake, model_id, expect_version=version)
-    if threshold is not None:
-        return model, threshold
-    stored = registry.alert_threshold(lake, model_id)
-    return model, DEFAULT_THRESHOLD if stored is None else stored
