@@ -33,9 +33,9 @@ def objects(lake: Lake) -> dict[str, bytes]:
     return {p: lake.fs.cat(p) for p in sorted(lake.fs.find(lake.root)) if p.endswith(".parquet")}
 
 
-def local_generate(out: Path, from_day: int, days: int) -> None:
-    """``fraudflow generate`` of the same world on this machine."""
-    args = ["--customers", str(WORLD["customers"]), "--terminals", str(WORLD["terminals"])]
+def local_generate(out: Path, from_day: int, days: int, *extra: str) -> None:
+    """``fraudflow generate`` of the same world on this machine (``extra``: more options)."""
+    args = ["--customers", str(WORLD["customers"]), "--terminals", str(WORLD["terminals"]), *extra]
     args += ["--radius", str(WORLD["radius"]), "--start-date", str(WORLD["start_date"])]
     result = CliRunner().invoke(
         app, ["generate", "--out", str(out), *args, "--from-day", str(from_day), "--days", str(days)]
@@ -76,6 +76,26 @@ def test_the_handler_writes_what_a_local_generate_writes(s3_root: str, tmp_path:
     assert got_world["world.json"] == expected_world["world.json"]
     for name in ("customers.parquet", "terminals.parquet"):
         assert got_world[name].equals(expected_world[name]), name  # type: ignore[attr-defined]
+
+
+def test_an_event_with_changes_writes_what_generate_with_those_changes_writes(s3_root: str, tmp_path: Path) -> None:
+    changes = [{"kind": "spending", "from_day": 6, "amount": 2.0}, {"kind": "terminals", "from_day": 5, "count": 5}]
+    handler({"out": s3_root, "from_day": 5, "days": 3, **WORLD, "changes": changes}, Context())
+    local_generate(tmp_path / "changed", 5, 3, "--change", "spending:6:amount=2", "--change", "terminals:5:count=5")
+    local_generate(tmp_path / "base", 5, 3)
+    got, changed, base = (
+        day_tables(Lake(s3_root)),
+        day_tables(Lake(tmp_path / "changed")),
+        day_tables(Lake(tmp_path / "base")),
+    )
+    assert_same_days(got, changed)
+    assert world_files(Lake(s3_root))["world.json"] == world_files(Lake(tmp_path / "changed"))["world.json"]
+    first, shifted = dt.date(2018, 4, 6), dt.date(2018, 4, 7)
+    labels = ["TX_AMOUNT", "TX_FRAUD", "TX_FRAUD_SCENARIO"]  # more compromised terminals from day 5: other frauds
+    assert got[first].drop_columns(labels).equals(base[first].drop_columns(labels))  # spending as the base world's
+    assert not got[first].equals(base[first])
+    assert got[shifted].num_rows == base[shifted].num_rows  # spending shifted from day 6: other amounts
+    assert not got[shifted].column("TX_AMOUNT").equals(base[shifted].column("TX_AMOUNT"))
 
 
 def test_two_consecutive_invocations_compose_to_one_longer_run(s3_root: str, tmp_path: Path) -> None:
@@ -127,6 +147,11 @@ def test_a_range_of_days_lands_in_s3_and_again_is_idempotent(s3_root: str) -> No
         ({"out": "s3://b/p", "from_day": 0, "days": 1, "customers": 0}, "n_customers must be positive"),
         ({"out": "s3://b/p", "from_day": 0, "days": True}, "'days' must be int"),
         (["not", "an", "object"], "must be a JSON object"),
+        ({"out": "s3://b/p", "from_day": 0, "days": 1, "changes": {"kind": "spending"}}, "'changes' must be list"),
+        (
+            {"out": "s3://b/p", "from_day": 0, "days": 1, "changes": [{"kind": "spending", "from_day": 3, "share": 2}]},
+            r"event field 'changes'\[0\].*share",
+        ),
     ],
 )
 def test_bad_events_are_refused(event: object, message: str) -> None:

@@ -1,9 +1,13 @@
 """AWS Lambda entry point: generate a range of days of a world into an S3 lake.
 
     event = {"out": "s3://bucket/prefix", "from_day": 183, "days": 1,
-             "customers": 5000, "terminals": 10000, "start_date": "2018-04-01", "radius": 5}
+             "customers": 5000, "terminals": 10000, "start_date": "2018-04-01", "radius": 5,
+             "changes": [{"kind": "spending", "from_day": 120, "share": 0.3, "amount": 2.0}]}
 
 ``out``, ``from_day`` and ``days`` are required; the world parameters default to the handbook's.
+``changes`` is the world's changes as ``generate --changes`` reads them (docs/WORLD_CHANGES.md):
+every invocation of one world passes the same list, as every ``generate`` of it passes the same
+``--change`` options.
 Unknown or invalid fields are refused with a ConfigError naming them (Lambda reports it as the
 invocation's error). Invoking the same event again rewrites the same objects: idempotent.
 """
@@ -22,6 +26,7 @@ OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "terminals": int,
     "start_date": str,
     "radius": (int, float),
+    "changes": list,
 }
 
 
@@ -52,6 +57,7 @@ def parse_event(event: Any) -> tuple[str, int, int, dict[str, Any]]:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Generate ``days`` days from ``from_day`` of the world into ``out``; return a summary."""
     from fraudflow.simulate import WorldParams, generate
+    from fraudflow.simulate.changes import changes_from_json
     from fraudflow.simulate.world import parse_date
 
     out, from_day, days, world = parse_event(event)
@@ -62,6 +68,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         nb_days=from_day + days,
         start_date=None if start_date is None else parse_date(start_date, "start_date"),
         radius=None if radius is None else float(radius),
+        changes=changes_from_json(world["changes"], "event field 'changes'") if world.get("changes") else None,
     )
     t0 = time.perf_counter()
     summary = generate(out, params, from_day=from_day, workers=1)
