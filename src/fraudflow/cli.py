@@ -1000,6 +1000,42 @@ def models_gate(
     out.print(f"{decision.to_model} {verdict}{week}: {decision.reason}")
 
 
+@app.command()
+def compact(
+    ctx: typer.Context,
+    data: Data,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            help="predictions or labels (repeatable; default both).",
+            metavar="TABLE",
+            parser=_one_of(_check_append_table),
+        ),
+    ] = None,
+    through: Annotated[str | None, typer.Option("--through", help="Last day to compact (default: every day).")] = None,
+) -> None:
+    """Rewrite each day of the prediction log and the labels as one file (safe beside running services)."""
+    from fraudflow.jobs.compaction import TABLES
+    from fraudflow.jobs.compaction import compact as run
+
+    last = None if through is None else _day(through, "--through")
+    with progress_bar() as bar:
+        done = run(_lake(ctx, data), table or list(TABLES), last, progress=bar)
+    for c in done:
+        out.print(
+            f"{c.table}: {c.days:,} day{'' if c.days == 1 else 's'}, {c.rewritten:,} rewritten"
+            + (f" ({c.files_before:,} files now {c.rewritten:,})" if c.rewritten else "")
+        )
+
+
+def _check_append_table(name: str) -> None:
+    from fraudflow.jobs.compaction import TABLES
+
+    if name not in TABLES:
+        raise ConfigError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
+
+
 @app.command("athena-ddl")
 def athena_ddl(
     ctx: typer.Context,
