@@ -34,6 +34,11 @@ def test_help_lists_every_command() -> None:
         "serve",
         "replay",
         "consistency",
+        "labels",
+        "monitor",
+        "operate",
+        "models",
+        "compact",
         "athena-ddl",
     ):
         assert command in result.output
