@@ -1,19 +1,18 @@
 """Every answered transaction into the lake's prediction log, without slowing the answers.
 
-The scoring path hands each batch's new answers to ``ServedLog.add`` (a list append); a thread of
-the log's own commits them to the lake (``store.predictions``: whole Parquet files, one per day)
-every ``every`` seconds and at ``close``. Rows still in memory when the process is killed are not
-lost: each answer was stored durably in the online store, with the score, the alert and the model,
-before it left (``codec``), and ``recover`` writes the ones the lake lacks when the service starts.
-"""
+The scoring path hands each batch's new answers to ``ServedLog.add`` (copied into columns that a
+commit takes as they are); a thread of the log's own commits them to the lake
+(``store.predictions``: whole Parquet files, one per day) every ``every`` seconds and at ``close``.
+Rows still in memory when the process is killed are not lost: each answer was stored durably in
+the online store, with the score, the alert and the model, before it left (``codec``), and
+``recover`` writes the ones the lake lacks when the service starts."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +29,8 @@ class ServedLog:
     def __init__(self, lake: Lake, every: float = 5.0) -> None:
         self.lake = lake
         self._log = PredictionLog(lake, max_rows=sys.maxsize, max_seconds=float("inf"))  # this class decides when
-        self._pending: list[PredictionBatch] = []
-        self._committing: list[PredictionBatch] = []  # taken by a flush, not in the lake yet
+        self._pending: list[Answers] = []
+        self._committing: list[Answers] = []  # taken by a flush, not in the lake yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # pyarrow imports pandas (when installed) the first time it makes a timestamp column: 0.5 s of
@@ -42,27 +41,31 @@ class ServedLog:
         self._thread.start()
 
     def add(self, batch: PredictionBatch) -> None:
-        """Keep a committed batch's answers for the next commit to the lake."""
+        """Keep a committed batch's answers for the next commit to the lake (copied: the caller may
+        reuse its arrays)."""
         with self._lock:
-            self._pending.append(batch)
+            if not self._pending or not self._pending[-1].takes(batch):
+                self._pending.append(Answers(batch.model_id, batch.threshold, batch.feature_names))
+            self._pending[-1].add(batch)
 
     def pending(self) -> list[PredictionBatch]:
-        """The batches not in the lake yet (the analyst desk shows them with the lake's)."""
+        """The answers not in the lake yet, a batch per run of one model (the analyst desk shows them
+        with the lake's)."""
         with self._lock:
-            return self._committing + self._pending
+            return [answers.batch() for answers in self._committing + self._pending]
 
     def flush(self) -> int:
         """Commit what is waiting; how many rows. On a failure (the lake unreachable) they wait for the next."""
         with self._lock:
-            batches, self._pending = self._pending, []
-            self._committing = batches  # still shown by pending() while they are written
+            waiting, self._pending = self._pending, []
+            self._committing = waiting  # still shown by pending() while they are written
         try:
-            for batch in _joined(batches):
-                self._log.append(batch)
+            for answers in waiting:
+                self._log.append(answers.batch())
             return self._log.flush()
         except BaseException:
             with self._lock:
-                self._pending = batches + self._pending
+                self._pending = waiting + self._pending
             self._log = PredictionLog(self.lake, max_rows=sys.maxsize, max_seconds=float("inf"))
             raise
         finally:
@@ -83,42 +86,64 @@ class ServedLog:
         self.flush()
 
 
-def _joined(batches: list[PredictionBatch]) -> list[PredictionBatch]:
-    """Consecutive batches of one model, threshold and feature names as one (one Arrow conversion
-    for thousands of single-transaction batches), each row keeping its batch's served time."""
-    runs: list[list[PredictionBatch]] = []
-    key = None
-    for batch in batches:
-        this = (batch.model_id, batch.threshold, tuple(batch.feature_names))
-        if this == key:
-            runs[-1].append(batch)
-        else:
-            runs.append([batch])
-            key = this
-    joined = []
-    for run in runs:
-        first = run[0]
-        txs = [b.txs for b in run]
-        columns = TxColumns(*(np.concatenate([getattr(t, f.name) for t in txs]) for f in dataclasses.fields(TxColumns)))
-        joined.append(
-            PredictionBatch(
-                columns,
-                np.concatenate([b.scores for b in run]),
-                first.threshold,
-                first.model_id,
-                first.feature_names,
-                np.concatenate([b.vectors for b in run]),
-                np.repeat([_served_us(b.served_at) for b in run], [len(t) for t in txs]),
-            )
+class Answers:
+    """Answers of one model, threshold and feature names as columns, appended into arrays with room
+    to spare (doubled when full): adding a batch is one copy per column, and a commit takes the
+    arrays as they are. The service adds thousands of single answers between commits; kept as
+    thousands of small batches, they cost the commit a join of each column (50 ms of CPU for 5,000,
+    holding the interpreter while the requests wait) and the garbage collector as many objects."""
+
+    def __init__(self, model_id: str, threshold: float, feature_names: Sequence[str], room: int = 1024) -> None:
+        self.model_id = model_id
+        self.threshold = threshold
+        self.feature_names = list(feature_names)
+        self._names = feature_names  # the object given: most batches bring this very one
+        self.n = 0
+        self._ints = np.empty((len(_INTS), room), dtype=np.int64)  # ts_us, tx_id, customer, terminal, served
+        self._floats = np.empty((2, room), dtype=np.float64)  # amount, score
+        self._vectors = np.empty((room, len(self.feature_names)), dtype=np.float64)
+
+    def takes(self, batch: PredictionBatch) -> bool:
+        """Whether ``batch`` was answered by this model at this threshold over these features."""
+        names = batch.feature_names
+        same_names = names is self._names or list(names) == self.feature_names
+        return batch.model_id == self.model_id and batch.threshold == self.threshold and same_names
+
+    def add(self, batch: PredictionBatch) -> None:
+        m = len(batch.txs)
+        a, b = self.n, self.n + m
+        if b > self._ints.shape[1]:
+            self._grow(2 * b)
+        ints, floats, txs = self._ints, self._floats, batch.txs
+        ints[0, a:b] = txs.ts_us
+        ints[1, a:b] = txs.tx_id
+        ints[2, a:b] = txs.customer
+        ints[3, a:b] = txs.terminal
+        ints[4, a:b] = to_us(batch.served_at) if isinstance(batch.served_at, dt.datetime) else batch.served_at
+        floats[0, a:b] = txs.amount
+        floats[1, a:b] = batch.scores
+        self._vectors[a:b] = batch.vectors
+        self.n = b
+
+    def _grow(self, room: int) -> None:
+        ints = np.empty((self._ints.shape[0], room), dtype=np.int64)
+        floats = np.empty((self._floats.shape[0], room), dtype=np.float64)
+        vectors = np.empty((room, self._vectors.shape[1]), dtype=np.float64)
+        ints[:, : self.n] = self._ints[:, : self.n]
+        floats[:, : self.n] = self._floats[:, : self.n]
+        vectors[: self.n] = self._vectors[: self.n]
+        self._ints, self._floats, self._vectors = ints, floats, vectors
+
+    def batch(self) -> PredictionBatch:
+        """The answers so far (views: rows already added are never written again)."""
+        n, ints, floats = self.n, self._ints, self._floats
+        txs = TxColumns(ints[0, :n], ints[1, :n], ints[2, :n], ints[3, :n], floats[0, :n])
+        return PredictionBatch(
+            txs, floats[1, :n], self.threshold, self.model_id, self.feature_names, self._vectors[:n], ints[4, :n]
         )
-    return joined
 
 
-def _served_us(at: dt.datetime | np.ndarray) -> int:
-    """A batch's served time in microseconds (the service's batches have one)."""
-    if isinstance(at, dt.datetime):
-        return to_us(at)
-    raise ValueError("the service's batches have one served time each")
+_INTS = ("ts_us", "tx_id", "customer", "terminal", "served_us")
 
 
 def recover(lake: Lake, answers: Iterable[tuple[int, int, str]]) -> int:
