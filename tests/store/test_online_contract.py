@@ -20,7 +20,7 @@ import redis
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.records import Transaction, TxColumns, to_us
 from fraudflow.store.online.connect import open_store
-from fraudflow.store.online.interface import CaughtUp, OnlineStore
+from fraudflow.store.online.interface import CaughtUp, OnlineStore, answers_window
 from fraudflow.store.online.memory import MemoryStore
 from fraudflow.store.online.redis import RedisStore
 from fraudflow.store.online.sqlite import SQLiteStore
@@ -142,6 +142,51 @@ def test_the_log_forgets_entries_older_than_its_history(store: OnlineStore) -> N
         # forgotten: appended again, as new (out of every window now)
         assert rec.new.tolist() == [True, True] and rec.answers == [None, None] and rec.seqs.tolist() == [5, 6]
         assert rec.fraud.tolist() == [0, 0]
+
+
+ANSWERS_US = 2 * DAY  # the answers' window in these tests, shorter than the log's
+
+
+def test_an_answer_is_forgotten_after_its_window_while_its_entry_stays(store: OnlineStore) -> None:
+    with store.record(batch(tx(1, 0), tx(2, 3600)), since=0, keep_us=KEEP_US, answers_us=ANSWERS_US) as rec:
+        rec.answer(['{"first":1}', '{"first":2}'])
+    store.add_labels({1: 1})
+    later = 2 * 86_400 + 1800  # seconds: tx 1 is past the answers' window, tx 2 not yet
+    with store.record(batch(tx(3, later)), since=3, keep_us=KEEP_US, answers_us=ANSWERS_US) as rec:
+        rec.answer(['{"first":3}'])
+    assert dict((i, a) for _, i, a in store.answers()) == {2: '{"first":2}', 3: '{"first":3}'}
+    caught = store.catch_up(0)  # the log still holds tx 1, its label, and tx 2
+    assert log_of(caught) == {1: ("T", 1), 2: ("T", 2), 3: ("L", 1), 4: ("T", 3)}
+    with store.record(batch(tx(1, 0), tx(2, 3600)), since=4, keep_us=KEEP_US, answers_us=ANSWERS_US) as rec:
+        # tx 1 sent again: its seq and label, no answer (answered anew); tx 2 gets its first answer
+        assert rec.seqs.tolist() == [1, 2] and rec.new.tolist() == [False, False]
+        assert rec.answers == [None, '{"first":2}'] and rec.fraud.tolist() == [1, 0]
+        rec.answer(['{"again":1}', None])
+    # an answer already out of the window is not stored
+    assert dict((i, a) for _, i, a in store.answers()) == {2: '{"first":2}', 3: '{"first":3}'}
+    assert store.catch_up(0).seqs.tolist() == [1, 2, 4]  # nothing appended again
+
+
+def test_answers_go_after_their_window_as_the_stream_goes_on(store: OnlineStore) -> None:
+    """A transaction an hour for 6 days: the answers held are those of the last 2 days, the log's 6."""
+    for hour in range(6 * 24):
+        with store.record(batch(tx(hour + 1, hour * 3600)), since=0, keep_us=KEEP_US, answers_us=ANSWERS_US) as rec:
+            rec.answer([f'{{"h":{hour}}}'])
+    held = sorted(i for _, i, _ in store.answers())
+    # within a minute of the window's edge a store may still hold one (SQLite forgets a minute at a time)
+    assert held == list(range(6 * 24 - 48, 6 * 24 + 1)) or held == list(range(6 * 24 - 47, 6 * 24 + 1))
+    assert len(store.catch_up(0).seqs) == 6 * 24
+
+
+def test_the_answers_window_is_at_most_the_logs() -> None:
+    assert answers_window(None, KEEP_US) == DAY and answers_window(None, DAY // 2) == DAY // 2  # default: 1 day
+    assert answers_window(KEEP_US, KEEP_US) == KEEP_US
+    with pytest.raises(
+        ConfigError, match=r"^an answers window of 41 days is longer than the online store's log \(40 days"
+    ):
+        answers_window(KEEP_US + DAY, KEEP_US)
+    with pytest.raises(ConfigError, match="must be positive"):
+        answers_window(0, KEEP_US)
 
 
 def test_load_appends_to_the_log(store: OnlineStore) -> None:

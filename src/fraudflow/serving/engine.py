@@ -30,7 +30,7 @@ from fraudflow.records import Transaction, TxColumns
 from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online import codec
 from fraudflow.store.online.connect import open_store
-from fraudflow.store.online.interface import CaughtUp, OnlineStore
+from fraudflow.store.online.interface import CaughtUp, OnlineStore, answers_window
 from fraudflow.store.online.materialize import materialize
 from fraudflow.store.predictions import PredictionBatch
 from fraudflow.training import model as models
@@ -112,6 +112,7 @@ class Scorer:
         model: Model | None = None,
         model_id: str = "",
         threshold: float = 0.5,
+        answers_us: int | None = None,
     ) -> None:
         self.store = store
         self.feature_set = feature_set
@@ -119,6 +120,8 @@ class Scorer:
         self.state = OnlineState(feature_set)
         self._names = list(feature_set.names)
         self._keep_us = max(self.state.history_us.values())
+        # how long the store keeps answers for the TRANSACTION_IDs sent again (None: its default)
+        self._answers_us = answers_window(answers_us, self._keep_us)
         self._encoder = codec.Encoder(self._names)
         self.use_model(model, model_id, threshold)
         self._catch_up(store.catch_up(0))
@@ -148,11 +151,12 @@ class Scorer:
         model_id: str | None = None,
         online: str | None = None,
         threshold: float | None = None,
+        answers_us: int | None = None,
     ) -> Scorer:
         """The lake's feature set and model (unless named: the registry's ``production``, else the
         newest), with the online store ``online`` (a URL; None: SQLite in a local lake root) brought up
         to the lake's last day. ``threshold`` None: the one stored with the model for its alert
-        budget, else 0.5."""
+        budget, else 0.5. ``answers_us``: the store's answers window (``interface.answers_window``)."""
         lake = open_lake(data)
         feature_set = registry.registered(lake)
         if feature_set is None:
@@ -161,7 +165,7 @@ class Scorer:
         model, threshold = served_model(lake, model_id, feature_set.version, threshold)
         store = open_store(online, lake.root if lake.local else None)
         materialize(lake, store, feature_set)
-        return cls(store, feature_set, model, model_id, threshold)
+        return cls(store, feature_set, model, model_id, threshold, answers_us)
 
     def score(self, txs: Sequence[Transaction]) -> list[Answer]:
         """The answers to ``txs``, in order: one record in the store for the batch, one model call."""
@@ -242,7 +246,7 @@ class Scorer:
         duplicate = [True] * n
         at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         # the state's last seq: the last entry of the store's log this process has seen
-        with self.store.record(columns, self.state.last_seq, self._keep_us) as recorded:
+        with self.store.record(columns, self.state.last_seq, self._keep_us, self._answers_us) as recorded:
             self._catch_up(recorded.caught_up)
             first: dict[int, int] = {}  # TRANSACTION_ID -> its first place in the batch
             computed: list[int] = []  # never answered: new, or recorded once and never answered

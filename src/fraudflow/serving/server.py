@@ -35,7 +35,7 @@ def open_scorer(settings: Settings) -> Scorer:
     """The scorer ``settings`` describe, its online store up to date; a ``FraudflowError`` when it cannot be."""
     lake = Lake(settings.data, endpoint_url=settings.endpoint_url)
     try:
-        scorer = Scorer.from_lake(lake, settings.model_id, settings.online, settings.threshold)
+        scorer = Scorer.from_lake(lake, settings.model_id, settings.online, settings.threshold, settings.answers_us)
     except OSError as exc:  # a path the store or the lake cannot create, read or write
         raise LakeError(f"the online store or the lake cannot be opened: {exc}") from exc
     # what start-up built stays for the process's life: out of the collector's way, whose full

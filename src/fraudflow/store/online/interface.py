@@ -6,7 +6,7 @@ process sharing the store, without gaps; service processes hold the feature wind
 caught up from the log, and a transaction's features are computed over the entries with a smaller
 seq (so every process gives it the same features, whatever the interleaving).
 
-- ``record(txs, since, keep_us)`` -> a context: atomically append the batch's transactions not
+- ``record(txs, since, keep_us, answers_us)`` -> a context: atomically append the batch's transactions not
   recorded before (in order) and return a ``Recorded``: each one's seq (new, or its original one),
   the stored answers of those answered before, their labels, and the entries after ``since`` the
   caller has not seen (``CaughtUp``). Inside the context the caller computes the answers and gives
@@ -19,6 +19,10 @@ seq (so every process gives it the same features, whatever the interleaving).
   seq, are the ones it would have had. Entries older than ``keep_us`` before the batch's newest
   transaction are forgotten, and with a transaction its answer and its label (the store stays
   bounded; give the longest history a feature needs: a transaction sent again after that is new).
+  ``answers_us`` (at most ``keep_us``; None: ``keep_us``) is the answers' own window: an answer is
+  forgotten once its transaction is older than that before the newest transaction the store holds
+  (and one that old is not stored), while its entry stays in the log; sent again then, the transaction keeps its seq and
+  comes back unanswered (``new`` False, no answer), so it is answered again over the same entries.
 - ``catch_up(since)`` -> the entries after ``since``, read without taking the write lock (a
   process starting up reads the log before its first ``record``).
 - ``add_labels({tx_id: fraud})`` -> the labels, kept (each transaction's label known so far is
@@ -42,7 +46,8 @@ from typing import Protocol
 
 import numpy as np
 
-from fraudflow.records import TxColumns
+from fraudflow.errors import ConfigError
+from fraudflow.records import US_PER_DAY, TxColumns
 
 #: A transaction as ``load`` takes it: (microseconds, TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT).
 EventRow = tuple[int, int, int, int, float]
@@ -136,10 +141,42 @@ class Recorded:
             raise ValueError(f"{len(answers)} answers for a batch of {len(self.tx_ids)}")
         self.given = list(answers)
 
-    def to_store(self) -> list[tuple[int, int, str]]:
-        """``(tx_id, seq, answer)`` of each answer given, in the batch's order."""
+    def to_store(self, ts_us: np.ndarray, forget_at: int | None) -> list[tuple[int, int, str]]:
+        """``(tx_id, seq, answer)`` of each answer given, in the batch's order, but for the transactions
+        (times ``ts_us``) at or before ``forget_at``: out of the answers' window already."""
         seqs = self.seqs.tolist()
-        return [(self.tx_ids[i], seqs[i], text) for i, text in enumerate(self.given) if text is not None]
+        late = [False] * len(seqs) if forget_at is None else (ts_us <= forget_at).tolist()
+        return [
+            (self.tx_ids[i], seqs[i], text) for i, text in enumerate(self.given) if text is not None and not late[i]
+        ]
+
+
+#: How long an answer is kept for a TRANSACTION_ID sent again, by default (when the log holds its
+#: transaction that long): a retry, a replayed day or a restart a day later gets its first answer.
+ANSWERS_WINDOW_DAYS = 1.0
+
+
+def answers_window(answers_us: int | None, keep_us: int) -> int:
+    """The answers' window (µs): ``answers_us``, or by default ``ANSWERS_WINDOW_DAYS`` (the log's
+    ``keep_us`` when shorter); a ``ConfigError`` when not positive or longer than the log's."""
+    if answers_us is None:
+        return min(int(ANSWERS_WINDOW_DAYS * US_PER_DAY), keep_us)
+    if answers_us <= 0:
+        raise ConfigError(f"the answers window must be positive, got {answers_us / US_PER_DAY:g} days")
+    if answers_us > keep_us:
+        raise ConfigError(
+            f"an answers window of {answers_us / US_PER_DAY:g} days is longer than the online store's log"
+            f" ({keep_us / US_PER_DAY:g} days, the feature set's longest history): an answer goes with its"
+            f" transaction's entry; give at most {keep_us / US_PER_DAY:g}"
+        )
+    return answers_us
+
+
+def forget_times(txs: TxColumns, keep_us: int, answers_us: int | None) -> tuple[int | None, int | None]:
+    """The log's cut-off for the batch ``txs`` (its entries at or before it are forgotten; None for an
+    empty batch), and the answers' window when shorter than the log's (else None)."""
+    log_cut = int(txs.ts_us.max()) - keep_us if len(txs.tx_id) else None
+    return log_cut, (answers_us if answers_us is not None and answers_us < keep_us else None)
 
 
 def columns(rows: Sequence[EventRow]) -> TxColumns:
@@ -190,7 +227,9 @@ def assign_seqs(
 class OnlineStore(Protocol):
     """An online store (see the module's docstring for the contract)."""
 
-    def record(self, txs: TxColumns, since: int, keep_us: int) -> AbstractContextManager[Recorded]: ...
+    def record(
+        self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None
+    ) -> AbstractContextManager[Recorded]: ...
     def catch_up(self, since: int) -> CaughtUp: ...
     def add_labels(self, labels: dict[int, int]) -> int: ...
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int: ...

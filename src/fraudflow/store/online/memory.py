@@ -8,7 +8,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, LabelEntry, Recorded, TxEntry, assign_seqs
+from fraudflow.store.online.interface import (
+    CaughtUp,
+    EventRow,
+    LabelEntry,
+    Recorded,
+    TxEntry,
+    assign_seqs,
+    forget_times,
+)
 
 
 class MemoryStore:
@@ -23,24 +31,30 @@ class MemoryStore:
         self._log: dict[int, TxEntry | LabelEntry] = {}
         self._recorded: dict[int, int] = {}
         self._by_time: list[tuple[int, int]] = []
+        self._answered_by_time: list[tuple[int, int, int]] = []  # (ts, tx_id, seq) of the answers, to forget
         self._seq = 0  # the last seq given
         self._newest = 0  # the newest transaction's time: a label entry's, for trimming
 
     @contextmanager
-    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+    def record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None) -> Iterator[Recorded]:
         with self._lock:
             ids = txs.tx_id.tolist()
             caught_up = self.catch_up(since)
             seqs, answers, new = self._append(
                 ids, txs.ts_us.tolist(), txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist()
             )
-            if ids:
-                self._forget(int(txs.ts_us.max()) - keep_us)
+            log_cut, window = forget_times(txs, keep_us, answers_us)
+            if log_cut is not None:
+                self._forget(log_cut)
+            answers_cut = self._newest - (keep_us if window is None else window)
+            self._forget_answers(answers_cut)
             fraud = [self._labels.get(i, 0) for i in ids]
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
             yield recorded
-            for tx_id, seq, text in recorded.to_store():
-                self._answers.setdefault(tx_id, (seq, text))
+            for tx_id, seq, text in recorded.to_store(txs.ts_us, answers_cut):
+                if tx_id not in self._answers:
+                    self._answers[tx_id] = (seq, text)
+                    heapq.heappush(self._answered_by_time, (self._log[seq][2], tx_id, seq))
 
     def _append(
         self, ids: list[int], ts: list[int], customers: list[int], terminals: list[int], amounts: list[float]
@@ -65,6 +79,13 @@ class MemoryStore:
                 if self._answers.get(entry[1], (None,))[0] == seq:  # its answer and label go with it
                     del self._answers[entry[1]]
                 self._labels.pop(entry[1], None)
+
+    def _forget_answers(self, older_than: int) -> None:
+        """Forget the answers of the transactions at or before ``older_than`` (their entries stay)."""
+        while self._answered_by_time and self._answered_by_time[0][0] <= older_than:
+            _, tx_id, seq = heapq.heappop(self._answered_by_time)
+            if self._answers.get(tx_id, (None,))[0] == seq:
+                del self._answers[tx_id]
 
     def catch_up(self, since: int) -> CaughtUp:
         with self._lock:
@@ -109,6 +130,7 @@ class MemoryStore:
             for held in (self._labels, self._answers, self._meta, self._log, self._recorded):
                 held.clear()
             self._by_time.clear()
+            self._answered_by_time.clear()
             self._seq = self._newest = 0
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ The log: ``seq`` (a counter), ``log`` (a sorted set by seq of entries ``seq,T,tx
 terminal,amount`` and ``seq,L,tx_id,fraud``), ``logts`` (the same entries by time, to trim),
 ``txseq`` (TRANSACTION_ID -> seq while its entry is in the log), ``answers`` and ``answer_seqs``
 (TRANSACTION_ID -> answer, seq), ``labels`` (TRANSACTION_ID -> fraud), ``newest`` (the newest
-transaction's time: a label entry's, for trimming). ``record`` appends a batch and reads the
+transaction's time: a label entry's, for trimming), ``answers_to`` (the time up to which answers
+were forgotten, in a window shorter than the log's). ``record`` appends a batch and reads the
 entries after ``since`` in one Lua script (atomic: no other process's entry comes between), and
 stores its answers in one more (both hashes at once). Durable as Redis is configured to be (AOF with
 ``appendfsync``). One Redis (or a primary and its replicas), not a cluster: a script's keys are on
@@ -20,7 +21,15 @@ from typing import Any
 
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, LabelEntry, Recorded, TxEntry, columns
+from fraudflow.store.online.interface import (
+    CaughtUp,
+    EventRow,
+    LabelEntry,
+    Recorded,
+    TxEntry,
+    columns,
+    forget_times,
+)
 
 # Commands over many fields in slices (Lua's unpack has a stack limit of a few thousand values).
 LUA_HELPERS = """
@@ -39,12 +48,14 @@ local function each_slice(command, key, args, per)
 end
 """
 
-# Append a batch and read the log: KEYS seq, log, logts, txseq, answers, answer_seqs, labels, newest;
-# ARGV since ('': read nothing), cutoff (trim entries at or before it; '': none), the batch (lines
-# "tx_id,ts,customer,terminal,amount"). Returns, as text (a few long strings travel faster than
-# thousands of short ones): the batch's seqs ("s,s,…"), new flags ("1" or "0" each), the stored
-# answers of the answered ones ({index, answer, …}), labels ("f,f,…"); the entries after since (before
-# this batch's; lines) and their transactions' labels ("f,f,…").
+# Append a batch and read the log: KEYS seq, log, logts, txseq, answers, answer_seqs, labels, newest,
+# answers_to; ARGV since ('': read nothing), cutoff (trim entries at or before it; '': none), the batch
+# (lines "tx_id,ts,customer,terminal,amount"), the answers' window (forget the answers of transactions
+# that much older than the newest, from answers_to on, a bounded number a call; '': none). Returns, as
+# text (a few long strings travel faster than thousands of short ones): the batch's seqs ("s,s,…"), new flags
+# ("1" or "0" each), the stored answers of the answered ones ({index, answer, …}), labels ("f,f,…");
+# the entries after since (before this batch's; lines) and their transactions' labels ("f,f,…"), the
+# answers' cutoff ('': none).
 RECORD_SCRIPT = (
     LUA_HELPERS
     + """
@@ -117,9 +128,30 @@ if ARGV[2] ~= '' then
     end
   end
 end
+local answers_cut = ''
+if ARGV[4] ~= '' then
+  answers_cut = string.format('%d', newest - tonumber(ARGV[4]))
+  local from = redis.call('GET', KEYS[9])
+  if not from or tonumber(from) < tonumber(answers_cut) then
+    local limit = 1000 + 2 * n
+    local old = redis.call('ZRANGEBYSCORE', KEYS[3], from and '(' .. from or '-inf', answers_cut,
+                           'WITHSCORES', 'LIMIT', 0, limit)
+    for j = 1, #old, 2 do
+      local seq, id = string.match(old[j], '^(%d+),T,(%-?%d+),')
+      if id and redis.call('HGET', KEYS[6], id) == seq then
+        redis.call('HDEL', KEYS[5], id)
+        redis.call('HDEL', KEYS[6], id)
+      end
+    end
+    -- up to the cutoff, or (a full page) to just before the last time read: the next call goes on from there
+    local to = answers_cut
+    if #old == 2 * limit then to = string.format('%d', tonumber(old[#old]) - 1) end
+    redis.call('SET', KEYS[9], to)
+  end
+end
 for j = 1, #caught_fraud do caught_fraud[j] = caught_fraud[j] or '0' end
 return {table.concat(seqs, ','), table.concat(new), duplicates, table.concat(fraud, ','),
-        table.concat(caught, '\\n'), table.concat(caught_fraud, ',')}
+        table.concat(caught, '\\n'), table.concat(caught_fraud, ','), answers_cut}
 """
 )
 
@@ -156,7 +188,7 @@ return n
 )
 
 #: The log's keys (in the namespace), in the order ``RECORD_SCRIPT`` takes them.
-LOG_KEYS = ("seq", "log", "logts", "txseq", "answers", "answer_seqs", "labels", "newest")
+LOG_KEYS = ("seq", "log", "logts", "txseq", "answers", "answer_seqs", "labels", "newest", "answers_to")
 #: Log entries a ``catch_up`` reads per round trip.
 PAGE = 10_000
 #: Transactions ``load`` appends per script.
@@ -194,10 +226,13 @@ class RedisStore:
             )
 
     @contextmanager
-    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+    def record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None) -> Iterator[Recorded]:
         ids = txs.tx_id.tolist()
-        cutoff = str(int(txs.ts_us.max()) - keep_us) if ids else ""
-        seqs, new, duplicates, fraud, caught, caught_fraud = self._append(txs, str(since), cutoff)
+        cutoff, window = forget_times(txs, keep_us, answers_us)
+        seqs, new, duplicates, fraud, caught, caught_fraud, forgot = self._append(
+            txs, str(since), _text(cutoff), _text(window)
+        )
+        answers_cut = int(forgot) if forgot else cutoff
         answers: list[str | None] = [None] * len(ids)
         for i, text in zip(duplicates[::2], duplicates[1::2], strict=True):
             answers[i] = text.decode()
@@ -210,13 +245,13 @@ class RedisStore:
             ids,
         )
         yield recorded
-        given = recorded.to_store()
+        given = recorded.to_store(txs.ts_us, answers_cut)
         if given:
             texts = [text.encode() for _, _, text in given]
             index = "\n".join(f"{tx_id},{seq},{len(text)}" for (tx_id, seq, _), text in zip(given, texts, strict=True))
             self._answer(keys=[self._key_of["answers"], self._key_of["answer_seqs"]], args=[index, b"".join(texts)])
 
-    def _append(self, txs: TxColumns, since: str, cutoff: str) -> list[Any]:
+    def _append(self, txs: TxColumns, since: str, cutoff: str, answers_window: str) -> list[Any]:
         lines = "\n".join(
             f"{tx_id},{ts},{customer},{terminal},{amount!r}"
             for tx_id, ts, customer, terminal, amount in zip(
@@ -228,7 +263,7 @@ class RedisStore:
                 strict=True,
             )
         )
-        reply: list[Any] = self._record(keys=self._record_keys, args=[since, cutoff, lines])
+        reply: list[Any] = self._record(keys=self._record_keys, args=[since, cutoff, lines, answers_window])
         return reply
 
     def catch_up(self, since: int) -> CaughtUp:
@@ -255,7 +290,7 @@ class RedisStore:
         n = 0
         it = iter(rows)
         while chunk := list(itertools.islice(it, LOAD_CHUNK)):
-            self._append(columns(chunk), "", "")
+            self._append(columns(chunk), "", "", "")
             n += len(chunk)
         self.add_labels(labels)
         return n
@@ -281,6 +316,11 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _text(cutoff: int | None) -> str:
+    """A cut-off as the scripts take it ('': none)."""
+    return "" if cutoff is None else str(cutoff)
 
 
 def _flat(rows: Iterable[Sequence[str | int]]) -> list[str | int]:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns
+from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns, forget_times
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
@@ -81,6 +81,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._checkpoints = Checkpoints(path)
         self._forgotten_to = -(2**63)  # the last cut-off this connection forgot the log to
+        self._answers_forgotten_to = -(2**63)  # and the answers (in a window shorter than the log's)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -97,19 +98,33 @@ class SQLiteStore:
                 self._con.execute("COMMIT")
 
     @contextmanager
-    def record(self, txs: TxColumns, since: int, keep_us: int) -> Iterator[Recorded]:
+    def record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None) -> Iterator[Recorded]:
         with self._transaction():
             cur = self._con.cursor()
             caught_up = self._read_log(cur, since)
             ids = txs.tx_id.tolist()
             seqs, answers, new, fraud = self._append(cur, txs)
-            cutoff = int(txs.ts_us.max()) - keep_us if ids else None
+            cutoff, window = forget_times(txs, keep_us, answers_us)
             if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
                 self._forget(cur, cutoff)
                 self._forgotten_to = cutoff
+            answers_cut = None
+            if window is not None:  # from the newest transaction held, whichever process appended it
+                answers_cut = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0] - window
+            forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
+            if forget_answers:
+                # the answers of the entries that left the window since this connection's last pass
+                cur.execute(
+                    "DELETE FROM answers WHERE tx_id IN"
+                    " (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
+                    (self._answers_forgotten_to, answers_cut),
+                )
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
             yield recorded
-            cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", recorded.to_store())
+            stored = recorded.to_store(txs.ts_us, cutoff if answers_cut is None else answers_cut)
+            cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", stored)
+            if forget_answers and answers_cut is not None:  # once committed (a rollback undoes the pass)
+                self._answers_forgotten_to = answers_cut
 
     @staticmethod
     def _append(cur: sqlite3.Cursor, txs: TxColumns) -> tuple[list[int], list[str | None], list[bool], list[int]]:
