@@ -630,6 +630,14 @@ Online = Annotated[
     str | None,
     typer.Option("--online", help="Online store: redis://host:6379/0, sqlite:///path (default: SQLite in the lake)."),
 ]
+AnswersWindow = Annotated[
+    float | None,
+    typer.Option(
+        "--answers-window-days",
+        help="Days the online store keeps each answer: a TRANSACTION_ID sent again within them gets its first "
+        "answer, later it is answered anew (default 1; at most the feature set's longest history, 37).",
+    ),
+]
 
 
 @app.command()
@@ -691,6 +699,7 @@ def serve(
             "next batch, no restart); 0: never.",
         ),
     ] = 10.0,
+    answers_window_days: AnswersWindow = None,
 ) -> None:
     """Serve POST /v1/score with online features (materializes the store on start when behind).
 
@@ -708,6 +717,7 @@ def serve(
         threshold=threshold,
         api_key=os.environ.get(api_key_env) or None,
         production_poll_seconds=production_poll,
+        answers_window_days=answers_window_days,
     )
     status = run(settings, host=host, port=port, workers=workers)
     if status:
@@ -850,6 +860,7 @@ def operate(
         str | None, typer.Option("--url", help="Score through the service there (default: in this process).")
     ] = None,
     online: Online = None,
+    answers_window_days: AnswersWindow = None,
     change: Annotated[
         list[str] | None,
         typer.Option(
@@ -883,8 +894,6 @@ def operate(
     from fraudflow.simulate.changes import changes_from_options
     from fraudflow.training.registry import Margins
 
-    if url is not None and online is not None:
-        raise ConfigError("--online is the store of scoring in this process; with --url the service has its own")
     lake = _lake(ctx, data)
 
     def said(day: DayReport) -> None:
@@ -897,6 +906,7 @@ def operate(
             url=url,
             api_key=os.environ.get(api_key_env) or None,
             online=online,
+            answers_window_days=answers_window_days,
             changes=changes_from_options(change or [], changes_file),
             retrain_every=retrain_every,
             margins=Margins(margin_ap, margin_cp),

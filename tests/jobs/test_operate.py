@@ -167,6 +167,7 @@ def test_a_day_run_twice_changes_nothing(lake: Path) -> None:
     operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
     again = operate(lake, 2, retrain_every=2)
     assert [d.day for d in again.days] == [days_from(FIRST, 2)[-1].isoformat()]
+
     # no row, model, decision or label added; the same state (the monitor's latest report is a view
     # of the lake as it is now, rewritten by every monitor run: left out)
     def stored(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -289,6 +290,9 @@ def test_command_line_runs_days_then_says_nothing_is_left(lake: Path) -> None:
         (["--change", "spending:x"], "spending:x"),
         (["--url", "http://127.0.0.1:9", "--online", "memory://"], "--online"),
         (["--days", "0"], "--days"),
+        (["--url", "http://127.0.0.1:9", "--answers-window-days", "2"], "--answers-window-days"),
+        (["--answers-window-days", "0"], "--answers-window-days must be positive"),
+        (["--answers-window-days", "40"], "answers window of 40 days is longer than the online store's log (37 days"),
     ],
 )
 def test_command_line_refuses_bad_options_in_one_line(lake: Path, args: list[str], message: str) -> None:

@@ -34,7 +34,7 @@ RISK = [f"TERMINAL_ID_RISK_{w}DAY_WINDOW" for w in (1, 7, 30)]
 def test_replay_then_consistency_finds_no_mismatch(served_lake: Path, tmp_path: Path) -> None:
     root = tmp_path / "lake"
     shutil.copytree(served_lake, root)
-    server = start_server(root)
+    server = start_server(root, options=["--answers-window-days", str(DAYS + 1)])  # consistency reads every answer
     try:
         out = runner.invoke(
             app,

@@ -53,6 +53,7 @@ from fraudflow.features import registry as feature_registry
 from fraudflow.jobs import monitor as monitoring
 from fraudflow.jobs.operate_scoring import InProcess, Scoring, Service
 from fraudflow.lake import Lake, open_lake
+from fraudflow.records import US_PER_DAY
 from fraudflow.simulate import WorldChange, WorldParams, generate, recorded_world
 from fraudflow.store import labels
 from fraudflow.training import model as models
@@ -192,6 +193,7 @@ def operate(
     url: str | None = None,
     api_key: str | None = None,
     online: str | None = None,
+    answers_window_days: float | None = None,
     changes: Sequence[WorldChange] = (),
     retrain_every: int = 7,
     margins: registry.Margins | None = None,
@@ -202,13 +204,20 @@ def operate(
     (the same call after a stop finishes them; a larger ``days`` goes further).
 
     ``url``: score through the service there (else in this process, over the online store
-    ``online``: SQLite in a local lake root by default). ``changes``: changes of the world from
+    ``online``: SQLite in a local lake root by default, keeping answers ``answers_window_days``, 1 by
+    default; a service has its own). ``changes``: changes of the world from
     their day on (recorded with the world; a change on a day already generated is refused).
     ``on_day`` gets each finished day; ``progress(done, total)`` the days finished of ``days``.
     """
     lake = open_lake(data)
     if days < 1:
         raise ConfigError(f"--days must be at least 1, got {days}")
+    if url is not None and (online is not None or answers_window_days is not None):
+        raise ConfigError(
+            "--online and --answers-window-days are for scoring in this process; with --url the service has its own"
+        )
+    if answers_window_days is not None and not answers_window_days > 0:
+        raise ConfigError(f"--answers-window-days must be positive, got {answers_window_days}")
     if retrain_every < 1:
         raise ConfigError(f"--retrain-every must be at least 1 day, got {retrain_every}")
     world = _world(lake, changes)
@@ -220,7 +229,11 @@ def operate(
         return dataclasses.replace(report, last_day=_date(world, state.done_through).isoformat())
     feature_registry.required(lake)  # features before anything is written
     scoring: Scoring = (
-        Service(lake, url, api_key) if url else InProcess(lake, online, recovering=state.in_progress is not None)
+        Service(lake, url, api_key)
+        if url
+        else InProcess(
+            lake, online, recovering=state.in_progress is not None, answers_us=_microseconds(answers_window_days)
+        )
     )
     try:
         write_state(lake, state)
@@ -472,6 +485,10 @@ def _world(lake: Lake, changes: Sequence[WorldChange]) -> WorldParams:
                 f"0..{world.nb_days - 1}); a change must start on day {world.nb_days} or later"
             )
     return world
+
+
+def _microseconds(days: float | None) -> int | None:
+    return None if days is None else round(days * US_PER_DAY)
 
 
 def _number(value: float) -> float | None:

@@ -86,9 +86,11 @@ def transactions(table: pa.Table) -> list[Transaction]:
 class InProcess:
     """The lake's scorer in this process (``Scorer.from_lake``: the production model, its stored threshold)."""
 
-    def __init__(self, lake: Lake, online: str | None = None, *, recovering: bool = False) -> None:
+    def __init__(
+        self, lake: Lake, online: str | None = None, *, recovering: bool = False, answers_us: int | None = None
+    ) -> None:
         self.lake = lake
-        self.scorer = Scorer.from_lake(lake, online=online)
+        self.scorer = Scorer.from_lake(lake, online=online, answers_us=answers_us)
         if recovering:  # answers stored before a crash that the log lacks
             recover(lake, self.scorer.store.answers())
         # committed when a day ends (``end_day``), not by the clock: one file a day
