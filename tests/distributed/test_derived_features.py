@@ -1,5 +1,6 @@
-"""Windows over derived values (``count_above``, ``max``) in Spark SQL equal the compiled engine's,
-on the aggregations' hand-built boundary rows and random rows (tests/features/test_aggregations.py)."""
+"""Windows over derived values (``count_above``, ``max``) and spreads (``std``, ``zscore``) in Spark SQL
+equal the compiled engine's, on the aggregations' hand-built boundary rows and random rows
+(tests/features/test_aggregations.py, with its tolerances)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 from fraudflow import schema as s
 from fraudflow.distributed import features as spark_features
 from fraudflow.features import FeatureSet, compute
-from tests.features.test_aggregations import CASES, HAND_BUILT, random_rows, table
+from tests.features.test_aggregations import ABSOLUTE, CASES, HAND_BUILT, random_rows, table
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
-DERIVED = FeatureSet((*CASES["count_above"], *CASES["max"]), "derived")
+DERIVED = FeatureSet((*CASES["count_above"], *CASES["max"], *CASES["std"], *CASES["zscore"]), "derived")
 ORDER = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
 
 
@@ -31,4 +32,4 @@ def test_spark_windows_over_derived_values_equal_the_compiled_engines(spark: Any
         if f.dtype == "int64":
             np.testing.assert_array_equal(b, a, err_msg=f.name)
         else:
-            np.testing.assert_allclose(b, a, rtol=1e-12, atol=0, err_msg=f.name)
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=ABSOLUTE.get(f.aggregation, 0), err_msg=f.name)

@@ -4,7 +4,8 @@ One case per aggregation of ``AGGREGATIONS``: a few features using it (both enti
 without a delay, each column it can read), computed through the aggregation's forms by each engine
 on a hand-built set of transactions (same-time ties in both id orders, rows exactly on window and
 calendar boundaries, an entity's first row, zero amounts) and on a random one. Integers must be
-equal, floats within 1e-12 relative. Adding an aggregation adds its case here.
+equal, floats within 1e-12 relative (a z-score, a difference, also 1e-12 absolute). Adding an
+aggregation adds its case here.
 """
 
 from __future__ import annotations
@@ -75,7 +76,23 @@ CASES: dict[str, tuple[Feature, ...]] = {
         Feature("T_MAX_2", "max", TERMINAL, window_days=2, of="M_T_RATIO"),
         Feature("T_MAX_AMOUNT_1_2", "max", TERMINAL, window_days=1, delay_days=2, of="M_AMOUNT"),
     ),
+    # spreads: 0 on an entity's first row, on zero amounts and on equal ones (ids 16-18: rounding noise)
+    "std": (
+        Feature("C_STD_1", "std", CUSTOMER, AMOUNT, 1),
+        Feature("T_STD_3", "std", TERMINAL, AMOUNT, 3),
+        Feature("C_STD_1_2", "std", CUSTOMER, AMOUNT, 1, 2),
+        Feature("T_STD_2_1", "std", TERMINAL, AMOUNT, 2, 1),
+    ),
+    "zscore": (
+        Feature("Z_C_2", "zscore", CUSTOMER, AMOUNT, 2),
+        Feature("Z_T_1", "zscore", TERMINAL, AMOUNT, 1),
+        Feature("Z_C_1_1", "zscore", CUSTOMER, AMOUNT, 1, 1),
+    ),
 }
+
+#: a z-score is a difference (the amount less the mean, each engine's sums rounded in its own order):
+#: near 0 only an absolute bound holds; it is unit-free (within +-sqrt(n - 1) without a delay)
+ABSOLUTE = {"zscore": 1e-12}
 
 # TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD; 2018-04-07 is a Saturday
 HAND_BUILT = [
@@ -94,6 +111,9 @@ HAND_BUILT = [
     (13, "2018-04-10 12:00:00", 1, 1, 0.0, 0),
     (14, "2018-04-11 07:00:00", 3, 1, 0.0, 0),  # zero amounts only: a mean of 0, a ratio to 0
     (15, "2018-04-11 08:00:00", 3, 2, 0.0, 0),
+    (16, "2018-04-12 07:00:00", 4, 3, 0.1, 0),  # equal amounts: a variance of rounding noise
+    (17, "2018-04-12 08:00:00", 4, 3, 0.1, 0),
+    (18, "2018-04-12 09:00:00", 4, 3, 0.1, 0),
 ]
 
 
@@ -158,7 +178,11 @@ def assert_forms_agree(tx: pa.Table, fs: FeatureSet) -> None:
                 np.testing.assert_array_equal(values, compiled, err_msg=f"{f.name}: {form} and compiled differ")
             else:
                 np.testing.assert_allclose(
-                    values, compiled, rtol=1e-12, atol=0, err_msg=f"{f.name}: {form} and compiled differ"
+                    values,
+                    compiled,
+                    rtol=1e-12,
+                    atol=ABSOLUTE.get(f.aggregation, 0),
+                    err_msg=f"{f.name}: {form} and compiled differ",
                 )
 
 
@@ -203,3 +227,42 @@ def test_the_hand_built_rows_hit_the_edges_of_windows_over_derived_values() -> N
     assert [got["C_MAX_1"][row[i]] for i in (11, 12, 13)] == pytest.approx([12 / 11, 80 / 27, 80 / 27])
     assert got["C_MAX_1_1"][row[1]] == 0.0
     assert [got["T_MAX_AMOUNT_1_2"][row[i]] for i in (6, 7)] == [10.0, 10.0]  # id 1, in both (t - 3 days, t - 2 days]
+
+
+def test_the_hand_built_rows_hit_the_edges_of_spreads() -> None:
+    """Spreads on HAND_BUILT: population (divided by n); 0 for one transaction, zero amounts and equal
+    ones (whose sums leave a variance of rounding noise); a z-score of 0 where the spread is."""
+    fs = FeatureSet((*CASES["std"], *CASES["zscore"]))
+    got = compute(table(HAND_BUILT), fs).to_pydict()
+    row = {tx_id: i for i, tx_id in enumerate(got[s.TRANSACTION_ID])}
+    assert got["C_STD_1"][row[6]] == pytest.approx(1.0)  # 1.0 and 3.0, a microsecond inside the day
+    assert got["Z_C_2"][row[6]] == pytest.approx(1.0)
+    assert [got["C_STD_1"][row[i]] for i in (1, 8, 14, 15)] == [0.0, 0.0, 0.0, 0.0]
+    assert [got[name][row[i]] for name in ("C_STD_1", "Z_C_2") for i in (16, 17, 18)] == [0.0] * 6
+    assert got["T_STD_3"][row[18]] == 0.0
+    assert (0.1 + 0.1 + 0.1) / 3 != 0.1  # a mean an ulp off: the deviations' noise the rule takes out
+
+
+def test_spreads_stay_exact_for_large_amounts() -> None:
+    """Amounts of 10 million and some cents, spread by about 30: a variance as a difference of sums of
+    squares (mean square 1e14) loses half of its digits. The compiled engine's (corrected two-pass)
+    and the online reference's (two-pass, exact sums) stay within 1e-12 of numpy's over the same
+    window; DuckDB's (VAR_POP, its windows merged) within n ulps of the mean over the spread: 1e-9."""
+    rows = [(i, when, c, t, round(1e7 + amount, 2), fraud) for i, when, c, t, amount, fraud in random_rows(600, seed=3)]
+    tx = table(rows)
+    fs = FeatureSet(
+        (Feature("C_STD_30", "std", CUSTOMER, AMOUNT, 30), Feature("T_STD_2_1", "std", TERMINAL, AMOUNT, 2, 1))
+    )
+    compiled = compute(tx, fs, "compiled")
+    for f in fs.features:
+        np.testing.assert_allclose(online(tx, fs)[f.name], compiled[f.name].to_numpy(), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(compute(tx, fs, "duckdb")[f.name].to_numpy(), compiled[f.name], rtol=1e-9, atol=0)
+    customers, amounts = tx[s.CUSTOMER_ID].to_numpy(), tx[s.TX_AMOUNT].to_numpy()
+    naive_errors = []
+    for c in np.unique(customers):  # each customer's last row: its 30-day window holds all its rows
+        mine = amounts[customers == c]
+        std = compiled["C_STD_30"][int(np.flatnonzero(customers == c)[-1])].as_py()
+        assert std == pytest.approx(np.std(mine), rel=1e-12)
+        naive = np.sqrt(max(0.0, (np.sum(mine * mine) - np.sum(mine) ** 2 / len(mine)) / len(mine)))
+        naive_errors.append(abs(naive - std) / std)
+    assert max(naive_errors) > 1e-6  # a million times the stable forms' disagreement

@@ -18,6 +18,7 @@ tests/features/test_aggregations.py, which checks that its three forms agree.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
@@ -64,6 +65,11 @@ class Inputs(Protocol[_Count, _Value]):
 
     def feature(self, name: str) -> _Value:
         """An earlier feature of the set."""
+        ...
+
+    def variance(self, f: Feature) -> _Value:
+        """The population variance of ``f.column`` over ``f``'s window, 0 when it is empty (each
+        engine by a stable method: not from a sum of squares)."""
         ...
 
     def count_above(self, f: Feature) -> _Count:
@@ -123,6 +129,8 @@ class Aggregation(ABC):
     derived: ClassVar[bool] = False
     #: it compares with ``Feature.threshold``
     thresholded: ClassVar[bool] = False
+    #: it reads the variance of ``Feature.column`` over its window (``Inputs.variance``)
+    reads_variance: ClassVar[bool] = False
 
     def problem(self, f: Feature) -> str | None:
         """What is wrong with ``f``'s fields for this aggregation, if anything."""
@@ -293,6 +301,59 @@ class Mean(WindowAggregation):
         return r.total(f) / n if n != 0 else 0.0
 
 
+class SpreadAggregation(WindowAggregation):
+    """The spread of the amounts in the window: their population variance (divided by n, not n - 1:
+    0 for one transaction), which every engine computes by a stable method of its own (``Inputs.variance``),
+    never as a difference of sums of squares, whose cancellation grows with the amounts' mean square
+    over their variance. A standard deviation at most ``NOISE`` of the mean is taken as 0."""
+
+    reads_variance = True
+
+    def problem(self, f: Feature) -> str | None:
+        if f.column != s.TX_AMOUNT:
+            return f"column must be {s.TX_AMOUNT}, got {f.column!r}"
+        return super().problem(f)
+
+
+class Std(SpreadAggregation):
+    """The population standard deviation of the amount over the window; 0 when it is empty, for one
+    transaction, or for equal amounts (rounding noise, see ``NOISE``)."""
+
+    name = "std"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return _sql_std(f"({_sql_quotient(q.total(f), q.count(f))})", q.variance(f))
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return _array_std(_array_quotient(c.total(f), c.count(f)), c.variance(f))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        n = r.count(f)
+        return _std(r.total(f) / n if n != 0 else 0.0, r.variance(f))
+
+
+class ZScore(SpreadAggregation):
+    """The transaction's amount less the window's mean, over its standard deviation (``std``); 0 when
+    that is 0. Without a delay the window holds the transaction, so it lies within +-sqrt(n - 1)."""
+
+    name = "zscore"
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        mean = f"({_sql_quotient(q.total(f), q.count(f))})"
+        std = f"({_sql_std(mean, q.variance(f))})"
+        return f"CASE WHEN {std} = 0 THEN 0.0 ELSE (CAST({f.column} AS DOUBLE) - {mean}) / {std} END"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        mean = _array_quotient(c.total(f), c.count(f))
+        return _array_quotient(c.column(f.column or "") - mean, _array_std(mean, c.variance(f)))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        n = r.count(f)
+        mean = r.total(f) / n if n != 0 else 0.0
+        std = _std(mean, r.variance(f))
+        return (r.amount - mean) / std if std != 0 else 0.0
+
+
 class DerivedWindowAggregation(WindowAggregation):
     """An aggregate over the window of the derived value ``of`` (an earlier row feature, e.g. the
     amount's ratio to the customer's mean): each transaction's value as it was when it arrived,
@@ -345,6 +406,8 @@ AGGREGATIONS: tuple[Aggregation, ...] = (
     Mean(),
     CountAbove(),
     Max(),
+    Std(),
+    ZScore(),
 )
 BY_NAME: dict[str, Aggregation] = {a.name: a for a in AGGREGATIONS}
 
@@ -372,3 +435,25 @@ def _array_quotient(num: np.ndarray, den: np.ndarray) -> F64:
 def _sql_quotient(num: str, den: str) -> str:
     """``den`` is a name or parenthesized."""
     return f"CASE WHEN {den} = 0 THEN 0.0 ELSE CAST({num} AS DOUBLE) / {den} END"
+
+
+#: A standard deviation at most this share of the mean is rounding noise, taken as 0: equal amounts
+#: give exactly 0 in one engine and about 1e-17 of their mean in another (whose mean is an ulp off).
+NOISE = 1e-9
+
+
+def _std(mean: float, variance: float) -> float:
+    bound = NOISE * mean
+    return math.sqrt(variance) if variance > bound * bound else 0.0
+
+
+def _array_std(mean: F64, variance: F64) -> F64:
+    bound = NOISE * mean
+    out: F64 = np.where(variance > bound * bound, np.sqrt(np.maximum(variance, 0.0)), 0.0)
+    return out
+
+
+def _sql_std(mean: str, variance: str) -> str:
+    """``mean`` and ``variance`` are names or parenthesized."""
+    bound = f"({NOISE!r} * {mean})"
+    return f"CASE WHEN {variance} > {bound} * {bound} THEN SQRT({variance}) ELSE 0.0 END"

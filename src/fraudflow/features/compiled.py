@@ -3,9 +3,10 @@
 Every window feature's count and sum come from ``kernels.window_count_sum``: one pass per entity
 and summed column, all the windows over that column at once. Each feature is then its
 aggregation's compiled form (``features.aggregations``) over those arrays and the rows' columns.
-A window over a derived value (``count_above``, ``max``) reads that feature's column, computed
-before it (it is an earlier feature): a count above a threshold is the window sum of an indicator,
-a maximum ``kernels.window_max``.
+A spread (``std``, ``zscore``) reads the window's variance, ``kernels.window_variance``. A window
+over a derived value (``count_above``, ``max``) reads that feature's column, computed before it (it
+is an earlier feature): a count above a threshold is the window sum of an indicator, a maximum
+``kernels.window_max``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class _Arrays:
         self.windows = _windows(tx, self.ts_us, [f for f in feature_set.features if f.is_window and not f.rule.derived])
         self.features: dict[str, np.ndarray] = {}
         self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._variances: dict[tuple[str, int, int], np.ndarray] = {}
 
     def column(self, name: str) -> np.ndarray:
         return schema.numpy_column(self.tx[name])
@@ -53,6 +55,16 @@ class _Arrays:
 
     def total(self, f: Feature) -> np.ndarray:
         return self.windows[f.name][1]
+
+    def variance(self, f: Feature) -> np.ndarray:
+        key = (f.entity or "", f.history_days, f.delay_days)  # a std and a z-score share it
+        if key not in self._variances:
+            order, starts = self._group(f.entity or "")
+            lo, hi = _bounds_us(f)
+            values = self.column(f.column or "").astype(np.float64)[order]
+            ts = self.ts_us[order]
+            self._variances[key] = kernels.window_variance(order, starts, ts, values, int(lo[0]), int(hi[0]))
+        return self._variances[key]
 
     def feature(self, name: str) -> np.ndarray:
         return self.features[name]

@@ -146,3 +146,46 @@ def window_max(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, hi_us:
             if head < tail:
                 out[order[i]] = values[queue[head]]
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def window_variance(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, hi_us: int) -> F64:
+    """The population variance of ``values`` over same-entity rows with ts in (t - lo_us, t - hi_us],
+    0 when none; grouped and ordered as ``window_count_sum``.
+
+    Each row's by the corrected two-pass method over its window (its mean, then the squared
+    deviations less the square of their sum over n): stable whatever the amounts' size against their
+    spread, in O(rows x window).
+    """
+    n = ts.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    for g in numba.prange(starts.shape[0] - 1):
+        a = starts[g]
+        b = starts[g + 1]
+        lo = a
+        hi = a
+        for i in range(a, b):
+            t = ts[i]
+            if hi_us == 0:
+                hi = i + 1
+            else:
+                while hi < b and ts[hi] <= t - hi_us:
+                    hi += 1
+            while lo < hi and ts[lo] <= t - lo_us:
+                lo += 1
+            m = hi - lo
+            if m == 0:
+                continue
+            s = 0.0
+            c = 0.0
+            for j in range(lo, hi):
+                s, c = compensated_add(s, c, values[j])
+            mean = (s + c) / m
+            squares = 0.0
+            deviations = 0.0
+            for j in range(lo, hi):
+                d = values[j] - mean
+                squares += d * d
+                deviations += d
+            out[order[i]] = (squares - deviations * deviations / m) / m
+    return out

@@ -16,6 +16,7 @@ saw when events arrive in that order).
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -172,6 +173,17 @@ class _Row:
         if span.amounts:
             return sum(ev.amounts[start:end]) + (self.amount if span.current else 0.0)
         return float(sum(ev.frauds[start:end]))
+
+    def variance(self, f: Feature) -> float:
+        """By the two-pass method: the mean, then the mean squared deviation from it."""
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        amounts = self._events.get(span.entity, EMPTY).amounts[start:end]
+        amounts = [*amounts, self.amount] if span.current else amounts
+        if not amounts:
+            return 0.0
+        mean = math.fsum(amounts) / len(amounts)
+        return math.fsum((a - mean) * (a - mean) for a in amounts) / len(amounts)
 
     def _slice(self, span: _Span) -> tuple[int, int]:
         """The entity's events in the window (without this transaction), as a slice; kept for the

@@ -59,6 +59,9 @@ KINDS = len(ENTITIES)
 # (a window feature's column picks one by ``SUMMED``).
 TS, ID, SEQ, LATEST = 0, 1, 2, 3
 AMOUNT, FRAUD = 0, 1
+#: a window's sums are ``[AMOUNT, FRAUD, SPREAD]``: the last the amounts' population variance (by
+#: Welford's updates, as the events are read: stable, unlike a sum of squares)
+SPREAD = 2
 #: the first of the derived values' columns in ``values`` (one per value a window reads)
 DERIVED = 2
 SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
@@ -100,6 +103,8 @@ class OnlineState:
         for f in windows:
             if f.column in SUMMED:
                 summed[self._span_of[f.name]] |= 1 << SUMMED[f.column]
+            if f.rule.reads_variance:
+                summed[self._span_of[f.name]] |= 1 << SPREAD
         self._spans = np.array(
             [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
         ).reshape(len(spans), 4)
@@ -364,6 +369,10 @@ class _Batch:
         sums: F64 = self._sums[self._span_of[f.name], SUMMED[f.column or ""]]
         return sums
 
+    def variance(self, f: Feature) -> F64:
+        variances: F64 = self._sums[self._span_of[f.name], SPREAD]
+        return variances
+
     def feature(self, name: str) -> np.ndarray:
         return self.features[name]
 
@@ -404,6 +413,9 @@ class _Row:
 
     def total(self, f: Feature) -> float:
         return self._sums[self._span_of[f.name]][SUMMED[f.column or ""]]
+
+    def variance(self, f: Feature) -> float:
+        return self._sums[self._span_of[f.name]][SPREAD]
 
     def feature(self, name: str) -> float:
         return self.values[name]
@@ -541,7 +553,7 @@ def _features(
 def _windows(
     rows: I64, values: F64, segments: I64, entity_table: I64, columns: Columns, seqs: I64, spans: I64, reach: I64
 ) -> tuple[I64, F64]:
-    """Each window's count ``[w, i]`` and sums ``[w, AMOUNT or FRAUD, i]`` for the batch's transactions.
+    """Each window's count ``[w, i]`` and sums ``[w, AMOUNT, FRAUD or SPREAD, i]`` for the batch's transactions.
 
     ``spans[w]`` is a window: (entity kind, how far back, delay, the columns it sums as bits), in
     that order; ``reach[k]`` how far back kind ``k``'s windows reach. Transaction ``i`` sees the
@@ -551,14 +563,18 @@ def _windows(
     m = ts.shape[0]
     n_spans = spans.shape[0]
     counts = np.zeros((n_spans, m), dtype=np.int64)
-    sums = np.zeros((n_spans, 2, m), dtype=np.float64)
+    sums = np.zeros((n_spans, 3, m), dtype=np.float64)
     total = np.zeros((n_spans, 2))
     lost = np.zeros((n_spans, 2))  # the compensations
+    mean = np.zeros(n_spans)  # the windows' running means and squared deviations (Welford)
+    deviations = np.zeros(n_spans)
     first = np.searchsorted(spans[:, 0], np.arange(KINDS + 1))  # kind k's windows: first[k] to first[k + 1]
     for i in range(m):
         t = ts[i]
         total[:] = 0.0
         lost[:] = 0.0
+        mean[:] = 0.0
+        deviations[:] = 0.0
         for k in range(KINDS):
             if first[k] == first[k + 1]:
                 continue
@@ -586,13 +602,27 @@ def _windows(
                         for c in range(2):
                             if spans[w, 3] & (1 << c):
                                 total[w, c], lost[w, c] = compensated_add(total[w, c], lost[w, c], values[k, j, c])
+                        if spans[w, 3] & (1 << SPREAD):
+                            _welford(mean, deviations, w, counts[w, i], values[k, j, AMOUNT])
         for w in range(n_spans):
             for c in range(2):
                 sums[w, c, i] = total[w, c] + lost[w, c]
             if spans[w, 2] == 0:  # the window ends with the transaction itself
                 counts[w, i] += 1
                 sums[w, AMOUNT, i] += amount[i]
+                if spans[w, 3] & (1 << SPREAD):
+                    _welford(mean, deviations, w, counts[w, i], amount[i])
+            if counts[w, i]:
+                sums[w, SPREAD, i] = deviations[w] / counts[w, i]
     return counts, sums
+
+
+@numba.njit(cache=True, inline="always")
+def _welford(mean: F64, deviations: F64, w: int, n: int, x: float) -> None:
+    """Window ``w``'s running mean and sum of squared deviations with its ``n``-th value ``x``."""
+    d = x - mean[w]
+    mean[w] += d / n
+    deviations[w] += d * (x - mean[w])
 
 
 @numba.njit(cache=True)

@@ -96,6 +96,29 @@ class _Query:
         peers = self._window(f"S_{f.column}_{f.entity}_PEERS", f"COALESCE(SUM({f.column}) OVER ({_peers(f)}), 0)")
         return f"({total} - {peers})"
 
+    def variance(self, f: Feature) -> str:
+        """VAR_POP over the window (stable in both engines); without a delay, the frame's later peers
+        are out: the variances of the rows of earlier times and of this time's peers up to this row,
+        merged (Chan et al.: the two parts' squared deviations, plus their means' gap weighted)."""
+        column = f.column or ""
+        if f.delay_days:
+            return self._window(f"VAR_{column}_{_key(f)}", f"COALESCE(VAR_POP({column}) OVER ({_frame(f)}), 0.0)")
+        parts = {"B": _frame(f, before=True), "P": _peers(f, upto=True)}
+        key = {"B": _key(f), "P": f"{f.entity}_UPTO"}
+        n, mean, var = (
+            {
+                p: self._window(f"{stat}_{column}_{key[p]}", f"COALESCE({agg}({column}) OVER ({frame}), {zero})")
+                for p, frame in parts.items()
+            }
+            for stat, agg, zero in (("BN", "COUNT", "0"), ("BM", "AVG", "0.0"), ("BV", "VAR_POP", "0.0"))
+        )
+        gap = f"({mean['P']} - {mean['B']})"
+        total = f"({n['B']} + {n['P']})"
+        return (
+            f"(({var['B']} * {n['B']} + {var['P']} * {n['P']} + {gap} * {gap} * {n['B']} * {n['P']} / {total})"
+            f" / {total})"
+        )
+
     def count_above(self, f: Feature) -> str:
         v = self._value(f)
         above = f"CASE WHEN {v} > CAST({f.threshold!r} AS DOUBLE) THEN 1 ELSE 0 END"
