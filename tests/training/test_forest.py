@@ -4,7 +4,8 @@ The margins are summed as XGBoost sums them (float32, in tree order) and equal i
 bit for bit. TreeSHAP runs in float64 where XGBoost's runs in float32, whose rounding grows with the
 sizes it adds: the contributions agree to 1e-6 of the row's total attribution (the sum of the
 absolute contributions, bias included; up to 4e-6 in absolute terms at margins of 14). The two
-TreeSHAP algorithms in the forest (per-leaf tables, Algorithm 2), both float64, agree to 1e-12.
+TreeSHAP algorithms in the forest (per-leaf tables, Algorithm 2), both float64, agree to 1e-12, and
+so do the small trees' tables by split pattern.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fraudflow import WorldParams, generate
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features import FRAUDFLOW, build_features
-from fraudflow.training.forest import TABLE_MAX_DEPTH, Forest
+from fraudflow.training.forest import PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest
 from tests.conftest import read_lake_table
 
 WORLD = WorldParams(n_customers=600, n_terminals=1000, nb_days=50, radius=8.0, start_date=dt.date(2018, 4, 1))
@@ -62,6 +63,7 @@ def test_forest_equals_xgboost_on_every_test_row(folds, params) -> None:
     test = folds[2]
     forest = Forest.from_json(booster.save_raw("json"))
     assert (forest.tables is not None) == (params["max_depth"] <= TABLE_MAX_DEPTH)
+    assert (forest.patterns is not None) == (2 ** params["max_depth"] - 1 <= PATTERN_MAX_SPLITS)
     matrix = xgb.DMatrix(test)
 
     margin = forest.margin(test)
@@ -91,6 +93,20 @@ def test_leaf_tables_equal_algorithm_2(folds) -> None:
     by_tables = forest.contributions(test)
     np.testing.assert_allclose(by_tables, recursive.contributions(test), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(forest.contributions(test[17]), by_tables[17:18])
+
+
+def test_split_patterns_equal_leaf_tables(folds) -> None:
+    """Small trees' tables by split pattern against the leaf tables, one row at a time and in a batch:
+    the same margins bit for bit, contributions to 1e-12."""
+    booster = trained(folds, max_depth=3, n_estimators=60, learning_rate=0.3)
+    forest = Forest.from_json(booster.save_raw("json"))
+    assert forest.patterns is not None
+    by_leaves = dataclasses.replace(forest, patterns=None)
+    test = folds[2][:3000]
+    margin, by_patterns = forest.explain(test)
+    np.testing.assert_array_equal(margin, by_leaves.margin(test))
+    np.testing.assert_allclose(by_patterns, by_leaves.contributions(test), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(forest.contributions(test[17]), by_patterns[17:18])
 
 
 def test_missing_values_take_the_default_direction(folds) -> None:
