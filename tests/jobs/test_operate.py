@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -167,13 +168,7 @@ def test_a_day_run_twice_changes_nothing(lake: Path) -> None:
     operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
     again = operate(lake, 2, retrain_every=2)
     assert [d.day for d in again.days] == [days_from(FIRST, 2)[-1].isoformat()]
-
-    # no row, model, decision or label added; the same state (the monitor's latest report is a view
-    # of the lake as it is now, rewritten by every monitor run: left out)
-    def stored(files: dict[str, bytes]) -> dict[str, bytes]:
-        return {name: data for name, data in files.items() if name != "monitor/report.json"}
-
-    assert stored(lake_files(lake)) == stored(before)
+    assert stored(lake_files(lake)) == stored(before)  # no row, model, decision or label added; the same state
 
 
 def test_a_restart_completes_a_day_cut_short_without_duplicates(
@@ -271,6 +266,55 @@ def test_through_a_running_service(service_lake: tuple[Path, str]) -> None:
     assert sent <= set(chargebacks[schema.TRANSACTION_ID].to_pylist())
     api = known.filter(pc.equal(known[labels.SOURCE], "api"))
     assert set(api[schema.TRANSACTION_ID].to_pylist()) == sent
+
+    # the last day run again through the service: its answers, its chargebacks posted again, nothing added
+    before = lake_files(root)
+    state = read_state(lk)
+    assert state is not None
+    operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
+    again = operate(root, 8, url=url, api_key=API_KEY, retrain_every=7, margins=registry.Margins(-1.0, -1.0))
+    assert [d.day for d in again.days] == [operated[-1].isoformat()] and again.days[0].chargebacks > 0
+    assert stored(lake_files(root)) == stored(before)
+
+
+def test_a_label_posted_again_is_recorded_once(service_lake: tuple[Path, str]) -> None:
+    """The same label twice (a retried request): one row; a change of it, or the same value again
+    after it changed, is recorded; a label from another source (the `labels` command) is seen."""
+    root, url = service_lake
+    lk = Lake(root)
+    first, second = (int(i) for i in lk.read_partitions("transactions", [FIRST - WEEK])[schema.TRANSACTION_ID][:2])
+
+    def post(*pairs: tuple[int, int]) -> None:
+        body = {"labels": [{"TRANSACTION_ID": i, "TX_FRAUD": f} for i, f in pairs]}
+        answer = httpx.post(f"{url}/v1/labels", json=body, headers={"X-API-Key": API_KEY}, timeout=30)
+        assert answer.status_code == 200 and answer.json() == {"accepted": len(pairs)}
+
+    def recorded() -> list[tuple[int, int, str]]:
+        every = labels.read(lk, history=True)
+        return list(
+            zip(
+                every[schema.TRANSACTION_ID].to_pylist(),
+                every[schema.TX_FRAUD].to_pylist(),
+                every[labels.SOURCE].to_pylist(),
+                strict=True,
+            )
+        )
+
+    post((first, 1))
+    post((first, 1), (second, 0))  # the first again: not recorded; the second is new
+    assert recorded() == [(first, 1, "api"), (second, 0, "api")]
+    post((first, 0))
+    post((first, 1))  # back to fraud: a change of the label in force
+    assert recorded() == [(first, 1, "api"), (second, 0, "api"), (first, 0, "api"), (first, 1, "api")]
+    labels.record(lk, {second: 1}, source="analyst", analyst="ann")  # another process changed it
+    post((second, 0))
+    assert recorded()[-2:] == [(second, 1, "analyst"), (second, 0, "api")]
+
+
+def stored(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The lake's files but the monitor's latest report (a view of the lake as it is now, rewritten
+    by every monitor run)."""
+    return {name: data for name, data in files.items() if name != "monitor/report.json"}
 
 
 # errors and the command line -------------------------------------------------------------------
