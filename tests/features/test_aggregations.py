@@ -35,6 +35,14 @@ CASES: dict[str, tuple[Feature, ...]] = {
         Feature("TO_MEAN", "ratio", column=AMOUNT, of="C_MEAN_2"),
         Feature("TO_COUNT", "ratio", column=AMOUNT, of="T_COUNT_1_1"),
     ),
+    # a feature over another: a mean over a delayed one's (0 where that is empty), a count over a mean
+    "quotient": (
+        Feature("Q_C_MEAN_1", "mean", CUSTOMER, AMOUNT, 1),
+        Feature("Q_C_MEAN_2_1", "mean", CUSTOMER, AMOUNT, 2, 1),
+        Feature("Q_T_COUNT_2", "count", TERMINAL, window_days=2),
+        Feature("RECENT_TO_BEFORE", "quotient", column="Q_C_MEAN_1", of="Q_C_MEAN_2_1"),
+        Feature("COUNT_TO_MEAN", "quotient", column="Q_T_COUNT_2", of="Q_C_MEAN_1"),
+    ),
     "count": (
         Feature("C_COUNT_1", "count", CUSTOMER, window_days=1),
         Feature("T_COUNT_2", "count", TERMINAL, window_days=2),

@@ -108,3 +108,33 @@ def test_windows_over_derived_values_are_checked() -> None:
         with pytest.raises(FeatureError, match=message):
             FeatureSet(features)
     assert "threshold" not in HANDBOOK.to_json()["features"][0]  # older versions keep their hash
+
+
+def test_quotients_and_spreads_are_checked() -> None:
+    """A quotient divides an earlier feature (column=) by another (of=), both required; a window over
+    a quotient reads what the quotient reads (its entity's windows only); a spread reads the amount."""
+    from fraudflow.records import CUSTOMER
+
+    recent = Feature("C_MEAN_1", "mean", CUSTOMER, "TX_AMOUNT", 1)
+    before = Feature("C_MEAN_30_7", "mean", CUSTOMER, "TX_AMOUNT", 30, 7)
+    quotient = Feature("Q", "quotient", column="C_MEAN_1", of="C_MEAN_30_7")
+    assert quotient.reads == ("C_MEAN_1", "C_MEAN_30_7")
+    fine = FeatureSet((recent, before, quotient, Feature("X", "max", CUSTOMER, window_days=7, of="Q")), "fine")
+    assert [f.name for f in fine.derivation("Q")] == ["C_MEAN_1", "C_MEAN_30_7", "Q"]
+    assert fine.history_days == 7 + 37
+    with pytest.raises(FeatureError, match="not an earlier feature"):
+        FeatureSet((before, quotient, recent))
+    with pytest.raises(FeatureError, match="names the earlier feature it divides"):
+        Feature("Q", "quotient", of="C_MEAN_30_7")
+    t_count = Feature("T_COUNT", "count", TERMINAL, window_days=1)
+    with pytest.raises(FeatureError, match="another entity"):
+        FeatureSet(
+            (
+                t_count,
+                before,
+                Feature("Q2", "quotient", column="T_COUNT", of="C_MEAN_30_7"),
+                Feature("X", "max", CUSTOMER, window_days=7, of="Q2"),
+            )
+        )
+    with pytest.raises(FeatureError, match="column must be TX_AMOUNT"):
+        Feature("S", "std", CUSTOMER, "TX_FRAUD", 30, 7)

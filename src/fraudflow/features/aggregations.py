@@ -125,6 +125,8 @@ class Aggregation(ABC):
     reads_column: ClassVar[bool] = True
     #: it divides by an earlier feature, named by ``Feature.of``
     divides: ClassVar[bool] = False
+    #: ``Feature.column`` names an earlier feature of the set (a quotient's numerator), not a column
+    column_is_feature: ClassVar[bool] = False
     #: a window over the derived value ``Feature.of`` (an earlier row feature) of each transaction
     derived: ClassVar[bool] = False
     #: it compares with ``Feature.threshold``
@@ -251,6 +253,31 @@ class Ratio(RowAggregation):
     def online(self, f: Feature, r: OnlineInputs) -> float:
         den = r.feature(f.of or "")
         return r.amount / den if den != 0 else 0.0
+
+
+class Quotient(RowAggregation):
+    """The earlier feature named by ``column`` divided by the earlier feature ``of``; 0 when that is 0
+    (e.g. the customer's mean amount of the last 7 days over its mean before them)."""
+
+    name = "quotient"
+    divides = True
+    reads_column = False
+    column_is_feature = True
+
+    def problem(self, f: Feature) -> str | None:
+        if not f.column:
+            return "a quotient names the earlier feature it divides (column=...)"
+        return super().problem(f)
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return _sql_quotient(f"({q.feature(f.column or '')})", f"({q.feature(f.of or '')})")
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return _array_quotient(c.feature(f.column or ""), c.feature(f.of or ""))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        den = r.feature(f.of or "")
+        return r.feature(f.column or "") / den if den != 0 else 0.0
 
 
 class Count(WindowAggregation):
@@ -401,6 +428,7 @@ AGGREGATIONS: tuple[Aggregation, ...] = (
     Weekend(),
     Night(),
     Ratio(),
+    Quotient(),
     Count(),
     Sum(),
     Mean(),

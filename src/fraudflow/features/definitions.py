@@ -40,6 +40,7 @@ class Feature:
     delay_days: int = 0
     description: str = ""
     of: str | None = None  # "ratio": ``column`` divided by the earlier feature ``of`` (0 when it is 0);
+    # "quotient": the earlier feature named by ``column`` divided by ``of``;
     # a window over a derived value ("count_above", "max"): the earlier row feature whose value,
     # as of each transaction, the window reads
     threshold: float | None = None  # "count_above": the value a transaction's must exceed
@@ -59,6 +60,12 @@ class Feature:
     def rule(self) -> Aggregation:
         """The aggregation object: this feature's SQL, compiled and online forms."""
         return BY_NAME[self.aggregation]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The earlier features of its set it is computed from."""
+        named = (self.column or "",) if self.rule.column_is_feature else ()
+        return (*named, self.of) if self.of is not None else named
 
     @property
     def is_window(self) -> bool:
@@ -142,10 +149,9 @@ class FeatureSet:
         if dupes:
             raise FeatureError(f"feature set {self.name!r}: duplicate names {dupes}")
         for i, f in enumerate(self.features):
-            if f.of is not None and f.of not in names[:i]:
-                raise FeatureError(
-                    f"feature {f.name!r} divides by {f.of!r}, which is not an earlier feature of the set"
-                )
+            for name in f.reads:
+                if name not in names[:i]:
+                    raise FeatureError(f"feature {f.name!r} reads {name!r}, which is not an earlier feature of the set")
             if f.rule.derived:
                 problem = self._derivation_problem(f)
                 if problem:
@@ -176,10 +182,10 @@ class FeatureSet:
         wanted = {name}
         stack = [name]
         while stack:
-            f = by_name[stack.pop()]
-            if f.of is not None and f.of not in wanted:
-                wanted.add(f.of)
-                stack.append(f.of)
+            for name in by_name[stack.pop()].reads:
+                if name not in wanted:
+                    wanted.add(name)
+                    stack.append(name)
         return [f for f in self.features if f.name in wanted]
 
     def reach_days(self, f: Feature) -> int:
