@@ -22,7 +22,7 @@ from fraudflow import WorldParams, generate
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features import FRAUDFLOW, build_features
-from fraudflow.training.forest import PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest
+from fraudflow.training.forest import PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest, strongest
 from tests.conftest import read_lake_table
 
 WORLD = WorldParams(n_customers=600, n_terminals=1000, nb_days=50, radius=8.0, start_date=dt.date(2018, 4, 1))
@@ -130,3 +130,15 @@ def test_models_it_cannot_compile_are_refused(folds) -> None:
     forest = Forest.from_json(trained(folds, max_depth=2, n_estimators=2).save_raw("json"))
     with pytest.raises(ConfigError, match=f"takes {len(FRAUDFLOW.features)} features; rows have 3"):
         forest.contributions(np.zeros((1, 3)))
+
+
+def test_strongest_contributions_as_a_stable_sort_ranks_them(folds) -> None:
+    booster = trained(folds, max_depth=3, n_estimators=20)
+    contributions = Forest.from_json(booster.save_raw("json")).contributions(folds[2][:2000])
+    contributions[:5, :4] = [[1.0, -1.0, 0.5, -2.0]] * 5  # ties: the first column first
+    columns = contributions.shape[1] - 1  # not the bias
+    order, values = strongest(contributions, 3, columns)
+    expected = np.argsort(-np.abs(contributions[:, :columns]), axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(values, np.take_along_axis(contributions, expected, axis=1))
+    assert order[0].tolist() == [3, 0, 1]

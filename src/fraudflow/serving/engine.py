@@ -30,12 +30,12 @@ from fraudflow.records import Transaction, TxColumns
 from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online import codec
 from fraudflow.store.online.connect import open_store
-from fraudflow.store.online.interface import CaughtUp, OnlineStore, answers_window
+from fraudflow.store.online.interface import CaughtUp, OnlineStore, Recorded, answers_window
 from fraudflow.store.online.materialize import materialize
 from fraudflow.store.predictions import PredictionBatch
 from fraudflow.training import model as models
 from fraudflow.training import registry as model_registry
-from fraudflow.training.forest import Forest, probability
+from fraudflow.training.forest import Forest, probability, strongest
 from fraudflow.training.model import Model
 
 #: The strongest contributions each answer names.
@@ -80,25 +80,27 @@ class Answer:
 
 @dataclass(frozen=True)
 class _Judged:
-    """The model's outputs for a batch: each row's score, its strongest contributions' columns and values."""
+    """The model's outputs for a batch: each row's score (also as an array), its strongest
+    contributions' columns and values."""
 
     scores: list[float]
     order: list[list[int]]
     strongest: list[list[float]]
+    score_array: np.ndarray
 
 
 @dataclass(frozen=True)
 class _Served:
-    """A batch's feature vectors (as one matrix, rows in the batch's order, columns the feature set's,
-    and as the JSON objects served), which rows were computed now (the others: duplicates), the
-    model's outputs and when."""
+    """A batch's feature vectors (one matrix, rows in the batch's order, columns the feature set's),
+    whether each row was answered before (a duplicate), the rows computed now (None: all of them),
+    the answers, and the scores and served time of the prediction log."""
 
     vectors: np.ndarray
-    texts: list[str]
     duplicate: list[bool]
     columns: TxColumns
-    computed: list[int]
-    judged: _Judged
+    computed: list[int] | None
+    answers: list[Answer]
+    scores: np.ndarray
     at: dt.datetime
 
 
@@ -139,6 +141,7 @@ class Scorer:
         self.model, self.model_id, self.threshold = model, model_id, threshold
         self._forest = forest
         self._inputs = None if model is None else np.array([self._names.index(f) for f in model.features])
+        self._inputs_in_order = self._inputs is not None and self._inputs.tolist() == list(range(len(self._names)))
         # the answer's JSON around its values, with the model's names and id escaped once
         self._model_id_json = json.dumps(model_id)
         self._head = f',"threshold":{threshold!r},"model_id":{self._model_id_json},"features":'
@@ -172,50 +175,25 @@ class Scorer:
         if not txs:
             return []
         served = self._serve(txs)
-        if self.served_log is not None and served.computed:
-            rows = np.array(served.computed)
-            scores = np.array(served.judged.scores)[rows]
-            self.served_log.add(
-                PredictionBatch(
-                    served.columns.take(rows),
-                    scores,
-                    self.threshold,
-                    self.model_id,
-                    self._names,
-                    served.vectors[rows],
-                    served.at,
-                )
-            )
-        names = self.model.features if self.model is not None else []
-        threshold, head, top_names = self.threshold, self._head, self._top_names
-        judged = served.judged
-        answers = []
-        for tx, score, vector, js, cs, duplicate in zip(
-            txs, judged.scores, served.texts, judged.order, judged.strongest, served.duplicate, strict=True
-        ):
-            alert = score >= threshold
-            tops = ",".join([f'{{"feature":{top_names[j]},"contribution":{c!r}}}' for j, c in zip(js, cs, strict=True)])
-            body = (
-                f'{{"TRANSACTION_ID":{tx.transaction_id},"score":{score!r},"alert":{"true" if alert else "false"}'
-                f'{head}{vector},"top_features":[{tops}],"duplicate":{"true" if duplicate else "false"}}}'
-            )
-            top = [(names[j], c) for j, c in zip(js, cs, strict=True)]
-            answers.append(
-                Answer(tx.transaction_id, score, alert, threshold, self.model_id, duplicate, top, vector, body)
-            )
-        return answers
+        if self.served_log is not None and served.computed != []:
+            columns, vectors, scores = served.columns, served.vectors, served.scores
+            if served.computed is not None:
+                rows = np.array(served.computed)
+                columns, vectors, scores = columns.take(rows), vectors[rows], scores[rows]
+            batch = PredictionBatch(columns, scores, self.threshold, self.model_id, self._names, vectors, served.at)
+            self.served_log.add(batch)
+        return served.answers
 
     def _judge(self, vectors: np.ndarray) -> _Judged:
         """The model's score and strongest contributions of each row of ``vectors`` (zeros without a model)."""
         n = len(vectors)
         if self.model is None or self._forest is None or self._inputs is None or n == 0:
-            return _Judged([0.0] * n, [[] for _ in range(n)], [[] for _ in range(n)])
-        x = self.model.standardize(vectors[:, self._inputs])
+            return _Judged([0.0] * n, [[] for _ in range(n)], [[] for _ in range(n)], np.zeros(n))
+        x = self.model.standardize(vectors if self._inputs_in_order else vectors[:, self._inputs])
         margins, contributions = self._forest.explain(x)
-        contributions = contributions[:, :-1]
-        ranked = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_FEATURES]
-        strongest = np.take_along_axis(contributions, ranked, axis=1).tolist()
-        return _Judged(probability(margins).tolist(), ranked.tolist(), strongest)
+        ranked, values = strongest(contributions, TOP_FEATURES, contributions.shape[1] - 1)  # not the bias
+        scores = probability(margins)
+        return _Judged(scores.tolist(), ranked.tolist(), values.tolist(), scores)
 
     def features(self, txs: Sequence[Transaction]) -> list[ServedFeatures]:
         """Online features of ``txs`` (in arrival order), recorded in the store with them; the stored
@@ -241,50 +219,90 @@ class Scorer:
 
     def _record(self, txs: Sequence[Transaction], columns: TxColumns) -> _Served:
         n = len(txs)
-        vectors = np.empty((n, len(self._names)), dtype=np.float64)
-        texts = [""] * n
-        duplicate = [True] * n
         at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         # the state's last seq: the last entry of the store's log this process has seen
         with self.store.record(columns, self.state.last_seq, self._keep_us, self._answers_us) as recorded:
             self._catch_up(recorded.caught_up)
-            first: dict[int, int] = {}  # TRANSACTION_ID -> its first place in the batch
-            computed: list[int] = []  # never answered: new, or recorded once and never answered
-            for i, (tx_id, stored) in enumerate(zip(recorded.tx_ids, recorded.answers, strict=True)):
-                if stored is None and tx_id not in first:
-                    computed.append(i)
-                    duplicate[i] = False
-                first.setdefault(tx_id, i)
-            if computed:
-                rows = np.array(computed)
-                vectors[rows] = self.state.features(columns.take(rows), recorded.seqs[rows])
-                known = rows[recorded.fraud[rows] > 0]  # labels that came before their transaction
-                if len(known):
+            computed: list[int] | None = None  # the rows computed now (None: all, the usual batch)
+            if recorded.answers.count(None) == n and len(set(recorded.tx_ids)) == n:
+                vectors = self.state.features(columns, recorded.seqs)
+                if recorded.fraud.any():  # labels that came before their transaction
+                    known = np.flatnonzero(recorded.fraud > 0)
                     self.state.label(columns.tx_id[known], recorded.fraud[known])
-                for i, values in zip(computed, vectors[computed].tolist(), strict=True):
-                    texts[i] = self._encoder.vector(values)
-            for i, stored in enumerate(recorded.answers):
-                if stored is not None:  # answered before: its first vector
-                    values = codec.decode(stored).features
-                    vectors[i] = [values[name] for name in self._names]
-                    texts[i] = self._encoder.vector(vectors[i].tolist())
-                elif duplicate[i]:  # a TRANSACTION_ID repeated in the batch: its first vector, counted once
-                    vectors[i] = vectors[first[recorded.tx_ids[i]]]
-                    texts[i] = texts[first[recorded.tx_ids[i]]]
+                texts = [self._encoder.vector(values) for values in vectors.tolist()]
+                duplicate = [False] * n
+            else:
+                vectors, texts, duplicate, computed = self._with_duplicates(columns, recorded)
             judged = self._judge(vectors)
-            stored_texts: list[str | None] = [None] * n
-            at_iso = at.isoformat()
-            for i in computed:
-                served = ""
-                if self.model is not None:
-                    score = judged.scores[i]
-                    served = codec.Encoder.served_text(
-                        score, score >= self.threshold, self.threshold, self._model_id_json, at_iso
-                    )
-                stored_texts[i] = self._encoder.answer(texts[i], txs[i], served)
-            recorded.answer(stored_texts)  # stored, and committed, as the context ends
-        self.state.trim(int(columns.ts_us.max()))  # the windows forget what none reaches, as the store's log does
-        return _Served(vectors, texts, duplicate, columns, computed, judged, at)
+            answers, stored = self._answers(txs, texts, duplicate, judged, at)
+            recorded.answer(stored)  # stored, and committed, as the context ends
+        # the windows forget what none reaches, as the store's log does
+        self.state.trim(max(columns.ts_us.tolist()))
+        return _Served(vectors, duplicate, columns, computed, answers, judged.score_array, at)
+
+    def _with_duplicates(
+        self, columns: TxColumns, recorded: Recorded
+    ) -> tuple[np.ndarray, list[str], list[bool], list[int]]:
+        """A batch with transactions answered before, or repeated within it: their first vectors
+        (stored, or the batch's first), the others computed. The vectors, their texts, which rows are
+        duplicates and which were computed."""
+        n = len(columns)
+        vectors = np.empty((n, len(self._names)), dtype=np.float64)
+        texts = [""] * n
+        duplicate = [True] * n
+        first: dict[int, int] = {}  # TRANSACTION_ID -> its first place in the batch
+        computed: list[int] = []  # never answered: new, or recorded once and never answered
+        for i, (tx_id, stored) in enumerate(zip(recorded.tx_ids, recorded.answers, strict=True)):
+            if stored is None and tx_id not in first:
+                computed.append(i)
+                duplicate[i] = False
+            first.setdefault(tx_id, i)
+        if computed:
+            rows = np.array(computed)
+            vectors[rows] = self.state.features(columns.take(rows), recorded.seqs[rows])
+            known = rows[recorded.fraud[rows] > 0]  # labels that came before their transaction
+            if len(known):
+                self.state.label(columns.tx_id[known], recorded.fraud[known])
+            for i, values in zip(computed, vectors[computed].tolist(), strict=True):
+                texts[i] = self._encoder.vector(values)
+        for i, stored in enumerate(recorded.answers):
+            if stored is not None:  # answered before: its first vector
+                values = codec.decode(stored).features
+                vectors[i] = [values[name] for name in self._names]
+                texts[i] = self._encoder.vector(vectors[i].tolist())
+            elif duplicate[i]:  # a TRANSACTION_ID repeated in the batch: its first vector, counted once
+                vectors[i] = vectors[first[recorded.tx_ids[i]]]
+                texts[i] = texts[first[recorded.tx_ids[i]]]
+        return vectors, texts, duplicate, computed
+
+    def _answers(
+        self, txs: Sequence[Transaction], texts: list[str], duplicate: list[bool], judged: _Judged, at: dt.datetime
+    ) -> tuple[list[Answer], list[str | None]]:
+        """Each transaction's answer (its JSON text written here, once) and the answer to store for
+        those computed now (None for the duplicates)."""
+        names = self.model.features if self.model is not None else []
+        threshold, head, top_names, model_id = self.threshold, self._head, self._top_names, self.model_id
+        served_text = codec.Encoder.served_text if self.model is not None else None
+        answer_text, model_id_json, at_iso = self._encoder.answer, self._model_id_json, at.isoformat()
+        answers = []
+        stored: list[str | None] = []
+        for tx, score, vector, js, cs, again in zip(
+            txs, judged.scores, texts, judged.order, judged.strongest, duplicate, strict=True
+        ):
+            alert = score >= threshold
+            tops = ",".join([f'{{"feature":{top_names[j]},"contribution":{c!r}}}' for j, c in zip(js, cs, strict=True)])
+            body = (
+                f'{{"TRANSACTION_ID":{tx.transaction_id},"score":{score!r},"alert":{"true" if alert else "false"}'
+                f'{head}{vector},"top_features":[{tops}],"duplicate":{"true" if again else "false"}}}'
+            )
+            top = [(names[j], c) for j, c in zip(js, cs, strict=True)]
+            answers.append(Answer(tx.transaction_id, score, alert, threshold, model_id, again, top, vector, body))
+            if again:
+                stored.append(None)
+            else:
+                served = "" if served_text is None else served_text(score, alert, threshold, model_id_json, at_iso)
+                stored.append(answer_text(vector, tx, served))
+        return answers, stored
 
     def _catch_up(self, caught_up: CaughtUp) -> None:
         """Hold the log's entries other processes appended (transactions, then labels)."""

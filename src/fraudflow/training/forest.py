@@ -203,6 +203,33 @@ class Forest:
         return rows
 
 
+def strongest(contributions: F64, k: int, columns: int) -> tuple[I64, F64]:
+    """Each row's ``k`` largest contributions by absolute value among its first ``columns`` (ties:
+    the first column first, as a stable sort): their columns and values. One compiled pass where
+    numpy takes five operations, each costing more than the work for a row or two."""
+    return _strongest(np.ascontiguousarray(contributions), min(k, columns), columns)
+
+
+@njit(cache=True)
+def _strongest(contributions: F64, k: int, m: int) -> tuple[I64, F64]:
+    n = contributions.shape[0]
+    order = np.empty((n, k), dtype=np.int64)
+    values = np.empty((n, k), dtype=np.float64)
+    for r in range(n):
+        row = contributions[r]
+        for t in range(k):
+            best = -1
+            for j in range(m):
+                taken = False
+                for u in range(t):
+                    taken = taken or order[r, u] == j
+                if not taken and (best < 0 or abs(row[j]) > abs(row[best])):
+                    best = j
+            order[r, t] = best
+            values[r, t] = row[best]
+    return order, values
+
+
 def probability(margin: F64) -> F64:
     """``binary:logistic``'s sigmoid of margins."""
     out: F64 = 1.0 / (1.0 + np.exp(-margin))
