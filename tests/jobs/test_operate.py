@@ -28,6 +28,7 @@ from fraudflow.jobs import operate as operating
 from fraudflow.jobs.operate import OPERATE_DAY, DayReport, day_reports, operate, read_state
 from fraudflow.jobs.operate_scoring import InProcess
 from fraudflow.serving.served_log import ServedLog
+from fraudflow.simulate.changes import UnderThresholdFrauds
 from fraudflow.store import labels, offline, predictions
 from fraudflow.training import model, registry, workflow
 from tests.serving.conftest import API_KEY, start_server
@@ -235,6 +236,47 @@ def test_a_challenger_short_of_the_margins_becomes_the_candidate(lake: Path) -> 
     assert registry.production(Lake(lake)) == report.days[0].model_id
 
 
+# a world that changes --------------------------------------------------------------------------
+#: new fraud from the first day after the world's 60: 10 cards a day compromised for 14 days, 80% of
+#: their transactions given amounts just under the amount rule's threshold (220)
+CHANGE = UnderThresholdFrauds(WORLD.nb_days, customers=10, share=0.8)
+#: the change's first days, in the lake before operation begins: the newest split whose labels are
+#: mature starts 27 days before a gate's day, so the first challenger trained on changed days only
+#: comes 28 days into the change (26 here, and the gate on operation's 2nd day)
+CHANGED_DAYS = 26
+
+
+@pytest.mark.slow
+def test_after_a_change_a_promoted_challenger_recovers_the_live_metrics(lake: Path) -> None:
+    """The model trained before the change meets the new fraud; the gate promotes a challenger trained
+    on changed days, and the live figures of the days it serves beat the champion's of the days before.
+
+    Live AP, and the alerted cards against the budget: live CP@100 does not tell them apart on a world
+    of 300 cards, where the 100 a day ranks are a third of them all and the compromised ones, once
+    alerted, leave the ranking of the next days (CP@100 falls day after day whichever model serves).
+    """
+    changed = dataclasses.replace(WORLD, nb_days=WORLD.nb_days + CHANGED_DAYS, changes=(CHANGE,))
+    generate(lake, changed, from_day=WORLD.nb_days)
+    build_features(lake, FRAUDFLOW, from_date=FIRST)
+    days = operate(lake, 11, retrain_every=2).days  # the world goes on changed (the change is recorded with it)
+    lk = Lake(lake)
+
+    champion, gate = days[0].model_id, days[1].gate
+    assert gate is not None and gate.promoted and gate.challenger not in (None, champion)
+    trained = lk.read_json(lk.path("models", str(gate.challenger), model.METADATA_FILE))
+    assert dt.date.fromisoformat(trained["train_start"]) >= FIRST  # on days of the changed world only
+    assert [d.model_id for d in days[:4]] == [champion, champion, gate.challenger, gate.challenger]
+
+    # each day's live figures come 7 days later, once its labels are mature
+    assert [d.live_day for d in days[7:]] == [d.day for d in days[:4]]
+    before = [d.live_ap or 0.0 for d in days[7:9]]  # the champion's two days (None: no fraud that day)
+    after = [d.live_ap or 0.0 for d in days[9:11]]  # the challenger's first two
+    assert min(after) > max(before) + 0.05 and min(before) > 0, (before, after)
+    # the champion alerted twice the budget's cards; the challenger keeps within it
+    assert all(d.budget is not None and d.alerted_cards > 1.5 * d.budget for d in days[:2])
+    assert all(d.budget is not None and d.alerted_cards <= d.budget for d in days[2:4])
+
+
 # through a service -----------------------------------------------------------------------------
 @pytest.fixture
 def service_lake(lake: Path) -> Iterator[tuple[Path, str]]:
@@ -245,14 +287,14 @@ def service_lake(lake: Path) -> Iterator[tuple[Path, str]]:
 
 def test_through_a_running_service(service_lake: tuple[Path, str]) -> None:
     root, url = service_lake
-    report = operate(root, 8, url=url, api_key=API_KEY, retrain_every=7, margins=registry.Margins(-1.0, -1.0))
+    report = operate(root, 3, url=url, api_key=API_KEY, retrain_every=2, margins=registry.Margins(-1.0, -1.0))
     lk = Lake(root)
-    operated = days_from(FIRST, 8)
+    operated = days_from(FIRST, 3)
     txs = lk.read_partitions("transactions", operated)
     logged = predictions.read(lk)
     assert sorted(logged[schema.TRANSACTION_ID].to_pylist()) == sorted(txs[schema.TRANSACTION_ID].to_pylist())
     # the service took the promoted challenger for the last day
-    gate = report.days[6].gate
+    gate = report.days[1].gate
     assert gate is not None and gate.promoted
     third = pc.equal(logged[schema.PARTITION_COLUMN], pa.scalar(operated[-1], pa.date32()))
     assert set(logged.filter(third)[predictions.MODEL_ID].to_pylist()) == {gate.challenger}
@@ -272,17 +314,18 @@ def test_through_a_running_service(service_lake: tuple[Path, str]) -> None:
     state = read_state(lk)
     assert state is not None
     operating.write_state(lk, dataclasses.replace(state, done_through=state.done_through - 1))  # as if killed
-    again = operate(root, 8, url=url, api_key=API_KEY, retrain_every=7, margins=registry.Margins(-1.0, -1.0))
+    again = operate(root, 3, url=url, api_key=API_KEY, retrain_every=2, margins=registry.Margins(-1.0, -1.0))
     assert [d.day for d in again.days] == [operated[-1].isoformat()] and again.days[0].chargebacks > 0
     assert stored(lake_files(root)) == stored(before)
 
+    assert_a_label_posted_again_is_recorded_once(lk, url, txs[schema.TRANSACTION_ID].to_pylist()[-2:])
 
-def test_a_label_posted_again_is_recorded_once(service_lake: tuple[Path, str]) -> None:
-    """The same label twice (a retried request): one row; a change of it, or the same value again
-    after it changed, is recorded; a label from another source (the `labels` command) is seen."""
-    root, url = service_lake
-    lk = Lake(root)
-    first, second = (int(i) for i in lk.read_partitions("transactions", [FIRST - WEEK])[schema.TRANSACTION_ID][:2])
+
+def assert_a_label_posted_again_is_recorded_once(lake: Lake, url: str, ids: list[int]) -> None:
+    """Labels of ``ids`` (transactions without any) posted to the service at ``url``: the same label
+    twice (a retried request) is one row; a change of it, or the same value again after it changed,
+    is recorded; a label another process recorded (the `labels` command) is taken into account."""
+    first, second = ids
 
     def post(*pairs: tuple[int, int]) -> None:
         body = {"labels": [{"TRANSACTION_ID": i, "TX_FRAUD": f} for i, f in pairs]}
@@ -290,23 +333,23 @@ def test_a_label_posted_again_is_recorded_once(service_lake: tuple[Path, str]) -
         assert answer.status_code == 200 and answer.json() == {"accepted": len(pairs)}
 
     def recorded() -> list[tuple[int, int, str]]:
-        every = labels.read(lk, history=True)
-        return list(
-            zip(
-                every[schema.TRANSACTION_ID].to_pylist(),
-                every[schema.TX_FRAUD].to_pylist(),
-                every[labels.SOURCE].to_pylist(),
-                strict=True,
-            )
+        every = labels.read(lake, history=True)
+        rows = zip(
+            every[schema.TRANSACTION_ID].to_pylist(),
+            every[schema.TX_FRAUD].to_pylist(),
+            every[labels.SOURCE].to_pylist(),
+            strict=True,
         )
+        return [row for row in rows if row[0] in ids]
 
+    assert recorded() == []
     post((first, 1))
     post((first, 1), (second, 0))  # the first again: not recorded; the second is new
     assert recorded() == [(first, 1, "api"), (second, 0, "api")]
     post((first, 0))
     post((first, 1))  # back to fraud: a change of the label in force
     assert recorded() == [(first, 1, "api"), (second, 0, "api"), (first, 0, "api"), (first, 1, "api")]
-    labels.record(lk, {second: 1}, source="analyst", analyst="ann")  # another process changed it
+    labels.record(lake, {second: 1}, source="analyst", analyst="ann")  # another process changed it
     post((second, 0))
     assert recorded()[-2:] == [(second, 1, "analyst"), (second, 0, "api")]
 
