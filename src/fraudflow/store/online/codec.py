@@ -74,10 +74,14 @@ class Encoder:
     @staticmethod
     def served_text(score: float, alert: bool, threshold: float, model_id_json: str, at_iso: str) -> str:
         """The JSON object of the model's answer (``model_id_json``: the id already as JSON text)."""
-        return (
-            f'{{"score":{score!r},"alert":{"true" if alert else "false"},"threshold":{threshold!r},'
-            f'"model_id":{model_id_json},"at":"{at_iso}"}}'
-        )
+        return Encoder.served_template(threshold, model_id_json, at_iso) % (repr(score), "true" if alert else "false")
+
+    @staticmethod
+    def served_template(threshold: float, model_id_json: str, at_iso: str) -> str:
+        """``served_text`` of a batch (one model, threshold and time) as a %-template of the score's
+        text and the alert's (``true``/``false``): what is the same for every answer, written once."""
+        model_id = model_id_json.replace("%", "%%")
+        return f'{{"score":%s,"alert":%s,"threshold":{threshold!r},"model_id":{model_id},"at":"{at_iso}"}}'
 
 
 def encode(features: Mapping[str, float], tx: Transaction, served: Served | None = None) -> str:
