@@ -43,6 +43,15 @@ CASES: dict[str, tuple[Feature, ...]] = {
         Feature("RECENT_TO_BEFORE", "quotient", column="Q_C_MEAN_1", of="Q_C_MEAN_2_1"),
         Feature("COUNT_TO_MEAN", "quotient", column="Q_T_COUNT_2", of="Q_C_MEAN_1"),
     ),
+    # known frauds' ages: none in a window (its reach), one exactly at its far edge (out), ties
+    "days_since_first_fraud": (
+        Feature("T_FIRST_FRAUD_2_1", "days_since_first_fraud", TERMINAL, FRAUD, 2, 1),
+        Feature("C_FIRST_FRAUD_3_1", "days_since_first_fraud", CUSTOMER, FRAUD, 3, 1),
+    ),
+    "days_since_last_fraud": (
+        Feature("T_LAST_FRAUD_2_1", "days_since_last_fraud", TERMINAL, FRAUD, 2, 1),
+        Feature("C_LAST_FRAUD_1_2", "days_since_last_fraud", CUSTOMER, FRAUD, 1, 2),
+    ),
     "count": (
         Feature("C_COUNT_1", "count", CUSTOMER, window_days=1),
         Feature("T_COUNT_2", "count", TERMINAL, window_days=2),
@@ -274,3 +283,15 @@ def test_spreads_stay_exact_for_large_amounts() -> None:
         naive = np.sqrt(max(0.0, (np.sum(mine * mine) - np.sum(mine) ** 2 / len(mine)) / len(mine)))
         naive_errors.append(abs(naive - std) / std)
     assert max(naive_errors) > 1e-6  # a million times the stable forms' disagreement
+
+
+def test_the_hand_built_rows_hit_the_edges_of_fraud_ages() -> None:
+    """Known frauds' ages on HAND_BUILT: a fraud exactly at a delayed window's near end is in it; a
+    window without one gives its reach (delay + window days)."""
+    fs = FeatureSet((*CASES["days_since_first_fraud"], *CASES["days_since_last_fraud"]))
+    got = compute(table(HAND_BUILT), fs).to_pydict()
+    row = {tx_id: i for i, tx_id in enumerate(got[s.TRANSACTION_ID])}
+    assert got["T_LAST_FRAUD_2_1"][row[7]] == 1.0  # id 8, exactly 1 day back
+    assert got["T_FIRST_FRAUD_2_1"][row[7]] == pytest.approx(2 + 1 / 86400)  # id 1, a second more than 2 days
+    assert [got["T_FIRST_FRAUD_2_1"][row[i]] for i in (1, 14)] == [3.0, 3.0]  # none yet, none any more
+    assert got["C_LAST_FRAUD_1_2"][row[1]] == 3.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -72,6 +72,15 @@ class Inputs(Protocol[_Count, _Value]):
         engine by a stable method: not from a sum of squares)."""
         ...
 
+    def first_marked(self, f: Feature) -> _Value:
+        """The time (µs since the epoch) of the earliest transaction of ``f``'s window whose ``f.column``
+        is above 0 (a known fraud); NaN (SQL: NULL) when none is."""
+        ...
+
+    def last_marked(self, f: Feature) -> _Value:
+        """The same for the latest such transaction."""
+        ...
+
     def count_above(self, f: Feature) -> _Count:
         """The number of transactions in ``f``'s window whose value of ``f.of`` (as each arrived)
         is above ``f.threshold``."""
@@ -88,6 +97,11 @@ class SqlInputs(Inputs[str, str], Protocol):
 
     @property
     def dialect(self) -> str: ...
+
+    @property
+    def ts_us(self) -> str:
+        """The column of TX_DATETIME in microseconds since the epoch."""
+        ...
 
 
 class CompiledInputs(Inputs["I64", np.ndarray], Protocol):
@@ -133,6 +147,8 @@ class Aggregation(ABC):
     thresholded: ClassVar[bool] = False
     #: it reads the variance of ``Feature.column`` over its window (``Inputs.variance``)
     reads_variance: ClassVar[bool] = False
+    #: it reads the times of the window's first and last known frauds (``Inputs.first_marked``, ...)
+    reads_marked: ClassVar[bool] = False
 
     def problem(self, f: Feature) -> str | None:
         """What is wrong with ``f``'s fields for this aggregation, if anything."""
@@ -381,6 +397,54 @@ class ZScore(SpreadAggregation):
         return (r.amount - mean) / std if std != 0 else 0.0
 
 
+class FraudAgeAggregation(WindowAggregation):
+    """How long ago (in days, from this transaction) the first or last known fraud of the window
+    happened; the window's reach (``delay + window`` days) when it holds none, as if just beyond it."""
+
+    reads_marked = True
+
+    def problem(self, f: Feature) -> str | None:
+        if f.column != s.TX_FRAUD:
+            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
+        return super().problem(f)
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        age = f"CAST({q.ts_us} - {self.marked(f, q)} AS DOUBLE) / {float(US_PER_DAY)!r}"
+        return f"COALESCE({age}, {float(f.history_days)!r})"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        marked = self.marked(f, c)
+        ages = (c.ts_us - marked) / float(US_PER_DAY)
+        out: F64 = np.where(np.isnan(marked), float(f.history_days), ages)
+        return out
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        marked = self.marked(f, r)
+        return float(f.history_days) if math.isnan(marked) else (r.ts_us - marked) / float(US_PER_DAY)
+
+    @abstractmethod
+    def marked(self, f: Feature, inputs: Any) -> Any:
+        """The fraud's time, in the engine's terms."""
+
+
+class DaysSinceFirstFraud(FraudAgeAggregation):
+    """Days since the window's earliest known fraud (a terminal compromised since then, maybe)."""
+
+    name = "days_since_first_fraud"
+
+    def marked(self, f: Feature, inputs: Any) -> Any:
+        return inputs.first_marked(f)
+
+
+class DaysSinceLastFraud(FraudAgeAggregation):
+    """Days since the window's latest known fraud."""
+
+    name = "days_since_last_fraud"
+
+    def marked(self, f: Feature, inputs: Any) -> Any:
+        return inputs.last_marked(f)
+
+
 class DerivedWindowAggregation(WindowAggregation):
     """An aggregate over the window of the derived value ``of`` (an earlier row feature, e.g. the
     amount's ratio to the customer's mean): each transaction's value as it was when it arrived,
@@ -436,6 +500,8 @@ AGGREGATIONS: tuple[Aggregation, ...] = (
     Max(),
     Std(),
     ZScore(),
+    DaysSinceFirstFraud(),
+    DaysSinceLastFraud(),
 )
 BY_NAME: dict[str, Aggregation] = {a.name: a for a in AGGREGATIONS}
 

@@ -69,6 +69,22 @@ class _Arrays:
     def feature(self, name: str) -> np.ndarray:
         return self.features[name]
 
+    def first_marked(self, f: Feature) -> np.ndarray:
+        return -self._latest_marked(f, -self.ts_us.astype(np.float64))
+
+    def last_marked(self, f: Feature) -> np.ndarray:
+        return self._latest_marked(f, self.ts_us.astype(np.float64))
+
+    def _latest_marked(self, f: Feature, times: np.ndarray) -> np.ndarray:
+        """The largest of ``times`` (exact: below 2**53 µs) over the window's rows whose column is
+        above 0, NaN when none: a window maximum where the others are -inf (0 when it is empty)."""
+        order, starts = self._group(f.entity or "")
+        lo, hi = _bounds_us(f)
+        values = np.where(self.column(f.column or "") > 0, times, -np.inf)[order]
+        latest = kernels.window_max(order, starts, self.ts_us[order], values, int(lo[0]), int(hi[0]))
+        out: np.ndarray = np.where(np.isinf(latest) | (latest == 0), np.nan, latest)
+        return out
+
     def count_above(self, f: Feature) -> np.ndarray:
         above = (self.features[f.of or ""] > f.threshold).astype(np.float64)
         order, starts = self._group(f.entity or "")

@@ -185,6 +185,19 @@ class _Row:
         mean = math.fsum(amounts) / len(amounts)
         return math.fsum((a - mean) * (a - mean) for a in amounts) / len(amounts)
 
+    def first_marked(self, f: Feature) -> float:
+        return min(self._marked(f), default=math.nan)
+
+    def last_marked(self, f: Feature) -> float:
+        return max(self._marked(f), default=math.nan)
+
+    def _marked(self, f: Feature) -> list[float]:
+        """The times of the window's events with a known fraud (the window has a delay: not this one)."""
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        ev = self._events.get(span.entity, EMPTY)
+        return [float(t) for t, fraud in zip(ev.ts[start:end], ev.frauds[start:end], strict=True) if fraud > 0]
+
     def _slice(self, span: _Span) -> tuple[int, int]:
         """The entity's events in the window (without this transaction), as a slice; kept for the
         window's other features."""

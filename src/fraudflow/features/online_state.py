@@ -59,9 +59,11 @@ KINDS = len(ENTITIES)
 # (a window feature's column picks one by ``SUMMED``).
 TS, ID, SEQ, LATEST = 0, 1, 2, 3
 AMOUNT, FRAUD = 0, 1
-#: a window's sums are ``[AMOUNT, FRAUD, SPREAD]``: the last the amounts' population variance (by
-#: Welford's updates, as the events are read: stable, unlike a sum of squares)
-SPREAD = 2
+#: a window's sums are ``[AMOUNT, FRAUD, SPREAD, FIRST_MARKED, LAST_MARKED]``: then the amounts' population
+#: variance (by Welford's updates, as the events are read: stable, unlike a sum of squares), the times
+#: of the first and last events with a known fraud (NaN when none); ``MARKED`` is the bit asking for both
+SPREAD, FIRST_MARKED, LAST_MARKED = 2, 3, 4
+MARKED = 3
 #: the first of the derived values' columns in ``values`` (one per value a window reads)
 DERIVED = 2
 SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
@@ -105,6 +107,8 @@ class OnlineState:
                 summed[self._span_of[f.name]] |= 1 << SUMMED[f.column]
             if f.rule.reads_variance:
                 summed[self._span_of[f.name]] |= 1 << SPREAD
+            if f.rule.reads_marked:
+                summed[self._span_of[f.name]] |= 1 << MARKED
         self._spans = np.array(
             [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
         ).reshape(len(spans), 4)
@@ -373,6 +377,14 @@ class _Batch:
         variances: F64 = self._sums[self._span_of[f.name], SPREAD]
         return variances
 
+    def first_marked(self, f: Feature) -> F64:
+        times: F64 = self._sums[self._span_of[f.name], FIRST_MARKED]
+        return times
+
+    def last_marked(self, f: Feature) -> F64:
+        times: F64 = self._sums[self._span_of[f.name], LAST_MARKED]
+        return times
+
     def feature(self, name: str) -> np.ndarray:
         return self.features[name]
 
@@ -416,6 +428,12 @@ class _Row:
 
     def variance(self, f: Feature) -> float:
         return self._sums[self._span_of[f.name]][SPREAD]
+
+    def first_marked(self, f: Feature) -> float:
+        return self._sums[self._span_of[f.name]][FIRST_MARKED]
+
+    def last_marked(self, f: Feature) -> float:
+        return self._sums[self._span_of[f.name]][LAST_MARKED]
 
     def feature(self, name: str) -> float:
         return self.values[name]
@@ -553,7 +571,8 @@ def _features(
 def _windows(
     rows: I64, values: F64, segments: I64, entity_table: I64, columns: Columns, seqs: I64, spans: I64, reach: I64
 ) -> tuple[I64, F64]:
-    """Each window's count ``[w, i]`` and sums ``[w, AMOUNT, FRAUD or SPREAD, i]`` for the batch's transactions.
+    """Each window's count ``[w, i]`` and sums ``[w, AMOUNT, FRAUD, SPREAD, FIRST_MARKED or LAST_MARKED, i]``
+    for the batch's transactions.
 
     ``spans[w]`` is a window: (entity kind, how far back, delay, the columns it sums as bits), in
     that order; ``reach[k]`` how far back kind ``k``'s windows reach. Transaction ``i`` sees the
@@ -563,11 +582,13 @@ def _windows(
     m = ts.shape[0]
     n_spans = spans.shape[0]
     counts = np.zeros((n_spans, m), dtype=np.int64)
-    sums = np.zeros((n_spans, 3, m), dtype=np.float64)
+    sums = np.zeros((n_spans, 5, m), dtype=np.float64)
     total = np.zeros((n_spans, 2))
     lost = np.zeros((n_spans, 2))  # the compensations
     mean = np.zeros(n_spans)  # the windows' running means and squared deviations (Welford)
     deviations = np.zeros(n_spans)
+    first_marked = np.zeros(n_spans)  # the times of the windows' first and last known frauds
+    last_marked = np.zeros(n_spans)
     first = np.searchsorted(spans[:, 0], np.arange(KINDS + 1))  # kind k's windows: first[k] to first[k + 1]
     for i in range(m):
         t = ts[i]
@@ -575,6 +596,8 @@ def _windows(
         lost[:] = 0.0
         mean[:] = 0.0
         deviations[:] = 0.0
+        first_marked[:] = np.inf
+        last_marked[:] = -np.inf
         for k in range(KINDS):
             if first[k] == first[k + 1]:
                 continue
@@ -604,6 +627,9 @@ def _windows(
                                 total[w, c], lost[w, c] = compensated_add(total[w, c], lost[w, c], values[k, j, c])
                         if spans[w, 3] & (1 << SPREAD):
                             _welford(mean, deviations, w, counts[w, i], values[k, j, AMOUNT])
+                        if spans[w, 3] & (1 << MARKED) and values[k, j, FRAUD] > 0:
+                            first_marked[w] = min(first_marked[w], te)
+                            last_marked[w] = max(last_marked[w], te)
         for w in range(n_spans):
             for c in range(2):
                 sums[w, c, i] = total[w, c] + lost[w, c]
@@ -614,6 +640,8 @@ def _windows(
                     _welford(mean, deviations, w, counts[w, i], amount[i])
             if counts[w, i]:
                 sums[w, SPREAD, i] = deviations[w] / counts[w, i]
+            sums[w, FIRST_MARKED, i] = first_marked[w] if first_marked[w] != np.inf else np.nan
+            sums[w, LAST_MARKED, i] = last_marked[w] if last_marked[w] != -np.inf else np.nan
     return counts, sums
 
 

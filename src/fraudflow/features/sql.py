@@ -83,6 +83,22 @@ class _Query:
     def feature(self, name: str) -> str:
         return self.expressions[name]
 
+    @property
+    def ts_us(self) -> str:
+        return TS
+
+    def first_marked(self, f: Feature) -> str:
+        return self._marked(f, "MIN")
+
+    def last_marked(self, f: Feature) -> str:
+        return self._marked(f, "MAX")
+
+    def _marked(self, f: Feature, extreme: str) -> str:
+        """The time of the window's first or last row whose column is above 0: NULL when none (the
+        window has a delay, so no peers)."""
+        marked = f"CASE WHEN {f.column} > 0 THEN {TS} END"
+        return self._window(f"{extreme}_MARKED_{f.column}_{_key(f)}", f"{extreme}({marked}) OVER ({_frame(f)})")
+
     def count(self, f: Feature) -> str:
         n = self._window(f"N_{_key(f)}", f"COUNT(*) OVER ({_frame(f)})")
         if f.delay_days:
