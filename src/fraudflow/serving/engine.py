@@ -230,7 +230,7 @@ class Scorer:
                 if recorded.fraud.any():  # labels that came before their transaction
                     known = np.flatnonzero(recorded.fraud > 0)
                     self.state.label(columns.tx_id[known], recorded.fraud[known])
-                texts = [self._encoder.vector(values) for values in vectors.tolist()]
+                texts = self._encoder.vectors(vectors)
                 duplicate = [False] * n
             else:
                 vectors, texts, duplicate, computed = self._with_duplicates(columns, recorded)

@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from fraudflow.records import Transaction
 
 
@@ -59,6 +61,13 @@ class Encoder:
         if not math.isfinite(sum(values)):  # any inf or nan (or an overflow): the careful way
             return json.dumps(dict(zip(self.names, values, strict=True)), separators=(",", ":"))
         return self._template % tuple(values)
+
+    def vectors(self, matrix: np.ndarray) -> list[str]:
+        """The JSON objects of a batch's feature vectors (rows of ``matrix``, columns in ``names`` order)."""
+        if not np.isfinite(matrix).all():  # an inf or a nan somewhere: row by row, the careful way
+            return [self.vector(values) for values in matrix.tolist()]
+        template = self._template
+        return [template % tuple(values) for values in matrix.tolist()]
 
     @staticmethod
     def answer(vector: str, tx: Transaction, served: str = "") -> str:
