@@ -534,17 +534,17 @@ def evaluate(
     candidate: Annotated[
         bool,
         typer.Option(
-            help="Also select and judge the candidate model (feature set fraudflow-2, histogram trees); "
+            help="Also select and judge the candidate model (feature set fraudflow-3, histogram trees); "
             "computes those features in the lake first when it lacks them."
         ),
     ] = False,
 ) -> None:
     """Judge fraudflow's configuration on prequential test folds and print it beside the handbook's results."""
-    from fraudflow.features import FRAUDFLOW, FRAUDFLOW2
+    from fraudflow.features import FRAUDFLOW
     from fraudflow.training import workflow
 
     lake = _lake(ctx, data)
-    workflow.ensure_features(lake, FRAUDFLOW2 if candidate else FRAUDFLOW, say=console.print)
+    workflow.ensure_features(lake, workflow.CANDIDATE_FEATURES if candidate else FRAUDFLOW, say=console.print)
     with console.status(f"evaluating by the {protocol_name} protocol") as status:
         evaluation = workflow.evaluate(
             lake, protocol=protocol_name, reproduce=reproduce, with_candidate=candidate, step=status.update
@@ -555,7 +555,7 @@ def evaluate(
     test = evaluation.fraudflow.test.summary
     rows = {"fraudflow XGBoost (validation-selected)": test}
     if evaluation.candidate is not None:
-        rows["candidate: fraudflow-2 features, hist trees"] = evaluation.candidate.test.summary
+        rows[f"candidate: {workflow.CANDIDATE_FEATURES.name} features, hist trees"] = evaluation.candidate.test.summary
     if evaluation.handbook is not None:
         rows["fraudflow, handbook grid reproduced"] = evaluation.handbook.test.summary
     plan = evaluation.plan

@@ -317,3 +317,50 @@ def customer_baseline(window_days: int = 30, delay_days: int = 7) -> tuple[Featu
 #: amount spikes (windows over the amount-to-mean ratio) and its baseline before the last week.
 FRAUDFLOW2 = FeatureSet((*FRAUDFLOW.features, *amount_spikes(), *customer_baseline()), "fraudflow-2")
 FEATURE_SETS = {"handbook": HANDBOOK, "fraudflow": FRAUDFLOW, "fraudflow-2": FRAUDFLOW2}
+
+
+def terminal_known_frauds(window_days: int = 28, delay_days: int = 7) -> tuple[Feature, ...]:
+    """What the terminal's known frauds say (labels ``delay_days`` late): how many over 14 and
+    ``window_days`` days, how long ago the first and the last of them happened (a compromise
+    running since then)."""
+    window = f"{window_days} days, {delay_days} days ago"
+    return (
+        *(
+            Feature(
+                f"TERMINAL_ID_NB_FRAUD_{w}DAY_WINDOW",
+                "sum",
+                TERMINAL,
+                schema.TX_FRAUD,
+                w,
+                delay_days,
+                description=f"the terminal's known frauds over {w} days, {delay_days} days ago",
+            )
+            for w in (14, window_days)
+        ),
+        Feature(
+            f"TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_{window_days}DAY_WINDOW",
+            "days_since_last_fraud",
+            TERMINAL,
+            schema.TX_FRAUD,
+            window_days,
+            delay_days,
+            description=f"days since the terminal's last known fraud of {window} ({window_days + delay_days} if none)",
+        ),
+        Feature(
+            f"TERMINAL_ID_DAYS_SINCE_FIRST_FRAUD_{window_days}DAY_WINDOW",
+            "days_since_first_fraud",
+            TERMINAL,
+            schema.TX_FRAUD,
+            window_days,
+            delay_days,
+            description=f"days since its first known fraud of {window} ({window_days + delay_days} if none)",
+        ),
+    )
+
+
+#: The candidate chosen on the validation folds (issue 16, docs/MODEL.md section 4): FRAUDFLOW2's 26
+#: inputs and the terminal's known frauds (counts over 14/28 days and the ages of the first and last,
+#: labels 7 days late). The customer's spreads (std, z-score) and recent-to-baseline quotients were
+#: tried too and left out: no gain on the validation folds.
+FRAUDFLOW3 = FeatureSet((*FRAUDFLOW2.features, *terminal_known_frauds()), "fraudflow-3")
+FEATURE_SETS["fraudflow-3"] = FRAUDFLOW3

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
-from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW2, HANDBOOK, FeatureSet
+from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW3, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
 from fraudflow.training import budget, metrics, model
@@ -38,8 +38,10 @@ FRAUDFLOW_BASE: dict[str, Any] = {"tree_method": "exact", "base_score": 0.5}
 FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [50, 100], "learning_rate": [0.1, 0.3]}
 PIPELINE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [100], "learning_rate": [0.1]}
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
-#: The candidate successor (issue 16, docs/MODEL.md): FRAUDFLOW2's inputs, histogram trees with 8,192
-#: bins (exact within noise here, several times faster) and the grid its selection settles on.
+#: The candidate successor (issue 16, docs/MODEL.md): its inputs (FRAUDFLOW3: FRAUDFLOW2's and the
+#: terminal's known frauds), histogram trees with 8,192 bins (exact within noise here, several times
+#: faster) and the grid its selection settles on.
+CANDIDATE_FEATURES = FRAUDFLOW3
 CANDIDATE_BASE: dict[str, Any] = {"tree_method": "hist", "max_bin": 8192, "base_score": 0.5}
 CANDIDATE_SPACE: dict[str, list[Any]] = {"max_depth": [3], "n_estimators": [50, 100], "learning_rate": [0.1]}
 
@@ -195,9 +197,9 @@ def tune(lake: Lake, plan: Plan, space: dict[str, list[Any]] | None = None, seed
 
 
 def candidate(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
-    """The candidate configuration (FRAUDFLOW2's inputs, ``CANDIDATE_SPACE``) chosen on ``plan``'s
-    validation folds; the lake's features must include FRAUDFLOW2's."""
-    return select(lake, plan, CANDIDATE_SPACE, base=CANDIDATE_BASE, seed=seed, features=FRAUDFLOW2.names)
+    """The candidate configuration (``CANDIDATE_FEATURES``' inputs, ``CANDIDATE_SPACE``) chosen on
+    ``plan``'s validation folds; the lake's features must include those inputs."""
+    return select(lake, plan, CANDIDATE_SPACE, base=CANDIDATE_BASE, seed=seed, features=CANDIDATE_FEATURES.names)
 
 
 def handbook_grid(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
@@ -292,7 +294,7 @@ def evaluate(
     ours = timed("fraudflow", tune)
     new = None
     if with_candidate:
-        say("candidate (fraudflow-2 features, histogram trees): choosing on the validation folds")
+        say(f"candidate ({CANDIDATE_FEATURES.name} features, histogram trees): choosing on the validation folds")
         new = timed("candidate", candidate)
     reproduced = None
     if reproduce:
