@@ -24,7 +24,7 @@ import pytest
 
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
-from fraudflow.features.definitions import FRAUDFLOW2
+from fraudflow.features.definitions import FRAUDFLOW2, FRAUDFLOW3
 from fraudflow.features.online import OnlineFeatures
 from fraudflow.features.online_state import OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
@@ -453,18 +453,22 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     return read_lake_table(root)
 
 
-def test_fraudflow_2_by_every_engine_and_replayed_online(small_world: pa.Table) -> None:
-    """FRAUDFLOW2 (windows over the amount's ratio to the customer's mean) on a generated world: DuckDB
-    equals the compiled engine; 45 days loaded as a service starts (``add``: each event's ratio as it
-    arrived), the rest arriving in batches of 1 to 500 (online and compiled forms) give its rows."""
+@pytest.mark.parametrize("fs", [FRAUDFLOW2, FRAUDFLOW3], ids=lambda fs: fs.name)
+def test_candidate_sets_by_every_engine_and_replayed_online(small_world: pa.Table, fs: FeatureSet) -> None:
+    """FRAUDFLOW2 (windows over the amount's ratio to the customer's mean) and FRAUDFLOW3 (and the
+    terminal's known frauds' ages) on a generated world: DuckDB equals the compiled engine; 45 days
+    loaded as a service starts (``add``: each event's ratio as it arrived), the rest arriving in
+    batches of 1 to 500 (online and compiled forms), labelled as they arrive, give its rows."""
     from tests.features.test_oracle import assert_features_equal
 
-    fs = FRAUDFLOW2
     tx = small_world
     expected = compute(tx, fs, "compiled")
     assert_features_equal(compute(tx, fs, "duckdb"), expected, fs.names)
     spikes = expected["CUSTOMER_ID_NB_TX_ABOVE_2X_AVG_14DAY_WINDOW"].to_numpy()
     assert 0 < (spikes > 0).mean() < 0.5
+    if fs is FRAUDFLOW3:
+        ages = expected["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_28DAY_WINDOW"].to_numpy()
+        assert 0 < (ages < 35).mean() < 1 and ages.min() >= 7  # some terminals with a known fraud, not all
     rng = np.random.default_rng(7)
     cols = TxColumns(
         schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
