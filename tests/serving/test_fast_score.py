@@ -159,3 +159,35 @@ def test_a_store_failure_is_the_apps_503_answer() -> None:
     status, answer = call(fast, [body], headers(body))
     assert (status, json.loads(answer)) == (503, {"detail": "the online store is unavailable: gone"})
     assert 'fraudflow_requests_total{route="/v1/score",status="503"} 1.0' in metrics.render().decode()
+
+
+def test_a_batch_is_answered_whole_without_the_app_and_counted() -> None:
+    scorer = EchoScorer()
+    fast, inner, metrics = layer(scorer, limit=10_000)
+    body = json.dumps({"transactions": [TX, {**TX, "TRANSACTION_ID": 8}]}).encode()
+    assert call(fast, [body[:7], body[7:]], headers(body), path="/v1/score/batch") == (
+        200,
+        b'{"results":[{"id":7},{"id":8}]}',
+    )
+    assert inner.bodies == []
+    assert [t.transaction_id for t in scorer.seen] == [7, 8]
+    rendered = metrics.render().decode()
+    assert 'fraudflow_requests_total{route="/v1/score/batch",status="200"} 1.0' in rendered
+    assert "fraudflow_transactions_scored_total 2.0" in rendered
+
+
+@pytest.mark.parametrize(
+    ("batch", "why"),
+    [
+        ([TX, TX], "an id twice (the app's 409)"),
+        ([TX, {**TX, "TRANSACTION_ID": 8, "EXTRA": 1}], "a transaction refused"),
+        ([], "empty"),
+    ],
+)
+def test_a_batch_it_does_not_accept_reaches_the_app_unchanged(batch: list[dict[str, object]], why: str) -> None:
+    scorer = EchoScorer()
+    fast, inner, _ = layer(scorer, limit=10_000)
+    body = json.dumps({"transactions": batch}).encode()
+    assert call(fast, [body], headers(body), path="/v1/score/batch") == (299, b"app"), why
+    assert inner.bodies == [body]
+    assert scorer.seen == []

@@ -1,4 +1,4 @@
-"""``POST /v1/score`` without the framework for the requests it accepts; everything else to the app.
+"""``POST /v1/score`` and ``/v1/score/batch`` without the framework for the requests it accepts; the rest to the app.
 
 The framework (routing, dependency injection, request and response objects) costs more than
 fraudflow's own work on a transaction: FastAPI answering a constant after the same validation
@@ -7,7 +7,10 @@ app and answers the requests a card network sends all day: ``POST /v1/score`` wi
 that ``TransactionIn`` accepts (parsed by ``json.loads`` and validated by the same model, as the
 app does), the right API key and a body under the limit. It then does what the route does (the
 batcher, the metrics) and what the middleware does (the request counted and timed under its route
-template).
+template). A batch (``POST /v1/score/batch``) it takes when ``BatchIn`` accepts the body, parsed
+and validated in one step by pydantic's JSON parser (``model_validate_json``: 3 µs a transaction,
+where ``json.loads`` and the app's validation of the parsed objects take 16), and its
+TRANSACTION_IDs are distinct; it is scored as the route scores it, in one call.
 
 Any other request, and any request it does not accept (a wrong key, a body over the limit or not
 JSON, a field the model refuses), goes to the app unchanged, the body it read handed on as it came:
@@ -29,9 +32,10 @@ from fraudflow.records import Transaction
 from fraudflow.serving.batching import Batcher
 from fraudflow.serving.engine import Answer
 from fraudflow.serving.metrics import Metrics
-from fraudflow.serving.schemas import TransactionIn
+from fraudflow.serving.schemas import BatchIn, TransactionIn
 
 ROUTE = "/v1/score"
+BATCH_ROUTE = "/v1/score/batch"
 HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -48,25 +52,33 @@ class FastScore:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != ROUTE or scope["method"] != "POST" or not self._accepts(scope):
+        route = scope["path"] if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route not in (ROUTE, BATCH_ROUTE) or not self._accepts(scope):
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
         body, more = await self._read(receive)
-        tx = None if more else _transaction(body)
-        if tx is None:
+        if route == ROUTE:
+            tx = None if more else _transaction(body)
+            txs = None if tx is None else [tx]
+        else:
+            txs = None if more else _batch(body)
+        if txs is None:
             await self.app(scope, _replay(body, more, receive), send)
             return
-        try:
-            answer = await self.batcher.score(tx)
+        try:  # one transaction with the others in flight; a batch as the route scores it, whole
+            answers = [await self.batcher.score(txs[0])] if route == ROUTE else self.batcher.scorer.score(txs)
         except FraudflowError as exc:  # the store or the lake: the app's answer for it
             status = 400 if isinstance(exc, ValueError) else 503
             await _send(send, status, json.dumps({"detail": str(exc)}).encode())
         else:
             status = 200
-            self.metrics.answered([answer])
-            await _send(send, 200, answer.body.encode())
-        self.metrics.request(ROUTE, status, time.perf_counter() - t0)
+            self.metrics.answered(answers)
+            if route == ROUTE:
+                await _send(send, 200, answers[0].body.encode())
+            else:
+                await _send(send, 200, ('{"results":[' + ",".join([a.body for a in answers]) + "]}").encode())
+        self.metrics.request(route, status, time.perf_counter() - t0)
 
     def _accepts(self, scope: Scope) -> bool:
         """The key right (when the service has one), the body declared JSON and within the limit."""
@@ -107,6 +119,17 @@ def _transaction(body: bytes) -> Transaction | None:
         return TransactionIn.model_validate(json.loads(body)).transaction()
     except (ValueError, ValidationError, RecursionError):  # not UTF-8, not JSON (or nested too deep), a field refused
         return None
+
+
+def _batch(body: bytes) -> list[Transaction] | None:
+    """The transactions in ``body`` when ``BatchIn`` accepts it and their TRANSACTION_IDs are distinct,
+    else None (the app says why: 422, or 409 for an id twice)."""
+    try:
+        batch = BatchIn.model_validate_json(body)
+    except ValidationError:
+        return None
+    txs = [t.transaction() for t in batch.transactions]
+    return txs if len({t.transaction_id for t in txs}) == len(txs) else None
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
