@@ -3,6 +3,7 @@ restarts and days run twice, the weekly gate, a real service, the command line.
 
 One small world (300 customers, 60 days: the newest mature split starts on day 33, so its 30-day
 windows are full) with a model trained on that split; each test copies it and operates a few days.
+The changed world's test has its own, larger one (1,500 customers), where CP@100 means something.
 """
 
 from __future__ import annotations
@@ -236,29 +237,43 @@ def test_a_challenger_short_of_the_margins_becomes_the_candidate(lake: Path) -> 
     assert registry.production(Lake(lake)) == report.days[0].model_id
 
 
-# a world that changes --------------------------------------------------------------------------
-#: new fraud from the first day after the world's 60: 10 cards a day compromised for 14 days, 80% of
-#: their transactions given amounts just under the amount rule's threshold (220)
-CHANGE = UnderThresholdFrauds(WORLD.nb_days, customers=10, share=0.8)
+# a world that changes -------------------------------------------------------------------------
+#: a world of 1,500 cards: the 100 a day CP@100 ranks are a fifteenth of them (on 300 cards they are
+#: a third, and its ranking falls day after day whichever model serves)
+CHANGING = dataclasses.replace(WORLD, n_customers=1500, n_terminals=3000, radius=8.0)  # its days are WORLD's
+#: new fraud from its first day after the 60: 30 cards a day (2% of them) compromised for 14 days,
+#: 80% of their transactions given amounts just under the amount rule's threshold (220)
+CHANGE = UnderThresholdFrauds(CHANGING.nb_days, customers=30, share=0.8)
 #: the change's first days, in the lake before operation begins: the newest split whose labels are
 #: mature starts 27 days before a gate's day, so the first challenger trained on changed days only
 #: comes 28 days into the change (26 here, and the gate on operation's 2nd day)
 CHANGED_DAYS = 26
 
 
-@pytest.mark.slow
-def test_after_a_change_a_promoted_challenger_recovers_the_live_metrics(lake: Path) -> None:
-    """The model trained before the change meets the new fraud; the gate promotes a challenger trained
-    on changed days, and the live figures of the days it serves beat the champion's of the days before.
+@pytest.fixture
+def changed_lake(tmp_path: Path) -> Path:
+    """The 1,500-card world with a model trained on its newest mature split, then the change's first days."""
+    root = tmp_path / "changed"
+    generate(root, CHANGING)
+    build_features(root, FRAUDFLOW)
+    workflow.train(Lake(root), params={"n_estimators": 30, "max_depth": 3})
+    changed = dataclasses.replace(CHANGING, nb_days=CHANGING.nb_days + CHANGED_DAYS, changes=(CHANGE,))
+    generate(root, changed, from_day=CHANGING.nb_days)
+    build_features(root, FRAUDFLOW, from_date=FIRST)
+    return root
 
-    Live AP, and the alerted cards against the budget: live CP@100 does not tell them apart on a world
-    of 300 cards, where the 100 a day ranks are a third of them all and the compromised ones, once
-    alerted, leave the ranking of the next days (CP@100 falls day after day whichever model serves).
+
+@pytest.mark.slow
+def test_after_a_change_a_promoted_challenger_recovers_the_live_metrics(changed_lake: Path) -> None:
+    """The model trained before the change meets the new fraud; the gate promotes a challenger trained
+    on changed days, and the live CP@100 and AP of the days it serves beat the champion's of the days
+    before (0.84-1.00 against 0.49-0.53, AP 0.95 against 0.42-0.44; without the promotion the
+    champion's next days fall to 0.42-0.51, AP 0.43-0.46).
     """
-    changed = dataclasses.replace(WORLD, nb_days=WORLD.nb_days + CHANGED_DAYS, changes=(CHANGE,))
-    generate(lake, changed, from_day=WORLD.nb_days)
-    build_features(lake, FRAUDFLOW, from_date=FIRST)
-    days = operate(lake, 11, retrain_every=2).days  # the world goes on changed (the change is recorded with it)
+    lake = changed_lake
+    # the world goes on changed (the change is recorded with it); one gate, on the 2nd day
+    days = operate(lake, 2, retrain_every=2).days
+    days += operate(lake, 11, retrain_every=99).days  # the same run, 9 days further, without another gate
     lk = Lake(lake)
 
     champion, gate = days[0].model_id, days[1].gate
@@ -267,13 +282,17 @@ def test_after_a_change_a_promoted_challenger_recovers_the_live_metrics(lake: Pa
     assert dt.date.fromisoformat(trained["train_start"]) >= FIRST  # on days of the changed world only
     assert [d.model_id for d in days[:4]] == [champion, champion, gate.challenger, gate.challenger]
 
-    # each day's live figures come 7 days later, once its labels are mature
+    # each day's live figures come 7 days later, once its labels are mature: the champion's two days,
+    # then the challenger's first two (None: no fraud that day)
     assert [d.live_day for d in days[7:]] == [d.day for d in days[:4]]
-    before = [d.live_ap or 0.0 for d in days[7:9]]  # the champion's two days (None: no fraud that day)
-    after = [d.live_ap or 0.0 for d in days[9:11]]  # the challenger's first two
-    assert min(after) > max(before) + 0.05 and min(before) > 0, (before, after)
-    # the champion alerted twice the budget's cards; the challenger keeps within it
-    assert all(d.budget is not None and d.alerted_cards > 1.5 * d.budget for d in days[:2])
+    before_cp = [d.live_cp or 0.0 for d in days[7:9]]
+    after_cp = [d.live_cp or 0.0 for d in days[9:11]]
+    assert min(after_cp) > max(before_cp) + 0.2 and min(before_cp) > 0, (before_cp, after_cp)
+    before_ap = [d.live_ap or 0.0 for d in days[7:9]]
+    after_ap = [d.live_ap or 0.0 for d in days[9:11]]
+    assert min(after_ap) > max(before_ap) + 0.2 and min(before_ap) > 0, (before_ap, after_ap)
+    # the champion alerted several times the budget's cards; the challenger keeps within it
+    assert all(d.budget is not None and d.alerted_cards > 4 * d.budget for d in days[:2])
     assert all(d.budget is not None and d.alerted_cards <= d.budget for d in days[2:4])
 
 
