@@ -68,22 +68,22 @@ def test_answers_added_one_by_one_commit_as_columns(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     log = ServedLog(lake, every=float(2**31))  # committed by the test alone
     served = [dt.datetime(2024, 1, 1, 0, 0, s) for s in range(3)]
-    given = [batch(0, 1, served=served[0]), batch(1, 2000, served=served[1])]  # room for 1,024: it grows
-    given.append(batch(2001, 3, model_id="m2", served=served[2]))  # another model: a run of its own
+    given = [batch(i, 1, served=served[0]) for i in range(150)]  # joined 64 at a time as they come
+    given.append(batch(150, 2000, served=served[1]))
+    given.append(batch(2150, 3, model_id="m2", served=served[2]))  # another model: a run of its own
     for b in given:
         log.add(b)
-    given[0].vectors[:] = -1.0  # the caller reuses its arrays: the log kept a copy
 
     pending = log.pending()
-    assert [(b.model_id, len(b.txs)) for b in pending] == [("m1", 2001), ("m2", 3)]
-    assert log.flush() == 2004
+    assert [(b.model_id, len(b.txs)) for b in pending] == [("m1", 2150), ("m2", 3)]
+    assert log.flush() == 2153
     assert log.pending() == []
     log.close()
 
     table = predictions.read(lake)
-    assert table["TRANSACTION_ID"].to_pylist() == list(range(2004))
-    assert table["MODEL_ID"].to_pylist() == ["m1"] * 2001 + ["m2"] * 3
-    assert table["SERVED_AT"].to_pylist() == [served[0]] + [served[1]] * 2000 + [served[2]] * 3
+    assert table["TRANSACTION_ID"].to_pylist() == list(range(2153))
+    assert table["MODEL_ID"].to_pylist() == ["m1"] * 2150 + ["m2"] * 3
+    assert table["SERVED_AT"].to_pylist() == [served[0]] * 150 + [served[1]] * 2000 + [served[2]] * 3
     rows = table.to_pylist()
     assert rows[0]["FEATURES"] == {"TX_AMOUNT": 10.0, "TERMINAL_ID_RISK_7DAY_WINDOW": 0.0}
     assert rows[1999]["SCORE"] == 0.9 and rows[1999]["ALERT"] is True
