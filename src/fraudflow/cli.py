@@ -356,7 +356,8 @@ def features(
         str,
         typer.Option(
             "--feature-set",
-            help="handbook (its 15 inputs) or fraudflow (those and one ratio).",
+            help="handbook (its 15 inputs), fraudflow (those and one ratio), or the candidates fraudflow-2 (26) and "
+            "fraudflow-3 (30; docs/MODEL.md).",
             metavar="<name>",
             parser=_one_of(_check_feature_set),
         ),
