@@ -66,6 +66,16 @@ def test_redis_unreachable(served_lake: Path, workers: int) -> None:
     assert_refused(serve("--data", str(served_lake), "--online", url, "--workers", str(workers)), url, "cannot reach")
 
 
+@pytest.mark.parametrize(
+    ("days", "words"), [("40", ("answers window of 40 days", "longer than", "at most")), ("0", ("must be positive",))]
+)
+def test_an_answers_window_the_log_cannot_hold(
+    served_lake: Path, tmp_path: Path, days: str, words: tuple[str, ...]
+) -> None:
+    url = f"sqlite://{tmp_path / 'o.sqlite'}"
+    assert_refused(serve("--data", str(served_lake), "--online", url, "--answers-window-days", days), *words)
+
+
 def test_an_sqlite_path_that_cannot_be_created(served_lake: Path, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     url = f"sqlite://{tmp_path / 'a-file' / 'online.sqlite'}"
