@@ -64,7 +64,7 @@ class Encoder:
 
     def vectors(self, matrix: np.ndarray) -> list[str]:
         """The JSON objects of a batch's feature vectors (rows of ``matrix``, columns in ``names`` order)."""
-        if not np.isfinite(matrix).all():  # an inf or a nan somewhere: row by row, the careful way
+        if len(matrix) < 8 or not np.isfinite(matrix).all():  # a few rows, or an inf or a nan: row by row
             return [self.vector(values) for values in matrix.tolist()]
         template = self._template
         return [template % tuple(values) for values in matrix.tolist()]
