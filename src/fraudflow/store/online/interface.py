@@ -141,13 +141,17 @@ class Recorded:
             raise ValueError(f"{len(answers)} answers for a batch of {len(self.tx_ids)}")
         self.given = list(answers)
 
-    def to_store(self, ts_us: np.ndarray, forget_at: int | None) -> list[tuple[int, int, str]]:
+    def to_store(self, ts_us: np.ndarray | Sequence[int], forget_at: int | None) -> list[tuple[int, int, str]]:
         """``(tx_id, seq, answer)`` of each answer given, in the batch's order, but for the transactions
         (times ``ts_us``) at or before ``forget_at``: out of the answers' window already."""
         seqs = self.seqs.tolist()
-        late = [False] * len(seqs) if forget_at is None else (ts_us <= forget_at).tolist()
+        if forget_at is None:
+            return [(self.tx_ids[i], seqs[i], text) for i, text in enumerate(self.given) if text is not None]
+        ts = ts_us.tolist() if isinstance(ts_us, np.ndarray) else ts_us
         return [
-            (self.tx_ids[i], seqs[i], text) for i, text in enumerate(self.given) if text is not None and not late[i]
+            (self.tx_ids[i], seqs[i], text)
+            for i, text in enumerate(self.given)
+            if text is not None and ts[i] > forget_at
         ]
 
 

@@ -21,11 +21,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns, forget_times
+from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
@@ -42,6 +43,19 @@ SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT DISTIN
 LEFT JOIN answers a ON a.tx_id = b.value LEFT JOIN log l ON l.tx_id = b.value AND l.label IS NULL
 LEFT JOIN labels f ON f.tx_id = b.value
 """
+LOOKUP_ONE = """
+SELECT ?1, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT 1) LEFT JOIN answers a ON a.tx_id = ?1
+LEFT JOIN log l ON l.tx_id = ?1 AND l.label IS NULL LEFT JOIN labels f ON f.tx_id = ?1
+"""
+#: The lookups of batches this small bind each TRANSACTION_ID (a ``VALUES`` list); larger ones pass a
+#: JSON array to ``json_each`` (one parameter, however many).
+SMALL_LOOKUP = 32
+_LOOKUP_FEW = {
+    n: LOOKUP.replace("json_each(?)", "(VALUES " + ",".join(["(?)"] * n) + ")").replace(
+        "DISTINCT value", "DISTINCT column1 AS value"
+    )
+    for n in range(2, SMALL_LOOKUP + 1)
+}
 #: The log is trimmed when its cut-off moved by this much (a minute of transactions' time): three
 #: statements a batch cost a request more than the rows they kept for that minute.
 FORGET_STEP_US = 60_000_000
@@ -97,51 +111,67 @@ class SQLiteStore:
             else:
                 self._con.execute("COMMIT")
 
-    @contextmanager
-    def record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None) -> Iterator[Recorded]:
-        with self._transaction():
-            cur = self._con.cursor()
-            caught_up = self._read_log(cur, since)
-            ids = txs.tx_id.tolist()
-            seqs, answers, new, fraud = self._append(cur, txs)
-            cutoff, window = forget_times(txs, keep_us, answers_us)
-            if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
-                self._forget(cur, cutoff)
-                self._forgotten_to = cutoff
-            answers_cut = None
-            if window is not None:  # from the newest transaction held, whichever process appended it
-                answers_cut = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0] - window
-            forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
-            if forget_answers:
-                # the answers of the entries that left the window since this connection's last pass
-                cur.execute(
-                    "DELETE FROM answers WHERE tx_id IN"
-                    " (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
-                    (self._answers_forgotten_to, answers_cut),
-                )
-            recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
-            yield recorded
-            stored = recorded.to_store(txs.ts_us, cutoff if answers_cut is None else answers_cut)
-            cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", stored)
-            if forget_answers and answers_cut is not None:  # once committed (a rollback undoes the pass)
-                self._answers_forgotten_to = answers_cut
+    def record(
+        self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None
+    ) -> AbstractContextManager[Recorded]:
+        return _Recording(self, txs, since, keep_us, answers_us)
+
+    def _begin_record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None) -> _Pending:
+        """Inside ``BEGIN IMMEDIATE``: read the log after ``since``, append, trim; what the commit needs."""
+        cur = self._con.cursor()
+        caught_up = self._read_log(cur, since)
+        ids = txs.tx_id.tolist()
+        ts = txs.ts_us.tolist()
+        seqs, answers, new, fraud = self._append(cur, txs, ids, ts)
+        # the log's cut-off and the answers' own window, as ``interface.forget_times``
+        cutoff = max(ts) - keep_us if ids else None
+        window = answers_us if answers_us is not None and answers_us < keep_us else None
+        if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
+            self._forget(cur, cutoff)
+            self._forgotten_to = cutoff
+        answers_cut = None
+        if window is not None:  # from the newest transaction held, whichever process appended it
+            answers_cut = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0] - window
+        forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
+        if forget_answers:
+            # the answers of the entries that left the window since this connection's last pass
+            cur.execute(
+                "DELETE FROM answers WHERE tx_id IN (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
+                (self._answers_forgotten_to, answers_cut),
+            )
+        recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
+        forget_at = cutoff if answers_cut is None else answers_cut
+        return _Pending(cur, recorded, ts, forget_at, answers_cut if forget_answers else None)
+
+    def _end_record(self, pending: _Pending) -> None:
+        """Still inside the transaction: store the answers given (the caller commits)."""
+        stored = pending.recorded.to_store(pending.ts, pending.forget_at)
+        if len(stored) == 1:
+            pending.cur.execute("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", stored[0])
+        elif stored:
+            pending.cur.executemany("INSERT OR IGNORE INTO answers (tx_id, seq, answer) VALUES (?, ?, ?)", stored)
 
     @staticmethod
-    def _append(cur: sqlite3.Cursor, txs: TxColumns) -> tuple[list[int], list[str | None], list[bool], list[int]]:
-        """Inside a transaction: append the transactions not recorded before; each one's seq, stored
-        answer, whether it is new, and its label."""
-        ids = txs.tx_id.tolist()
-        found = cur.execute(LOOKUP, (json.dumps(ids),)).fetchall()
+    def _append(
+        cur: sqlite3.Cursor, txs: TxColumns, ids: list[int], ts: list[int]
+    ) -> tuple[list[int], list[str | None], list[bool], list[int]]:
+        """Inside a transaction: append the transactions (``ids``, ``ts``: their columns as lists) not
+        recorded before; each one's seq, stored answer, whether it is new, and its label."""
+        found = cur.execute(*_lookup(ids)).fetchall()
         answered = {r[0]: (r[2], r[1]) for r in found if r[1] is not None}
         recorded = {r[0]: r[3] for r in found if r[3] is not None}
         fraud = {r[0]: r[4] for r in found}
         last = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
         seqs, answers, new = assign_seqs(ids, answered, recorded, 1 + (last[0] if last else 0))
-        columns = (seqs, ids, txs.ts_us.tolist(), txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist())
-        cur.executemany(
-            "INSERT INTO log (seq, tx_id, ts, customer, terminal, amount) VALUES (?, ?, ?, ?, ?, ?)",
-            [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new],
-        )
+        insert = "INSERT INTO log (seq, tx_id, ts, customer, terminal, amount) VALUES (?, ?, ?, ?, ?, ?)"
+        if len(ids) == 1:  # the usual batch at light load: one row, without executemany's iteration
+            if new[0]:
+                cur.execute(
+                    insert, (seqs[0], ids[0], ts[0], int(txs.customer[0]), int(txs.terminal[0]), float(txs.amount[0]))
+                )
+            return seqs, answers, new, [fraud[ids[0]]]
+        columns = (seqs, ids, ts, txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist())
+        cur.executemany(insert, [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new])
         return seqs, answers, new, [fraud[i] for i in ids]
 
     @staticmethod
@@ -155,6 +185,8 @@ class SQLiteStore:
     @staticmethod
     def _read_log(cur: sqlite3.Cursor, since: int) -> CaughtUp:
         rows = cur.execute(READ_LOG, (since,)).fetchall()
+        if not rows:  # the usual case: one process, or nothing new since its last batch
+            return CaughtUp.of((), (), (), since)
         txs = [r for r in rows if r[6] is None]
         return CaughtUp.of(
             [r[:6] for r in txs], [r[7] for r in txs], [(r[0], r[1], r[6]) for r in rows if r[6] is not None], since
@@ -181,7 +213,8 @@ class SQLiteStore:
         with self._transaction():
             cur = self._con.cursor()
             for a in range(0, len(loaded), LOAD_CHUNK):
-                self._append(cur, columns(loaded[a : a + LOAD_CHUNK]))
+                chunk = columns(loaded[a : a + LOAD_CHUNK])
+                self._append(cur, chunk, chunk.tx_id.tolist(), chunk.ts_us.tolist())
             self._add_labels(labels)
         return len(loaded)
 
@@ -207,6 +240,78 @@ class SQLiteStore:
     def close(self) -> None:
         self._checkpoints.stop()
         self._con.close()
+
+
+class _Pending:
+    """A record between its append and its commit: the cursor, what the caller got, the batch's times,
+    the answers' cut-off, and the answers' pass to note once committed (None: none)."""
+
+    __slots__ = ("answers_pass", "cur", "forget_at", "recorded", "ts")
+
+    def __init__(
+        self, cur: sqlite3.Cursor, recorded: Recorded, ts: list[int], forget_at: int | None, answers_pass: int | None
+    ) -> None:
+        self.cur, self.recorded, self.ts, self.forget_at, self.answers_pass = cur, recorded, ts, forget_at, answers_pass
+
+
+class _Recording:
+    """``SQLiteStore.record``'s context: the store's lock and ``BEGIN IMMEDIATE`` on entry; on a normal
+    exit the answers stored and ``COMMIT``, on an exception (or a failure storing them) ``ROLLBACK``.
+    A class, not two nested generator contexts: a batch of one pays for every microsecond here."""
+
+    __slots__ = ("_args", "_pending", "_store")
+
+    def __init__(self, store: SQLiteStore, txs: TxColumns, since: int, keep_us: int, answers_us: int | None) -> None:
+        self._store = store
+        self._args = (txs, since, keep_us, answers_us)
+        self._pending: _Pending | None = None
+
+    def __enter__(self) -> Recorded:
+        store = self._store
+        store._lock.acquire()
+        try:
+            store._con.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            store._lock.release()
+            raise
+        try:
+            self._pending = store._begin_record(*self._args)
+        except BaseException:
+            self._rollback()
+            raise
+        return self._pending.recorded
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        store, pending = self._store, self._pending
+        assert pending is not None
+        if kind is not None:
+            self._rollback()
+            return
+        try:
+            store._end_record(pending)
+            store._con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        store._lock.release()
+        if pending.answers_pass is not None:  # once committed (a rollback undoes the pass)
+            store._answers_forgotten_to = pending.answers_pass
+
+    def _rollback(self) -> None:
+        try:
+            self._store._con.execute("ROLLBACK")
+        finally:
+            self._store._lock.release()
+
+
+def _lookup(ids: list[int]) -> tuple[str, tuple[object, ...]]:
+    """``LOOKUP``'s statement for ``ids`` and its parameters: one ``= ?`` for one transaction (a
+    sixth of ``json_each``'s cost), a ``VALUES`` list for a few, the JSON array for more."""
+    if len(ids) == 1:
+        return LOOKUP_ONE, (ids[0],)
+    if len(ids) <= SMALL_LOOKUP:
+        return _LOOKUP_FEW[len(ids)], tuple(ids)
+    return LOOKUP, (json.dumps(ids),)
 
 
 class Checkpoints:
