@@ -37,14 +37,17 @@ CREATE TABLE IF NOT EXISTS labels (tx_id INTEGER PRIMARY KEY, fraud INTEGER NOT 
 CREATE TABLE IF NOT EXISTS answers (tx_id INTEGER PRIMARY KEY, answer TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-# per transaction of a batch (a JSON array of TRANSACTION_IDs): its answer and its seq, its seq in the log, its label
+# per transaction of a batch (a JSON array of TRANSACTION_IDs): its answer and its seq, its seq in the log, its label;
+# and in every row the log's last seq given and its newest time (one statement, not three)
 LOOKUP = """
-SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT DISTINCT value FROM json_each(?)) b
+SELECT b.value, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0), (SELECT seq FROM sqlite_sequence WHERE name = 'log'),
+(SELECT COALESCE(MAX(ts), 0) FROM log) FROM (SELECT DISTINCT value FROM json_each(?)) b
 LEFT JOIN answers a ON a.tx_id = b.value LEFT JOIN log l ON l.tx_id = b.value AND l.label IS NULL
 LEFT JOIN labels f ON f.tx_id = b.value
 """
 LOOKUP_ONE = """
-SELECT ?1, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0) FROM (SELECT 1) LEFT JOIN answers a ON a.tx_id = ?1
+SELECT ?1, a.answer, a.seq, l.seq, COALESCE(f.fraud, 0), (SELECT seq FROM sqlite_sequence WHERE name = 'log'),
+(SELECT COALESCE(MAX(ts), 0) FROM log) FROM (SELECT 1) LEFT JOIN answers a ON a.tx_id = ?1
 LEFT JOIN log l ON l.tx_id = ?1 AND l.label IS NULL LEFT JOIN labels f ON f.tx_id = ?1
 """
 #: The lookups of batches this small bind each TRANSACTION_ID (a ``VALUES`` list); larger ones pass a
@@ -122,16 +125,19 @@ class SQLiteStore:
         caught_up = self._read_log(cur, since)
         ids = txs.tx_id.tolist()
         ts = txs.ts_us.tolist()
-        seqs, answers, new, fraud = self._append(cur, txs, ids, ts)
+        seqs, answers, new, fraud, newest = self._append(cur, txs, ids, ts)
         # the log's cut-off and the answers' own window, as ``interface.forget_times``
         cutoff = max(ts) - keep_us if ids else None
         window = answers_us if answers_us is not None and answers_us < keep_us else None
         if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
             self._forget(cur, cutoff)
             self._forgotten_to = cutoff
+            newest = None  # the log's newest time, read again after the trim
         answers_cut = None
         if window is not None:  # from the newest transaction held, whichever process appended it
-            answers_cut = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0] - window
+            if newest is None:
+                newest = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0]
+            answers_cut = newest - window
         forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
         if forget_answers:
             # the answers of the entries that left the window since this connection's last pass
@@ -154,25 +160,29 @@ class SQLiteStore:
     @staticmethod
     def _append(
         cur: sqlite3.Cursor, txs: TxColumns, ids: list[int], ts: list[int]
-    ) -> tuple[list[int], list[str | None], list[bool], list[int]]:
+    ) -> tuple[list[int], list[str | None], list[bool], list[int], int | None]:
         """Inside a transaction: append the transactions (``ids``, ``ts``: their columns as lists) not
-        recorded before; each one's seq, stored answer, whether it is new, and its label."""
+        recorded before; each one's seq, stored answer, whether it is new, and its label; and the
+        log's newest time after the append (None for an empty batch: not read)."""
+        if not ids:
+            return [], [], [], [], None
         found = cur.execute(*_lookup(ids)).fetchall()
         answered = {r[0]: (r[2], r[1]) for r in found if r[1] is not None}
         recorded = {r[0]: r[3] for r in found if r[3] is not None}
         fraud = {r[0]: r[4] for r in found}
-        last = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
-        seqs, answers, new = assign_seqs(ids, answered, recorded, 1 + (last[0] if last else 0))
+        last, newest = found[0][5], found[0][6]
+        seqs, answers, new = assign_seqs(ids, answered, recorded, 1 + (last or 0))
         insert = "INSERT INTO log (seq, tx_id, ts, customer, terminal, amount) VALUES (?, ?, ?, ?, ?, ?)"
         if len(ids) == 1:  # the usual batch at light load: one row, without executemany's iteration
             if new[0]:
-                cur.execute(
-                    insert, (seqs[0], ids[0], ts[0], int(txs.customer[0]), int(txs.terminal[0]), float(txs.amount[0]))
-                )
-            return seqs, answers, new, [fraud[ids[0]]]
+                row = (seqs[0], ids[0], ts[0], int(txs.customer[0]), int(txs.terminal[0]), float(txs.amount[0]))
+                cur.execute(insert, row)
+                newest = max(newest, ts[0])
+            return seqs, answers, new, [fraud[ids[0]]], newest
         columns = (seqs, ids, ts, txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist())
-        cur.executemany(insert, [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new])
-        return seqs, answers, new, [fraud[i] for i in ids]
+        rows = [row for row, is_new in zip(zip(*columns, strict=True), new, strict=True) if is_new]
+        cur.executemany(insert, rows)
+        return seqs, answers, new, [fraud[i] for i in ids], max([newest, *(row[2] for row in rows)])
 
     @staticmethod
     def _forget(cur: sqlite3.Cursor, older_than: int) -> None:
