@@ -142,6 +142,10 @@ class OnlineState:
         self._pool_end = np.zeros(KINDS, dtype=np.int64)
         self._segments: I64 = np.empty((KINDS, 64, 4), dtype=np.int64)
         self._n_segments = np.zeros(KINDS, dtype=np.int64)
+        # a small batch's labels (none: the kernels only read them) and its windows over derived values
+        # when there are none, allocated once
+        self._no_labels: F64 = np.zeros(SMALL_BATCH, dtype=np.float64)
+        self._no_over: F64 = np.empty((0, SMALL_BATCH), dtype=np.float64)
         self._entities = 0  # the most segments of one kind
         self._n_txs = 0
         self._reindex(1024, 128)
@@ -191,8 +195,10 @@ class OnlineState:
         """
         n = len(txs)
         seqs = np.asarray(seqs, dtype=np.int64)
-        counts, sums = self._append(_features_flat, txs, seqs, np.zeros(n), self._spans, self._reach)
-        over = np.empty((0, n))
+        small = n < SMALL_BATCH
+        no_labels = self._no_labels[:n] if small else np.zeros(n)
+        counts, sums = self._append(_features_flat, txs, seqs, no_labels, self._spans, self._reach)
+        over = self._no_over if small else np.empty((0, n))
         if self._derived_names:
             current = self._keep_derived(_Batch(txs, counts, sums, self._span_of))
             over = _derived_windows(
@@ -207,7 +213,7 @@ class OnlineState:
                 self._reach,
                 current,
             )
-        if n < SMALL_BATCH:
+        if small:
             rows = []
             for i in range(n):
                 row = _Row(txs, i, counts, sums, self._span_of, over, self._derived_of)
