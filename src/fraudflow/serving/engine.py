@@ -79,10 +79,10 @@ class Answer:
         return features
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Judged:
     """The model's outputs for a batch: each row's score (also as an array), its strongest
-    contributions' columns and values."""
+    contributions' columns and values. Not frozen, as ``Answer``: built once a batch, never changed."""
 
     scores: list[float]
     order: list[list[int]]
@@ -90,11 +90,11 @@ class _Judged:
     score_array: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Served:
     """A batch's feature vectors (one matrix, rows in the batch's order, columns the feature set's),
     whether each row was answered before (a duplicate), the rows computed now (None: all of them),
-    the answers, and the scores and served time of the prediction log."""
+    the answers, and the scores and served time of the prediction log. Not frozen (as ``_Judged``)."""
 
     vectors: np.ndarray
     duplicate: list[bool]
