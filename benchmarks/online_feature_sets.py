@@ -26,7 +26,7 @@ ARRIVING_DAYS = 7
 
 
 def main() -> None:
-    from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW2
+    from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3
     from fraudflow.features.online_state import OnlineState
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +41,7 @@ def main() -> None:
     seqs = np.arange(n_held, n_held + n_new, dtype=np.int64)
     rows = []
     load_before = os.getloadavg()
-    for fs in (FRAUDFLOW, FRAUDFLOW2):
+    for fs in (FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3):
         warm = OnlineState(fs)  # numba's cache loaded
         warm.add(held.slice(n_held - 5000, n_held), np.arange(5000), fraud[n_held - 5000 : n_held])
         warm.features(new.slice(0, BATCH), seqs[:BATCH])
