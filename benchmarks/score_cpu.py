@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import statistics
@@ -31,26 +30,9 @@ import time
 from typing import Any
 
 from benchmarks._measure import machine, run_case, table
+from benchmarks.serve import traffic_transactions as transactions
 
 WARM = 2000
-
-
-def transactions(root: str, n: int) -> list[Any]:
-    """The traffic's first ``n`` transactions."""
-    from fraudflow.records import Transaction
-
-    with open(os.path.join(f"{root}-traffic", "requests.jsonl"), "rb") as f:
-        bodies = [json.loads(line) for _, line in zip(range(n), f, strict=False)]
-    return [
-        Transaction(
-            b["TRANSACTION_ID"],
-            dt.datetime.fromisoformat(b["TX_DATETIME"]),
-            b["CUSTOMER_ID"],
-            b["TERMINAL_ID"],
-            b["TX_AMOUNT"],
-        )
-        for b in bodies
-    ]
 
 
 def scorer(root: str, store: str, work: str) -> Any:

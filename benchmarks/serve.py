@@ -130,6 +130,24 @@ def requests_file(root: str) -> str:
     return os.path.join(traffic_root(root), "requests.jsonl")
 
 
+def traffic_transactions(root: str, n: int) -> list[Any]:
+    """The traffic's first ``n`` transactions (``Transaction``s, in the order they are sent)."""
+    from fraudflow.records import Transaction
+
+    with open(requests_file(root), "rb") as f:
+        bodies = [json.loads(line) for _, line in zip(range(n), f, strict=False)]
+    return [
+        Transaction(
+            b["TRANSACTION_ID"],
+            dt.datetime.fromisoformat(b["TX_DATETIME"]),
+            b["CUSTOMER_ID"],
+            b["TERMINAL_ID"],
+            b["TX_AMOUNT"],
+        )
+        for b in bodies
+    ]
+
+
 def batches_file(root: str) -> str:
     return os.path.join(traffic_root(root), "batches.jsonl")
 
@@ -433,22 +451,10 @@ def saturation_line(summary: dict[str, Any]) -> str:
 def case_inprocess(root: str, store_url: str, rows: int) -> dict[str, float]:
     """``Scorer.score`` over batches of 1,000 of the traffic's first ``rows`` (after 2,000 warm-up)."""
     from fraudflow.lake import Lake
-    from fraudflow.records import Transaction
     from fraudflow.serving.engine import Scorer
 
     warm = 2 * BATCH
-    with open(requests_file(root), "rb") as f:
-        bodies = [json.loads(line) for _, line in zip(range(warm + rows), f, strict=False)]
-    txs = [
-        Transaction(
-            b["TRANSACTION_ID"],
-            dt.datetime.fromisoformat(b["TX_DATETIME"]),
-            b["CUSTOMER_ID"],
-            b["TERMINAL_ID"],
-            b["TX_AMOUNT"],
-        )
-        for b in bodies
-    ]
+    txs = traffic_transactions(root, warm + rows)
     scorer = Scorer.from_lake(Lake(root), None, store_url)
     for i in range(0, warm, BATCH):
         scorer.score(txs[i : i + BATCH])
