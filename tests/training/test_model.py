@@ -82,3 +82,12 @@ def test_train_writes_model_metrics_and_a_self_contained_report(lake: Lake) -> N
     assert html.count("data:image/png;base64,") == 5  # CP@100 per day, curves, scores, importance, data
     assert "Results against the handbook" in html and "http://" not in html and "https://" not in html
     assert model.latest_model(lake) in model.list_models(lake)
+
+
+def test_model_ids_sort_by_creation_also_within_a_second() -> None:
+    """ "The newest model" is the largest id: two models trained in one second must not tie on the random part."""
+    t = dt.datetime(2026, 11, 27, 6, 10, 16, 5, tzinfo=dt.timezone.utc)
+    ids = [model.new_model_id(t + dt.timedelta(microseconds=k)) for k in (0, 1, 2, 999_000)]
+    assert sorted(ids) == ids
+    assert "20261127T061016-ffffff" < ids[0]  # an earlier version's id (to the second) sorts before
+    assert "20261127T061015999999-ffffff" < ids[0] < "20261127T061017-000000"

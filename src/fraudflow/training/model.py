@@ -152,8 +152,11 @@ def data_fingerprint(table: pa.Table) -> str:
 
 
 def new_model_id(now: dt.datetime | None = None) -> str:
+    """A new model's id: its UTC creation time to the microsecond, then 6 random hex digits. Ids sort
+    by creation ("the newest model" is the largest), also for two models trained within a second;
+    ids of earlier versions (to the second) sort before any later id of the same second."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
+    return now.strftime("%Y%m%dT%H%M%S%f") + "-" + os.urandom(3).hex()
 
 
 def save(model: Model, lake: Lake, model_id: str, extra: dict[str, Any] | None = None) -> str:

@@ -336,9 +336,14 @@ def _headline(lake: Lake, model_id: str) -> dict[str, float]:
 
 
 def _created(model_id: str) -> str | None:
+    """A model's creation time (UTC, to the second) from its id (``model.new_model_id``, or an
+    earlier version's id to the second); None for an id of another shape."""
+    stamp = model_id.split("-", 1)[0]
     try:
-        created = dt.datetime.strptime(model_id.split("-", 1)[0], "%Y%m%dT%H%M%S")
+        created = dt.datetime.strptime(stamp[:15], "%Y%m%dT%H%M%S")
     except ValueError:
+        return None
+    if not (len(stamp) == 15 or (len(stamp) == 21 and stamp[15:].isdigit())):
         return None
     return created.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
