@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -134,6 +134,13 @@ class TxColumns:
             np.array([t.terminal_id for t in txs], dtype=np.int64),
             np.array([t.amount for t in txs], dtype=np.float64),
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence[TxColumns]) -> TxColumns:
+        """The transactions of ``parts``, one after the other."""
+        import numpy as np
+
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def __len__(self) -> int:
         return len(self.tx_id)

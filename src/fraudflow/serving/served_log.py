@@ -128,10 +128,8 @@ class Answers:
         return self._join(self._joined + self._recent)
 
     def _join(self, batches: list[PredictionBatch]) -> PredictionBatch:
-        txs = [b.txs for b in batches]
-        columns = TxColumns(*(np.concatenate([getattr(t, name) for t in txs]) for name in _COLUMNS))
         return PredictionBatch(
-            columns,
+            TxColumns.concat([b.txs for b in batches]),
             np.concatenate([b.scores for b in batches]),
             self.threshold,
             self.model_id,
@@ -139,9 +137,6 @@ class Answers:
             np.concatenate([b.vectors for b in batches]),
             np.concatenate([_served_us(b) for b in batches]),
         )
-
-
-_COLUMNS = ("ts_us", "tx_id", "customer", "terminal", "amount")
 
 
 def _served_us(batch: PredictionBatch) -> np.ndarray:
