@@ -176,10 +176,11 @@ def answers_window(answers_us: int | None, keep_us: int) -> int:
     return answers_us
 
 
-def forget_times(txs: TxColumns, keep_us: int, answers_us: int | None) -> tuple[int | None, int | None]:
-    """The log's cut-off for the batch ``txs`` (its entries at or before it are forgotten; None for an
-    empty batch), and the answers' window when shorter than the log's (else None)."""
-    log_cut = int(txs.ts_us.max()) - keep_us if len(txs.tx_id) else None
+def forget_times(newest_us: int | None, keep_us: int, answers_us: int | None) -> tuple[int | None, int | None]:
+    """The log's cut-off for a batch whose newest transaction's time is ``newest_us`` (the entries at
+    or before it are forgotten; None for an empty batch, ``newest_us`` None), and the answers' window
+    when shorter than the log's (else None)."""
+    log_cut = None if newest_us is None else newest_us - keep_us
     return log_cut, (answers_us if answers_us is not None and answers_us < keep_us else None)
 
 

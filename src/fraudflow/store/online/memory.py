@@ -40,10 +40,11 @@ class MemoryStore:
         with self._lock:
             ids = txs.tx_id.tolist()
             caught_up = self.catch_up(since)
+            ts = txs.ts_us.tolist()
             seqs, answers, new = self._append(
-                ids, txs.ts_us.tolist(), txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist()
+                ids, ts, txs.customer.tolist(), txs.terminal.tolist(), txs.amount.tolist()
             )
-            log_cut, window = forget_times(txs, keep_us, answers_us)
+            log_cut, window = forget_times(max(ts) if ts else None, keep_us, answers_us)
             if log_cut is not None:
                 self._forget(log_cut)
             answers_cut = self._newest - (keep_us if window is None else window)

@@ -228,7 +228,7 @@ class RedisStore:
     @contextmanager
     def record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None = None) -> Iterator[Recorded]:
         ids = txs.tx_id.tolist()
-        cutoff, window = forget_times(txs, keep_us, answers_us)
+        cutoff, window = forget_times(int(txs.ts_us.max()) if ids else None, keep_us, answers_us)
         seqs, new, duplicates, fraud, caught, caught_fraud, forgot = self._append(
             txs, str(since), _text(cutoff), _text(window)
         )

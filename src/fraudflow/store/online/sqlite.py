@@ -26,7 +26,7 @@ from types import TracebackType
 
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns
+from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns, forget_times
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
@@ -126,9 +126,7 @@ class SQLiteStore:
         ids = txs.tx_id.tolist()
         ts = txs.ts_us.tolist()
         seqs, answers, new, fraud, newest = self._append(cur, txs, ids, ts)
-        # the log's cut-off and the answers' own window, as ``interface.forget_times``
-        cutoff = max(ts) - keep_us if ids else None
-        window = answers_us if answers_us is not None and answers_us < keep_us else None
+        cutoff, window = forget_times(max(ts) if ts else None, keep_us, answers_us)
         if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
             self._forget(cur, cutoff)
             self._forgotten_to = cutoff
