@@ -1,6 +1,7 @@
-"""Windows over derived values (``count_above``, ``max``), spreads (``std``, ``zscore``), quotients and
-known frauds' ages in Spark SQL equal the compiled engine's, on the aggregations' hand-built boundary
-rows and random rows (tests/features/test_aggregations.py, with its tolerances)."""
+"""Windows over derived values (``count_above``, ``max``, ``unexplained_frauds``), spreads (``std``,
+``zscore``), quotients, known frauds' ages and shares since the first in Spark SQL equal the
+compiled engine's, on the aggregations' hand-built boundary rows and random rows
+(tests/features/test_aggregations.py, with its tolerances)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ from tests.features.test_aggregations import ABSOLUTE, CASES, HAND_BUILT, random
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
 #: the aggregations added after the Spark engine's own tests (tests/distributed/test_features.py)
-NEWER = ("count_above", "max", "std", "zscore", "quotient", "days_since_first_fraud", "days_since_last_fraud")
+NEWER = (
+    "count_above",
+    "max",
+    "std",
+    "zscore",
+    "quotient",
+    "days_since_first_fraud",
+    "days_since_last_fraud",
+    "fraud_share_since_first_fraud",
+    "unexplained_frauds",
+)
 DERIVED = FeatureSet(tuple(f for name in NEWER for f in CASES[name]), "newer")
 ORDER = [(s.TX_DATETIME, "ascending"), (s.TRANSACTION_ID, "ascending")]
 

@@ -10,6 +10,7 @@ aggregation adds its case here.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 import numpy as np
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from fraudflow import schema as s
+from fraudflow.errors import FeatureError
 from fraudflow.features import Feature, FeatureSet, compute
 from fraudflow.features.aggregations import AGGREGATIONS, Aggregation
 from fraudflow.features.online import OnlineFeatures
@@ -51,6 +53,32 @@ CASES: dict[str, tuple[Feature, ...]] = {
     "days_since_last_fraud": (
         Feature("T_LAST_FRAUD_2_1", "days_since_last_fraud", TERMINAL, FRAUD, 2, 1),
         Feature("C_LAST_FRAUD_1_2", "days_since_last_fraud", CUSTOMER, FRAUD, 1, 2),
+    ),
+    # a share since the first known fraud: same-time rows before it in id order count (ids 9, 4)
+    "fraud_share_since_first_fraud": (
+        Feature("T_SHARE_1_1", "fraud_share_since_first_fraud", TERMINAL, FRAUD, 1, 1),
+        Feature("C_SHARE_3_1", "fraud_share_since_first_fraud", CUSTOMER, FRAUD, 3, 1),
+        Feature("T_SHARE_2_2", "fraud_share_since_first_fraud", TERMINAL, FRAUD, 2, 2),
+    ),
+    # known frauds the amount rules leave unexplained: a terminal's window over each transaction's
+    # customer ratio (another entity's), amounts and ratios exactly at the limit and threshold (ids 4, 8)
+    "unexplained_frauds": (
+        Feature("U_C_MEAN_2", "mean", CUSTOMER, AMOUNT, 2),
+        Feature("U_C_RATIO", "ratio", column=AMOUNT, of="U_C_MEAN_2"),
+        Feature("U_T_MEAN_1", "mean", TERMINAL, AMOUNT, 1),
+        Feature("U_T_RATIO", "ratio", column=AMOUNT, of="U_T_MEAN_1"),
+        Feature(
+            "T_UNEXPLAINED_1_1", "unexplained_frauds", TERMINAL, FRAUD, 1, 1, of="U_C_RATIO", threshold=1.0, limit=2.25
+        ),
+        Feature(
+            "T_UNEXPLAINED_2_1", "unexplained_frauds", TERMINAL, FRAUD, 2, 1, of="U_C_RATIO", threshold=0.5, limit=100.0
+        ),
+        Feature(
+            "C_UNEXPLAINED_3_1", "unexplained_frauds", CUSTOMER, FRAUD, 3, 1, of="U_C_RATIO", threshold=1.0, limit=10.0
+        ),
+        Feature(
+            "T_UNEXPLAINED_T_2_1", "unexplained_frauds", TERMINAL, FRAUD, 2, 1, of="U_T_RATIO", threshold=1.0, limit=5.0
+        ),
     ),
     "count": (
         Feature("C_COUNT_1", "count", CUSTOMER, window_days=1),
@@ -117,6 +145,7 @@ HAND_BUILT = [
     (2, "2018-04-06 07:00:00", 1, 2, 0.0, 0),  # day
     (9, "2018-04-07 00:00:00", 1, 1, 5.5, 0),  # Saturday midnight, a tie: id 4 comes first
     (4, "2018-04-07 00:00:00", 1, 1, 2.25, 1),
+    (0, "2018-04-07 00:00:00", 5, 1, 3.5, 0),  # the tie again, before id 4's fraud in id order
     (5, "2018-04-07 06:59:59", 1, 1, 7.0, 0),  # one day after id 1: id 1 has left the 1-day window
     (8, "2018-04-07 07:00:00", 2, 1, 1.0, 1),  # a customer's first row
     (6, "2018-04-08 06:59:59.999999", 2, 1, 3.0, 0),  # Sunday, a microsecond before the day
@@ -166,15 +195,20 @@ def random_rows(n: int = 1500, seed: int = 12) -> list[tuple[int, str, int, int,
 
 def online(tx: pa.Table, fs: FeatureSet) -> dict[str, list[float]]:
     """Each row as it arrives, in (time, id) order, from the events of its entities' earlier rows
-    (their labels known at once: a window over them has a delay)."""
+    (their labels known at once: a window over them has a delay). The derived values read across
+    entities are kept as each row got them (the reference computes only its own entity's)."""
     engine = OnlineFeatures(fs)
+    across = {f.of for f in fs.features if f.rule.derived and not engine.derived_entities[f.of or ""] <= {f.entity}}
+    kept: dict[int, dict[str, float]] = {}
     seen: dict[str, dict[int, list[tuple[int, int, float, int]]]] = {kind: defaultdict(list) for kind in ENTITIES}
     out: dict[str, list[float]] = {name: [] for name in fs.names}
     columns = [tx[c].to_pylist() for c in s.INPUT_COLUMNS]
     for tx_id, when, customer, terminal, amount, fraud in zip(*columns, strict=True):
         t = Transaction(tx_id, when, customer, terminal, amount)
         events = {kind: Events.from_rows(seen[kind][t.entity(kind)]) for kind in ENTITIES}
-        for name, value in engine.compute(t, events).items():
+        values = engine.compute(t, events, kept)
+        kept[tx_id] = {name: values[name] for name in across if name is not None}
+        for name, value in values.items():
             out[name].append(value)
         for kind in ENTITIES:
             seen[kind][t.entity(kind)].append((t.ts_us, tx_id, amount, fraud))
@@ -226,7 +260,7 @@ def test_the_hand_built_rows_hit_what_they_are_built_for() -> None:
     assert [got["WEEKEND"][row[i]] for i in (2, 9, 6, 3)] == [0, 1, 1, 0]
     assert [got["C_COUNT_1"][row[i]] for i in (4, 9, 5)] == [3, 4, 4]  # the tie in id order; then id 1 left
     assert [got["C_COUNT_1"][row[i]] for i in (12, 11, 13)] == [2, 1, 3]
-    assert got["T_COUNT_2_1"][row[7]] == 5  # ids 1, 4, 9, 5 and 8, which is exactly 1 day back
+    assert got["T_COUNT_2_1"][row[7]] == 6  # ids 1, 0, 4, 9, 5 and 8, which is exactly 1 day back
     assert got["T_MEAN_3"][row[10]] == pytest.approx(4.0 / 2)  # id 2 is exactly 3 days back: out
     assert got["C_MEAN_1"][row[14]] == 0.0
 
@@ -295,3 +329,38 @@ def test_the_hand_built_rows_hit_the_edges_of_fraud_ages() -> None:
     assert got["T_FIRST_FRAUD_2_1"][row[7]] == pytest.approx(2 + 1 / 86400)  # id 1, a second more than 2 days
     assert [got["T_FIRST_FRAUD_2_1"][row[i]] for i in (1, 14)] == [3.0, 3.0]  # none yet, none any more
     assert got["C_LAST_FRAUD_1_2"][row[1]] == 3.0
+
+
+def test_the_hand_built_rows_hit_the_edges_of_fraud_shares() -> None:
+    """Shares since the first known fraud on HAND_BUILT: the rows at its time count whatever their ids
+    (id 0 before id 4's fraud in id order, id 9 after); a window without a fraud gives 0."""
+    fs = FeatureSet(CASES["fraud_share_since_first_fraud"])
+    got = compute(table(HAND_BUILT), fs).to_pydict()
+    row = {tx_id: i for i, tx_id in enumerate(got[s.TRANSACTION_ID])}
+    assert got["T_SHARE_1_1"][row[7]] == 2 / 5  # ids 4 and 8 of ids 0, 4, 9, 5, 8 (id 1 a second too old)
+    assert got["T_SHARE_1_1"][row[6]] == 1 / 4  # id 4 of ids 0, 4, 9, 5
+    assert [got["T_SHARE_1_1"][row[i]] for i in (1, 5)] == [0.0, 1.0]  # nothing yet; id 1 exactly a day back
+
+
+def test_the_hand_built_rows_hit_the_edges_of_unexplained_frauds() -> None:
+    """Unexplained frauds on HAND_BUILT: an amount exactly at the limit and a ratio exactly at the
+    threshold count (at most); above either, not; the customer's ratio read on a terminal's window."""
+    fs = FeatureSet(CASES["unexplained_frauds"])
+    got = compute(table(HAND_BUILT), fs).to_pydict()
+    row = {tx_id: i for i, tx_id in enumerate(got[s.TRANSACTION_ID])}
+    assert [got["U_C_RATIO"][row[i]] for i in (4, 8)] == [pytest.approx(2.25 / (12.25 / 3)), 1.0]
+    assert got["T_UNEXPLAINED_1_1"][row[7]] == 2  # id 4 (amount 2.25: at the limit), id 8 (ratio 1.0)
+    assert got["T_UNEXPLAINED_2_1"][row[7]] == 0  # ratios 0.55 and 1.0 above 0.5; id 1's (1.0) too
+    assert got["C_UNEXPLAINED_3_1"][row[10]] == 2  # id 1 (10.0 at the limit, ratio 1.0: a first row), id 4
+
+
+def test_a_value_read_across_entities_comes_from_the_caller() -> None:
+    """The reference cannot compute a customer ratio from a terminal's events: without the caller's
+    value it refuses, in one line naming the value and the transaction."""
+    fs = FeatureSet(CASES["unexplained_frauds"])
+    first, second = (Transaction(i, dt.datetime(2018, 4, d, 10), i, 1, 5.0) for i, d in ((1, 1), (2, 3)))
+    events = {CUSTOMER: Events.from_rows([]), TERMINAL: Events.from_rows([(first.ts_us, 1, 5.0, 1)])}
+    with pytest.raises(FeatureError, match="'U_C_RATIO' of transaction 1 reads windows of"):
+        OnlineFeatures(fs).compute(second, events)
+    values = OnlineFeatures(fs).compute(second, events, {1: {"U_C_RATIO": 1.0}})
+    assert values["T_UNEXPLAINED_2_1"] == 0 and values["T_UNEXPLAINED_T_2_1"] == 1

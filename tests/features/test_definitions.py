@@ -89,9 +89,9 @@ def test_windows_over_derived_values_are_checked() -> None:
     fine = FeatureSet((mean, ratio, above), "fine")
     assert fine.history_days == 5  # its window's 2 days and the ratio's 3 before the oldest row
     assert FeatureSet.from_json(fine.to_json()) == fine
-    with pytest.raises(FeatureError, match="only a count_above"):
+    with pytest.raises(FeatureError, match="only those, has a threshold"):
         Feature("X", "max", CUSTOMER, window_days=2, of="C_RATIO", threshold=2.0)
-    with pytest.raises(FeatureError, match="only a count_above"):
+    with pytest.raises(FeatureError, match="only those, has a threshold"):
         Feature("X", "count_above", CUSTOMER, window_days=2, of="C_RATIO")
     t_risk = Feature("T_RISK", "mean", TERMINAL, "TX_FRAUD", 3, 7)
     wrong = {
@@ -138,3 +138,35 @@ def test_quotients_and_spreads_are_checked() -> None:
         )
     with pytest.raises(FeatureError, match="column must be TX_AMOUNT"):
         Feature("S", "std", CUSTOMER, "TX_FRAUD", 30, 7)
+
+
+def test_unexplained_frauds_and_fraud_shares_are_checked() -> None:
+    """Known frauds the amount rules leave unexplained read labels (with a delay), an amount limit
+    and a threshold (only they take a limit), and may read the other entity's derived value (a
+    terminal's window over the customer's ratio), its history counted; a fraud share reads labels."""
+    from fraudflow.records import CUSTOMER
+
+    mean = Feature("C_MEAN", "mean", CUSTOMER, "TX_AMOUNT", 30)
+    ratio = Feature("C_RATIO", "ratio", column="TX_AMOUNT", of="C_MEAN")
+    unexplained = Feature(
+        "T_U", "unexplained_frauds", TERMINAL, "TX_FRAUD", 28, 7, of="C_RATIO", threshold=2.0, limit=220.0
+    )
+    fine = FeatureSet((mean, ratio, unexplained), "fine")
+    assert fine.history_days == 35 + 30
+    assert FeatureSet.from_json(fine.to_json()) == fine
+    assert "limit" not in FeatureSet((mean,)).to_json()["features"][0]  # older versions keep their hash
+    for kwargs, message in (
+        (dict(threshold=2.0), "has an amount limit"),
+        (dict(limit=220.0), "has a threshold"),
+        (dict(threshold=2.0, limit=220.0, column="TX_AMOUNT"), "column must be TX_FRAUD"),
+        (dict(threshold=2.0, limit=220.0, delay_days=0), "needs a delay"),
+    ):
+        fields = dict(entity=TERMINAL, column="TX_FRAUD", window_days=28, delay_days=7, of="C_RATIO") | kwargs
+        with pytest.raises(FeatureError, match=message):
+            Feature("T_U", "unexplained_frauds", **fields)  # type: ignore[arg-type]
+    with pytest.raises(FeatureError, match="has an amount limit"):
+        Feature("X", "count_above", CUSTOMER, window_days=2, of="C_RATIO", threshold=2.0, limit=1.0)
+    with pytest.raises(FeatureError, match="column must be TX_FRAUD"):
+        Feature("S", "fraud_share_since_first_fraud", TERMINAL, "TX_AMOUNT", 28, 7)
+    with pytest.raises(FeatureError, match="needs a delay"):
+        Feature("S", "fraud_share_since_first_fraud", TERMINAL, "TX_FRAUD", 28)

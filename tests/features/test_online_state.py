@@ -29,7 +29,7 @@ from fraudflow.features.online import OnlineFeatures
 from fraudflow.features.online_state import OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
 from tests.conftest import read_lake_table
-from tests.features.test_aggregations import CASES
+from tests.features.test_aggregations import CASES, HAND_BUILT, random_rows, table
 from tests.serving.test_online_oracle import assert_golden, days
 
 #: Every feature of the aggregations' parity cases: windows of 1 to 3 days, delays 0 to 3, both
@@ -203,9 +203,9 @@ class Stream:
         picked = [held[i] for i in self.rng.choice(len(held), min(k, len(held)), replace=False)]
         return [tx for _, tx in picked], [seq for seq, _ in picked]
 
-    def run(self, txs: list[Transaction]) -> None:
+    def run(self, txs: list[Transaction], trims: bool = True) -> None:
         """The transactions in random batches, each batch with a few resent and duplicated ones mixed
-        in; caught-up events and labels between batches."""
+        in; caught-up events and labels between batches (and trims, unless ``trims`` is False)."""
         at = 0
         while at < len(txs):
             step = int(self.rng.choice([1, 1, 2, 5, 8, 20, 60]))
@@ -223,7 +223,7 @@ class Stream:
             at += step
             if self.model.held and self.rng.random() < 0.3:
                 self.label()
-            if self.model.held and self.rng.random() < 0.3:
+            if self.model.held and self.rng.random() < 0.3 and trims:
                 self.trim()
 
 
@@ -235,6 +235,36 @@ def test_random_streams_give_the_reference_features(feature_set: FeatureSet, see
     stream = Stream(feature_set, rng)
     stream.run(random_transactions(rng, 400, span, boundaries_of(feature_set)))
     assert stream.checked >= 200 and stream.trims >= 1
+
+
+@pytest.mark.parametrize("rows", ["hand-built", "random"])
+def test_the_aggregations_rows_arriving_in_order_give_the_batch_features(rows: str) -> None:
+    """The aggregations' parity rows (tests/features/test_aggregations.py: rows on every window's and
+    threshold's edges) arriving in (time, id) order, in batches of 1 to 50 within a day (the shortest
+    delay: a delayed window never reaches into its own batch), each labelled once answered: every
+    case's features equal the compiled engine's."""
+    tx = table(HAND_BUILT if rows == "hand-built" else random_rows())
+    expected = compute(tx, EVERY_CASE, "compiled")
+    cols = TxColumns(
+        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
+        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
+        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
+        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
+        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
+    )
+    fraud = tx["TX_FRAUD"].to_numpy().astype(np.float64)
+    rng = np.random.default_rng(5)
+    state = OnlineState(EVERY_CASE)
+    got = []
+    at = 0
+    while at < len(cols):
+        within_a_day = int(np.searchsorted(cols.ts_us, cols.ts_us[at] + US_PER_DAY))
+        batch = cols.slice(at, min(at + int(rng.choice([1, 2, 7, 50])), within_a_day))
+        got.append(state.features(batch, np.arange(at, at + len(batch))))
+        state.label(batch.tx_id, fraud[at : at + len(batch)])
+        at += len(batch)
+    want = np.column_stack([expected[n].to_numpy().astype(np.float64) for n in EVERY_CASE.names])
+    assert_rows_equal(np.concatenate(got), want, EVERY_CASE)
 
 
 def test_ties_in_both_id_orders_and_a_late_arrival() -> None:
@@ -307,7 +337,7 @@ def test_trim_forgets_only_what_no_window_can_reach(feature_set: FeatureSet) -> 
     now = 4 * keep
     txs = random_transactions(rng, 300, 4 * keep // US_PER_DAY, boundaries_of(feature_set))
     edge = [transaction(10**9 + i, now - keep + d, i % 3, i % 4, 1.5) for i, d in enumerate((-1, 0, 1, 2))]
-    stream.run([tx for tx in txs if tx.ts_us < now] + edge)
+    stream.run([tx for tx in txs if tx.ts_us < now] + edge, trims=False)  # the trim at ``now`` must happen
     everything = Model(feature_set, dict(stream.model.held), dict(stream.model.labels), dict(stream.model.derived))
     stream.state.trim(now)
     kept = {i for i, (_, tx) in stream.model.held.items() if tx.ts_us > now - keep}

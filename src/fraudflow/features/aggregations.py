@@ -81,9 +81,20 @@ class Inputs(Protocol[_Count, _Value]):
         """The same for the latest such transaction."""
         ...
 
+    def count_since_first_marked(self, f: Feature) -> _Count:
+        """The number of transactions of ``f``'s window at or after the time of its earliest one whose
+        ``f.column`` is above 0 (a known fraud; same-time ones whatever their ids); 0 when none is."""
+        ...
+
     def count_above(self, f: Feature) -> _Count:
         """The number of transactions in ``f``'s window whose value of ``f.of`` (as each arrived)
         is above ``f.threshold``."""
+        ...
+
+    def count_unexplained(self, f: Feature) -> _Count:
+        """The number of transactions in ``f``'s window whose ``f.column`` is above 0 (a known fraud),
+        whose amount is at most ``f.limit`` and whose value of ``f.of`` (as each arrived) is at most
+        ``f.threshold``."""
         ...
 
     def maximum(self, f: Feature) -> _Value:
@@ -149,6 +160,14 @@ class Aggregation(ABC):
     reads_variance: ClassVar[bool] = False
     #: it reads the times of the window's first and last known frauds (``Inputs.first_marked``, ...)
     reads_marked: ClassVar[bool] = False
+    #: it reads how many of the window's transactions are at or after its first known fraud
+    #: (``Inputs.count_since_first_marked``)
+    reads_since: ClassVar[bool] = False
+    #: it compares the amount with ``Feature.limit``
+    limited: ClassVar[bool] = False
+    #: its derived value ``of`` may be built from windows of another entity than its own (the
+    #: reference engine then takes each event's value from the caller: ``features.online``)
+    reads_other_entities: ClassVar[bool] = False
 
     def problem(self, f: Feature) -> str | None:
         """What is wrong with ``f``'s fields for this aggregation, if anything."""
@@ -158,7 +177,9 @@ class Aggregation(ABC):
                 "divides by or reads (of=...)"
             )
         if (f.threshold is not None) != self.thresholded:
-            return "a count_above, and only a count_above, has a threshold"
+            return "a count_above or unexplained_frauds, and only those, has a threshold"
+        if (f.limit is not None) != self.limited:
+            return "an unexplained_frauds, and only it, has an amount limit (limit=...)"
         return None
 
     @abstractmethod
@@ -486,6 +507,61 @@ class Max(DerivedWindowAggregation):
         return r.maximum(f)
 
 
+class FraudShareSinceFirstFraud(WindowAggregation):
+    """The window's known frauds over its transactions at or after the first of them (0 when it holds
+    none): how much of a terminal's traffic has been fraudulent since its first known fraud (a
+    compromise running since then), within the label-delayed window, so bounded by its reach."""
+
+    name = "fraud_share_since_first_fraud"
+    reads_marked = True
+    reads_since = True
+
+    def problem(self, f: Feature) -> str | None:
+        if f.column != s.TX_FRAUD:
+            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
+        return super().problem(f)
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return _sql_quotient(q.total(f), q.count_since_first_marked(f))
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return _array_quotient(c.total(f), c.count_since_first_marked(f))
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        n = r.count_since_first_marked(f)
+        return r.total(f) / n if n != 0 else 0.0
+
+
+class UnexplainedFrauds(DerivedWindowAggregation):
+    """The window's known frauds the amount rules do not explain: whose amount is at most ``limit``
+    (a rule like the simulator's scenario 1, every amount above 220 a fraud) and whose derived value
+    ``of`` (e.g. the amount's ratio to the customer's 30-day mean, as it arrived) is at most
+    ``threshold`` (no spike, as scenario 3's amounts multiplied by 5 make). On a terminal, what is left
+    are mostly the frauds of a compromised terminal (scenario 2). The derived value may be built from
+    the other entity's windows (a terminal's window reading each transaction's customer ratio)."""
+
+    name = "unexplained_frauds"
+    dtype = "int64"
+    reads_column = True
+    thresholded = True
+    limited = True
+    reads_other_entities = True
+
+    def problem(self, f: Feature) -> str | None:
+        if f.column != s.TX_FRAUD:
+            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
+        return super().problem(f)
+
+    def sql(self, f: Feature, q: SqlInputs) -> str:
+        return f"CAST({q.count_unexplained(f)} AS BIGINT)"
+
+    def compiled(self, f: Feature, c: CompiledInputs) -> np.ndarray:
+        return c.count_unexplained(f)
+
+    def online(self, f: Feature, r: OnlineInputs) -> float:
+        return r.count_unexplained(f)
+
+
 #: Every aggregation, by the order the definitions list them in their messages.
 AGGREGATIONS: tuple[Aggregation, ...] = (
     Value(),
@@ -502,6 +578,8 @@ AGGREGATIONS: tuple[Aggregation, ...] = (
     ZScore(),
     DaysSinceFirstFraud(),
     DaysSinceLastFraud(),
+    FraudShareSinceFirstFraud(),
+    UnexplainedFrauds(),
 )
 BY_NAME: dict[str, Aggregation] = {a.name: a for a in AGGREGATIONS}
 

@@ -5,8 +5,9 @@ and summed column, all the windows over that column at once. Each feature is the
 aggregation's compiled form (``features.aggregations``) over those arrays and the rows' columns.
 A spread (``std``, ``zscore``) reads the window's variance, ``kernels.window_variance``. A window
 over a derived value (``count_above``, ``max``) reads that feature's column, computed before it (it
-is an earlier feature): a count above a threshold is the window sum of an indicator, a maximum
-``kernels.window_max``.
+is an earlier feature): a count above a threshold (or of frauds the amount rules do not explain)
+is the window sum of an indicator, a maximum ``kernels.window_max``. The count of a window's rows
+since its first known fraud is ``kernels.window_count_since_marked``.
 """
 
 from __future__ import annotations
@@ -86,12 +87,29 @@ class _Arrays:
         return out
 
     def count_above(self, f: Feature) -> np.ndarray:
-        above = (self.features[f.of or ""] > f.threshold).astype(np.float64)
+        return self._window_count(f, self.features[f.of or ""] > f.threshold)
+
+    def _window_count(self, f: Feature, counted: np.ndarray) -> np.ndarray:
+        """How many of ``f``'s window's rows are ``counted``: the window sum of the indicator."""
         order, starts = self._group(f.entity or "")
         lo, hi = _bounds_us(f)
-        _, sums = kernels.window_count_sum(order, starts, self.ts_us[order], above[order], lo, hi)
+        _, sums = kernels.window_count_sum(order, starts, self.ts_us[order], counted.astype(np.float64)[order], lo, hi)
         counts: np.ndarray = sums[0].astype(np.int64)  # a sum of ones and zeros: exact
         return counts
+
+    def count_since_first_marked(self, f: Feature) -> np.ndarray:
+        order, starts = self._group(f.entity or "")
+        lo, hi = _bounds_us(f)
+        marked = (self.column(f.column or "") > 0)[order]
+        return kernels.window_count_since_marked(order, starts, self.ts_us[order], marked, int(lo[0]), int(hi[0]))
+
+    def count_unexplained(self, f: Feature) -> np.ndarray:
+        counted = (
+            (self.column(f.column or "") > 0)
+            & (self.column(schema.TX_AMOUNT) <= f.limit)
+            & (self.features[f.of or ""] <= f.threshold)
+        )
+        return self._window_count(f, counted)
 
     def maximum(self, f: Feature) -> np.ndarray:
         order, starts = self._group(f.entity or "")

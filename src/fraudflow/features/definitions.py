@@ -43,7 +43,9 @@ class Feature:
     # "quotient": the earlier feature named by ``column`` divided by ``of``;
     # a window over a derived value ("count_above", "max"): the earlier row feature whose value,
     # as of each transaction, the window reads
-    threshold: float | None = None  # "count_above": the value a transaction's must exceed
+    threshold: float | None = None  # "count_above": the value a transaction's must exceed;
+    # "unexplained_frauds": the value a fraud's must not exceed
+    limit: float | None = None  # "unexplained_frauds": the amount a fraud's must not exceed
 
     def __post_init__(self) -> None:
         rule = BY_NAME.get(self.aggregation)
@@ -159,12 +161,13 @@ class FeatureSet:
 
     def _derivation_problem(self, f: Feature) -> str | None:
         """A window over a derived value reads that value as it was when each transaction arrived:
-        it must be a row feature built only from windows of the same entity, none over labels (which
-        change after the fact), nor over another derived value."""
+        it must be a row feature built only from windows of the same entity (unless the aggregation
+        reads other entities'), none over labels (which change after the fact), nor over another
+        derived value."""
         for g in self.derivation(f.of or ""):
             if g.rule.derived:
                 return "itself built on a window over a derived value"
-            if g.is_window and g.entity != f.entity:
+            if g.is_window and g.entity != f.entity and not f.rule.reads_other_entities:
                 return f"which reads {g.name!r}, a window of another entity ({g.entity})"
             if g.is_window and g.column == schema.TX_FRAUD:
                 return f"which reads {g.name!r}, a window over labels"
@@ -231,9 +234,9 @@ class FeatureSet:
 
 
 def _fields(f: Feature) -> dict[str, Any]:
-    """A feature's fields; ``of`` and ``threshold`` only when set, so older versions keep their hash."""
+    """A feature's fields; ``of``, ``threshold`` and ``limit`` only when set, so older versions keep their hash."""
     d = dataclasses.asdict(f)
-    for optional in ("of", "threshold"):
+    for optional in ("of", "threshold", "limit"):
         if d[optional] is None:
             del d[optional]
     return d
@@ -364,3 +367,52 @@ def terminal_known_frauds(window_days: int = 28, delay_days: int = 7) -> tuple[F
 #: tried too and left out: no gain on the validation folds.
 FRAUDFLOW3 = FeatureSet((*FRAUDFLOW2.features, *terminal_known_frauds()), "fraudflow-3")
 FEATURE_SETS["fraudflow-3"] = FRAUDFLOW3
+
+
+def terminal_unexplained_frauds(
+    spike: float = 2.0,
+    limit: float = 220.0,
+    window_days: int = 28,
+    delay_days: int = 7,
+    ratio: str = "AMOUNT_TO_CUSTOMER_AVG_30DAY",
+) -> tuple[Feature, ...]:
+    """The terminal's known frauds (labels ``delay_days`` late) over 14 and ``window_days`` days that
+    the amount rules do not explain: an amount at most ``limit`` (the simulator's scenario 1 makes
+    every amount above 220 a fraud) and at most ``spike`` times the customer's 30-day mean as it
+    arrived (``ratio``; scenario 3 multiplies a compromised card's amounts by 5). What is left is
+    mostly a compromised terminal's (scenario 2), which goes on for 28 days."""
+    return tuple(
+        Feature(
+            f"TERMINAL_ID_NB_UNEXPLAINED_FRAUD_{spike:g}X_{w}DAY_WINDOW",
+            "unexplained_frauds",
+            TERMINAL,
+            schema.TX_FRAUD,
+            w,
+            delay_days,
+            of=ratio,
+            threshold=spike,
+            limit=limit,
+            description=(
+                f"the terminal's known frauds over {w} days, {delay_days} days ago, of amounts at most "
+                f"{limit:g} and {spike:g}x the customer's 30-day mean"
+            ),
+        )
+        for w in (14, window_days)
+    )
+
+
+def terminal_fraud_share(window_days: int = 28, delay_days: int = 7) -> Feature:
+    """The share of the terminal's transactions that were known frauds since its first known fraud,
+    within ``window_days`` days ending ``delay_days`` ago (labels that late)."""
+    return Feature(
+        f"TERMINAL_ID_FRAUD_SHARE_SINCE_FIRST_{window_days}DAY_WINDOW",
+        "fraud_share_since_first_fraud",
+        TERMINAL,
+        schema.TX_FRAUD,
+        window_days,
+        delay_days,
+        description=(
+            f"the terminal's known frauds over its transactions since the first of them, over {window_days} "
+            f"days, {delay_days} days ago (0 when none)"
+        ),
+    )

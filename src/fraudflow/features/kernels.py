@@ -189,3 +189,42 @@ def window_variance(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, h
                 deviations += d
             out[order[i]] = (squares - deviations * deviations / m) / m
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def window_count_since_marked(
+    order: I64, starts: I64, ts: I64, marked: npt.NDArray[np.bool_], lo_us: int, hi_us: int
+) -> I64:
+    """The number of same-entity rows with ts in (t - lo_us, t - hi_us] at or after the time of the
+    earliest ``marked`` one among them (same-time rows whatever their order), 0 when none is marked;
+    grouped and ordered as ``window_count_sum`` (with ``hi_us == 0`` the window ends at the row itself).
+
+    The earliest marked row of the window only moves forward as the window does, so O(rows) (and the
+    same-time rows before it).
+    """
+    n = ts.shape[0]
+    out = np.zeros(n, dtype=np.int64)
+    for g in numba.prange(starts.shape[0] - 1):
+        a = starts[g]
+        b = starts[g + 1]
+        lo = a  # first row in the window
+        hi = a  # one past the last row in the window
+        first = a  # the window's earliest marked row, when below hi
+        for i in range(a, b):
+            t = ts[i]
+            if hi_us == 0:
+                hi = i + 1
+            else:
+                while hi < b and ts[hi] <= t - hi_us:
+                    hi += 1
+            while lo < hi and ts[lo] <= t - lo_us:
+                lo += 1
+            first = max(first, lo)
+            while first < hi and not marked[first]:
+                first += 1
+            if first < hi:
+                since = first
+                while since > lo and ts[since - 1] == ts[first]:
+                    since -= 1
+                out[order[i]] = hi - since
+    return out

@@ -11,7 +11,8 @@ Each feature is its aggregation's online form (``features.aggregations``) over t
 A window over a derived value (``count_above``, ``max``) reads each of its events' value of that
 feature as the event arrived: given in ``derived`` (by TRANSACTION_ID) when the caller kept it, else
 computed here, as the reference, from the entity's events before it in (time, id) order (what it
-saw when events arrive in that order).
+saw when events arrive in that order). A derived value built from the other entity's windows (read
+by ``unexplained_frauds``) cannot be computed from one entity's events: the caller must keep it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fraudflow import schema
+from fraudflow.errors import FeatureError
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.records import EMPTY, ENTITIES, US_PER_DAY, Events
 
@@ -44,6 +46,11 @@ class OnlineFeatures:
             f.of: OnlineFeatures(FeatureSet(tuple(feature_set.derivation(f.of)), f.of))
             for f in windows
             if f.rule.derived and f.of is not None
+        }
+        #: the entity kinds whose windows each derived value reads: computed here only from one entity's
+        #: events (its own), else always taken from the caller's ``derived``
+        self.derived_entities = {
+            name: {g.entity for g in feature_set.derivation(name) if g.is_window} for name in self.derivations
         }
 
     def needs(self, kind: str) -> bool:
@@ -155,8 +162,27 @@ class _Row:
         known = self._derived.get(ev.ids[j])
         if known is not None and name in known:
             return known[name]
+        if not self._engine.derived_entities[name] <= {entity}:
+            raise FeatureError(
+                f"the derived value {name!r} of transaction {ev.ids[j]} reads windows of "
+                f"{sorted(str(e) for e in self._engine.derived_entities[name])}: the caller keeps it (derived=...)"
+            )
         event = _Event(ev.ids[j], ev.ts[j], ev.amounts[j])
         return self._engine.derivations[name].compute(event, {entity: ev})[name]
+
+    def count_unexplained(self, f: Feature) -> int:
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        ev = self._events.get(span.entity, EMPTY)
+        limit = f.limit if f.limit is not None else math.inf
+        threshold = f.threshold if f.threshold is not None else math.inf
+        return sum(
+            1
+            for j in range(start, end)
+            if ev.frauds[j] > 0
+            and ev.amounts[j] <= limit
+            and self._derived_value(f.of or "", span.entity, ev, j) <= threshold
+        )
 
     def feature(self, name: str) -> float:
         return self.values[name]
@@ -190,6 +216,15 @@ class _Row:
 
     def last_marked(self, f: Feature) -> float:
         return max(self._marked(f), default=math.nan)
+
+    def count_since_first_marked(self, f: Feature) -> int:
+        marked = self._marked(f)
+        if not marked:
+            return 0
+        span = self._spans[f.name]
+        start, end = self._slices.get(span.key) or self._slice(span)
+        first = min(marked)
+        return sum(1 for t in self._events.get(span.entity, EMPTY).ts[start:end] if t >= first)
 
     def _marked(self, f: Feature) -> list[float]:
         """The times of the window's events with a known fraud (the window has a delay: not this one)."""

@@ -59,11 +59,17 @@ KINDS = len(ENTITIES)
 # (a window feature's column picks one by ``SUMMED``).
 TS, ID, SEQ, LATEST = 0, 1, 2, 3
 AMOUNT, FRAUD = 0, 1
-#: a window's sums are ``[AMOUNT, FRAUD, SPREAD, FIRST_MARKED, LAST_MARKED]``: then the amounts' population
-#: variance (by Welford's updates, as the events are read: stable, unlike a sum of squares), the times
-#: of the first and last events with a known fraud (NaN when none); ``MARKED`` is the bit asking for both
-SPREAD, FIRST_MARKED, LAST_MARKED = 2, 3, 4
+#: a window's sums are ``[AMOUNT, FRAUD, SPREAD, FIRST_MARKED, LAST_MARKED, SINCE]``: then the amounts'
+#: population variance (by Welford's updates, as the events are read: stable, unlike a sum of squares),
+#: the times of the first and last events with a known fraud (NaN when none); ``MARKED`` is the bit
+#: asking for both; the number of events at or after the first one's time (a second scan of the segment)
+SPREAD, FIRST_MARKED, LAST_MARKED, SINCE = 2, 3, 4, 5
 MARKED = 3
+#: the sums of a window
+N_SUMS = 6
+#: what a window over a derived value gives (its op): a count of values above a threshold, their
+#: maximum, a count of known frauds the amount rules do not explain
+COUNT_ABOVE, MAXIMUM, UNEXPLAINED = 0, 1, 2
 #: the first of the derived values' columns in ``values`` (one per value a window reads)
 DERIVED = 2
 SUMMED = {schema.TX_AMOUNT: AMOUNT, schema.TX_FRAUD: FRAUD}
@@ -109,6 +115,8 @@ class OnlineState:
                 summed[self._span_of[f.name]] |= 1 << SPREAD
             if f.rule.reads_marked:
                 summed[self._span_of[f.name]] |= 1 << MARKED
+            if f.rule.reads_since:
+                summed[self._span_of[f.name]] |= 1 << SINCE
         self._spans = np.array(
             [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
         ).reshape(len(spans), 4)
@@ -121,16 +129,14 @@ class OnlineState:
         self._derivation = [f for f in feature_set.features if f.name in wanted]
         self._derived_of = {f.name: i for i, f in enumerate(derived)}
         self._derived_spans = np.array(
-            [
-                (*_span(f), DERIVED + self._derived_names.index(f.of or ""), int(f.aggregation == "max"))
-                for f in derived
-            ],
+            [(*_span(f), DERIVED + self._derived_names.index(f.of or ""), _op(f)) for f in derived],
             dtype=np.int64,
         ).reshape(len(derived), 5)
         self._thresholds = np.array([f.threshold or 0.0 for f in derived], dtype=np.float64)
-        for f in derived:  # a derived window's events must be held as long as its value's history
-            kind = f.entity or ""
-            self.history_us[kind] = max(self.history_us[kind], feature_set.reach_days(f) * US_PER_DAY)
+        self._limits = np.array([np.inf if f.limit is None else f.limit for f in derived], dtype=np.float64)
+        for f in derived:  # a derived window's events, and those its value reads, held as long as it reaches
+            for kind in {f.entity or "", *(g.entity or "" for g in feature_set.derivation(f.of or "") if g.is_window)}:
+                self.history_us[kind] = max(self.history_us[kind], feature_set.reach_days(f) * US_PER_DAY)
         self._plan = [(f, f.rule.online, f.rule.compiled) for f in feature_set.features]
         #: events older than this before the newest one are never read again; trim forgets them in
         #: steps of 1/8 of it, so a call per batch mostly costs nothing
@@ -210,6 +216,7 @@ class OnlineState:
                 seqs,
                 self._derived_spans,
                 self._thresholds,
+                self._limits,
                 self._reach,
                 current,
             )
@@ -315,6 +322,11 @@ class OnlineState:
         self._n_txs = int(_reindex(self._rows, self._segments, self._n_segments, self._tx_table, self._entity_table))
 
 
+def _op(f: Feature) -> int:
+    """What a window over a derived value gives (``_derived_windows``)."""
+    return {"max": MAXIMUM, "unexplained_frauds": UNEXPLAINED}.get(f.aggregation, COUNT_ABOVE)
+
+
 def _span(f: Feature) -> tuple[int, int, int]:
     """A window feature's window: (entity kind's index, how far back, delay) in µs."""
     return ENTITIES.index(f.entity or ""), f.history_days * US_PER_DAY, f.delay_days * US_PER_DAY
@@ -369,6 +381,13 @@ class _Batch:
         assert self._over is not None
         values: F64 = self._over[self._derived_of[f.name]]
         return values
+
+    def count_unexplained(self, f: Feature) -> I64:
+        return self.count_above(f)
+
+    def count_since_first_marked(self, f: Feature) -> I64:
+        counts: I64 = self._sums[self._span_of[f.name], SINCE].astype(np.int64)
+        return counts
 
     def column(self, name: str) -> np.ndarray:
         columns = {
@@ -433,6 +452,12 @@ class _Row:
 
     def maximum(self, f: Feature) -> float:
         return self._over[self._derived_of[f.name]]
+
+    def count_unexplained(self, f: Feature) -> int:
+        return self.count_above(f)
+
+    def count_since_first_marked(self, f: Feature) -> int:
+        return int(self._sums[self._span_of[f.name]][SINCE])
 
     def count(self, f: Feature) -> int:
         return self._counts[self._span_of[f.name]]
@@ -644,7 +669,7 @@ def _windows(
     m = ts.shape[0]
     n_spans = spans.shape[0]
     counts = np.zeros((n_spans, m), dtype=np.int64)
-    sums = np.zeros((n_spans, 5, m), dtype=np.float64)
+    sums = np.zeros((n_spans, N_SUMS, m), dtype=np.float64)
     total = np.zeros((n_spans, 2))
     lost = np.zeros((n_spans, 2))  # the compensations
     mean = np.zeros(n_spans)  # the windows' running means and squared deviations (Welford)
@@ -692,6 +717,11 @@ def _windows(
                         if spans[w, 3] & (1 << MARKED) and values[k, j, FRAUD] > 0:
                             first_marked[w] = min(first_marked[w], te)
                             last_marked[w] = max(last_marked[w], te)
+            for w in range(first[k], first[k + 1]):
+                if spans[w, 3] & (1 << SINCE) and first_marked[w] != np.inf:
+                    sums[w, SINCE, i] = _count_since(
+                        rows, segments, k, g, t, ids[i], seqs[i], reach[k], spans[w], first_marked[w]
+                    )
         for w in range(n_spans):
             for c in range(2):
                 sums[w, c, i] = total[w, c] + lost[w, c]
@@ -705,6 +735,31 @@ def _windows(
             sums[w, FIRST_MARKED, i] = first_marked[w] if first_marked[w] != np.inf else np.nan
             sums[w, LAST_MARKED, i] = last_marked[w] if last_marked[w] != -np.inf else np.nan
     return counts, sums
+
+
+@numba.njit(cache=True)
+def _count_since(
+    rows: I64, segments: I64, k: int, g: int, t: int, tx_id: int, seq: int, reach: int, span: I64, since: float
+) -> int:
+    """The events of kind ``k``'s segment ``g`` in the window ``span`` of a transaction (time ``t``, id,
+    seq) at or after the time ``since``: a second scan of the segment, as ``_windows``'s."""
+    n = 0
+    start = segments[k, g, START]
+    for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
+        if rows[k, j, LATEST] <= t - reach:
+            break
+        if rows[k, j, SEQ] >= seq:
+            continue
+        te = rows[k, j, TS]
+        if te <= t - span[1] or te < since:
+            continue
+        if span[2] == 0:
+            inside = te < t or (te == t and rows[k, j, ID] < tx_id)
+        else:
+            inside = te <= t - span[2]
+        if inside:
+            n += 1
+    return n
 
 
 @numba.njit(cache=True, inline="always")
@@ -725,14 +780,16 @@ def _derived_windows(
     seqs: I64,
     spans: I64,
     thresholds: F64,
+    limits: F64,
     reach: I64,
     current: F64,
 ) -> F64:
     """Each window over a derived value ``[w, i]`` for the batch's transactions, as ``_windows``.
 
-    ``spans[w]``: (entity kind, how far back, delay, the column of ``values`` read, 1 for the
-    maximum else a count above ``thresholds[w]``); ``current[c - DERIVED, i]``: transaction ``i``'s
-    own values, in its windows without a delay.
+    ``spans[w]``: (entity kind, how far back, delay, the column of ``values`` read, its op: the
+    MAXIMUM, a COUNT_ABOVE ``thresholds[w]``, or the count of the UNEXPLAINED known frauds: amount
+    at most ``limits[w]``, value at most ``thresholds[w]``); ``current[c - DERIVED, i]``: transaction
+    ``i``'s own values, in its windows without a delay (its label is not known: never a fraud).
     """
     ts, ids, customer, terminal, _ = columns
     m = ts.shape[0]
@@ -745,10 +802,10 @@ def _derived_windows(
         for w in range(n_spans):
             if spans[w, 2] == 0:  # the window ends with the transaction itself
                 v = current[spans[w, 3] - DERIVED, i]
-                if spans[w, 4] == 1:
+                if spans[w, 4] == MAXIMUM:
                     out[w, i] = v
                     seen[w] = True
-                elif v > thresholds[w]:
+                elif spans[w, 4] == COUNT_ABOVE and v > thresholds[w]:
                     out[w, i] += 1.0
         for k in range(KINDS):
             entity = customer[i] if k == 0 else terminal[i]
@@ -772,11 +829,14 @@ def _derived_windows(
                         inside = te <= t - delay
                     if inside:
                         v = values[k, j, spans[w, 3]]
-                        if spans[w, 4] == 1:
+                        if spans[w, 4] == MAXIMUM:
                             if not seen[w] or v > out[w, i]:
                                 out[w, i] = v
                                 seen[w] = True
-                        elif v > thresholds[w]:
+                        elif spans[w, 4] == COUNT_ABOVE:
+                            if v > thresholds[w]:
+                                out[w, i] += 1.0
+                        elif values[k, j, FRAUD] > 0 and values[k, j, AMOUNT] <= limits[w] and v <= thresholds[w]:
                             out[w, i] += 1.0
     return out
 

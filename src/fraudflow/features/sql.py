@@ -8,7 +8,9 @@ spec's window never does, so their count and sum are taken back out, from one sm
 once. A window over a derived value (``count_above``, ``max``) reads that value from a second
 layer: the derived feature's expression as a column (``V_<name>``) over the first, then the windows
 over it; ties are handled the same way (a count takes the later peers back out, a maximum is the
-larger of the window before this timestamp and this timestamp's peers up to this row).
+larger of the window before this timestamp and this timestamp's peers up to this row). The count
+of a window's rows since its first known fraud (a start that depends on the data) is read in that
+second layer too, from two running counts of the first.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ def features_sql(feature_set: FeatureSet, source: str = "tx", dialect: str = "du
     layers = ""
     last = "agg"
     if query.derived_windows:
-        values = ", ".join(f"{query.feature(name)} AS {_value_column(name)}" for name in query.derived_values)
+        values = "".join(f", {query.feature(name)} AS {_value_column(name)}" for name in query.derived_values)
         over = ",\n    ".join(f"{expr} AS {name}" for name, expr in query.derived_windows.items())
-        layers = f",\nder AS (SELECT *, {values}\n  FROM agg),\nagg2 AS (SELECT *,\n    {over}\n  FROM der)"
+        layers = f",\nder AS (SELECT *{values}\n  FROM agg),\nagg2 AS (SELECT *,\n    {over}\n  FROM der)"
         last = "agg2"
     return (
         f"WITH base AS (SELECT {', '.join(schema.INPUT_COLUMNS)}, {EPOCH_US[dialect]} AS {TS} FROM {source}),\n"
@@ -98,6 +100,28 @@ class _Query:
         window has a delay, so no peers)."""
         marked = f"CASE WHEN {f.column} > 0 THEN {TS} END"
         return self._window(f"{extreme}_MARKED_{f.column}_{_key(f)}", f"{extreme}({marked}) OVER ({_frame(f)})")
+
+    def count_since_first_marked(self, f: Feature) -> str:
+        """The window's rows from its first marked one's time on: the entity's rows up to the window's
+        end less those before that time, from two running counts of the first layer (rows of an
+        earlier time, rows up to this time) read in the second at the window's last and first marked
+        rows (the window has a delay: no peers). 0 when none is marked."""
+        order = f"PARTITION BY {f.entity} ORDER BY {TS} RANGE BETWEEN UNBOUNDED PRECEDING AND"
+        before = self._window(f"NB_{f.entity}_BEFORE", f"COUNT(*) OVER ({order} 1 PRECEDING)")
+        through = self._window(f"NB_{f.entity}_THROUGH", f"COUNT(*) OVER ({order} CURRENT ROW)")
+        marked = f"CASE WHEN {f.column} > 0 THEN {before} END"
+        first = self._derived(f"NB_BEFORE_FIRST_MARKED_{f.column}_{_key(f)}", f"MIN({marked}) OVER ({_frame(f)})")
+        last = self._derived(f"NB_THROUGH_{_key(f)}", f"MAX({through}) OVER ({_frame(f)})")
+        return f"COALESCE({last} - {first}, 0)"
+
+    def count_unexplained(self, f: Feature) -> str:
+        """Over labels, so with a delay: no peers."""
+        v = self._value(f)
+        amount = f"{schema.TX_AMOUNT} <= CAST({f.limit!r} AS DOUBLE)"
+        rule = f"{f.column} > 0 AND {amount} AND {v} <= CAST({f.threshold!r} AS DOUBLE)"
+        counted = f"CASE WHEN {rule} THEN 1 ELSE 0 END"
+        name = f"U_{f.column}_{_derived_key(f)}_{_number(f.limit)}"
+        return self._derived(name, f"COALESCE(SUM({counted}) OVER ({_frame(f)}), 0)")
 
     def count(self, f: Feature) -> str:
         n = self._window(f"N_{_key(f)}", f"COUNT(*) OVER ({_frame(f)})")
@@ -192,7 +216,12 @@ def _value_column(name: str) -> str:
     return f"V_{name}"
 
 
+def _number(x: float | None) -> str:
+    """A number as part of a column's name."""
+    return repr(x).replace(".", "_").replace("-", "M")
+
+
 def _derived_key(f: Feature, peers: bool = False) -> str:
     """A second-layer column's name: the value read, the window (or the peers of its entity), the threshold."""
-    threshold = "" if f.threshold is None else "_" + repr(f.threshold).replace(".", "_").replace("-", "M")
+    threshold = "" if f.threshold is None else "_" + _number(f.threshold)
     return f"{f.of}_{f.entity}_PEERS{threshold}" if peers else f"{f.of}_{_key(f)}{threshold}"
