@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -79,15 +80,20 @@ class Answer:
         return features
 
 
+def batch_body(answers: Sequence[Answer]) -> bytes:
+    """The body of ``POST /v1/score/batch``'s answer (``schemas.BatchOut``): the answers' texts as written."""
+    return ('{"results":[' + ",".join([a.body for a in answers]) + "]}").encode()
+
+
 @dataclass(slots=True)
 class _Judged:
-    """The model's outputs for a batch: each row's score (also as an array), its strongest
-    contributions' columns and values. Not frozen, as ``Answer``: built once a batch, never changed."""
+    """The model's outputs for a batch: each row's score, its strongest contributions' columns and
+    values (``TOP_FEATURES`` columns, fewer for a model of fewer features, none without a model).
+    Not frozen, as ``Answer``: built once a batch, never changed."""
 
-    scores: list[float]
-    order: list[list[int]]
-    strongest: list[list[float]]
-    score_array: np.ndarray
+    scores: np.ndarray  # float64 (n,)
+    order: np.ndarray  # int64 (n, k)
+    strongest: np.ndarray  # float64 (n, k)
 
 
 @dataclass(slots=True)
@@ -143,10 +149,20 @@ class Scorer:
         self._forest = forest
         self._inputs = None if model is None else np.array([self._names.index(f) for f in model.features])
         self._inputs_in_order = self._inputs is not None and self._inputs.tolist() == list(range(len(self._names)))
-        # the answer's JSON around its values, with the model's names and id escaped once
-        self._model_id_json = json.dumps(model_id)
-        self._head = f',"threshold":{threshold!r},"model_id":{self._model_id_json},"features":'
-        self._top_names = [json.dumps(f) for f in (model.features if model is not None else [])]
+        # the answer's JSON around its values (a template for each number of strongest features), the
+        # model's names and id escaped once
+        names = model.features if model is not None else []
+        self._top_names = np.array(list(names) or [""], dtype=object)  # indexed by the strongest columns
+        self._top_json = np.array([json.dumps(f) for f in names] or [""], dtype=object)
+        slot = codec.SLOT
+        head = (
+            f'{{"TRANSACTION_ID":{slot},"score":{slot},"alert":{slot},"threshold":{codec.json_values([threshold])[0]},'
+            f'"model_id":{json.dumps(model_id)},"features":{slot},"top_features":['
+        )
+        top = f'{{"feature":{slot},"contribution":{slot}}}'
+        self._bodies = [
+            codec.Rows(head + ",".join([top] * k) + f'],"duplicate":{slot}}}') for k in range(TOP_FEATURES + 1)
+        ]
 
     @classmethod
     def from_lake(
@@ -189,12 +205,11 @@ class Scorer:
         """The model's score and strongest contributions of each row of ``vectors`` (zeros without a model)."""
         n = len(vectors)
         if self.model is None or self._forest is None or self._inputs is None or n == 0:
-            return _Judged([0.0] * n, [[] for _ in range(n)], [[] for _ in range(n)], np.zeros(n))
+            return _Judged(np.zeros(n), np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0)))
         x = self.model.standardize(vectors if self._inputs_in_order else vectors[:, self._inputs])
         margins, contributions = self._forest.explain(x)
         ranked, values = strongest(contributions, TOP_FEATURES, contributions.shape[1] - 1)  # not the bias
-        scores = probability(margins)
-        return _Judged(scores.tolist(), ranked.tolist(), values.tolist(), scores)
+        return _Judged(probability(margins), ranked, values)
 
     def features(self, txs: Sequence[Transaction]) -> list[ServedFeatures]:
         """Online features of ``txs`` (in arrival order), recorded in the store with them; the stored
@@ -236,11 +251,11 @@ class Scorer:
             else:
                 vectors, texts, duplicate, computed = self._with_duplicates(columns, recorded)
             judged = self._judge(vectors)
-            answers, stored = self._answers(txs, texts, duplicate, judged, at)
+            answers, stored = self._answers(columns, texts, duplicate, judged, at)
             recorded.answer(stored)  # stored, and committed, as the context ends
         # the windows forget what none reaches, as the store's log does
         self.state.trim(max(columns.ts_us.tolist()))
-        return _Served(vectors, duplicate, columns, computed, answers, judged.score_array, at)
+        return _Served(vectors, duplicate, columns, computed, answers, judged.scores, at)
 
     def _with_duplicates(
         self, columns: TxColumns, recorded: Recorded
@@ -278,38 +293,30 @@ class Scorer:
         return vectors, texts, duplicate, computed
 
     def _answers(
-        self, txs: Sequence[Transaction], texts: list[str], duplicate: list[bool], judged: _Judged, at: dt.datetime
+        self, columns: TxColumns, texts: list[str], duplicate: list[bool], judged: _Judged, at: dt.datetime
     ) -> tuple[list[Answer], list[str | None]]:
-        """Each transaction's answer (its JSON text written here, once) and the answer to store for
-        those computed now (None for the duplicates)."""
-        names = self.model.features if self.model is not None else []
-        threshold, head, top_names, model_id = self.threshold, self._head, self._top_names, self.model_id
-        answer_text = self._encoder.answer
-        # the model's answer as stored: a template of the score and the alert, the rest written once
-        served = (
-            None
-            if self.model is None
-            else codec.Encoder.served_template(threshold, self._model_id_json, at.isoformat())
-        )
-        answers = []
-        stored: list[str | None] = []
-        for tx, score, vector, js, cs, again in zip(
-            txs, judged.scores, texts, judged.order, judged.strongest, duplicate, strict=True
-        ):
-            alert = score >= threshold
-            score_text, alert_text = repr(score), "true" if alert else "false"
-            tops = ",".join([f'{{"feature":{top_names[j]},"contribution":{c!r}}}' for j, c in zip(js, cs, strict=True)])
-            body = (
-                f'{{"TRANSACTION_ID":{tx.transaction_id},"score":{score_text},"alert":{alert_text}'
-                f'{head}{vector},"top_features":[{tops}],"duplicate":{"true" if again else "false"}}}'
-            )
-            top = [(names[j], c) for j, c in zip(js, cs, strict=True)]
-            answers.append(Answer(tx.transaction_id, score, alert, threshold, model_id, again, top, vector, body))
-            if again:
-                stored.append(None)
-            else:
-                stored.append(answer_text(vector, tx, "" if served is None else served % (score_text, alert_text)))
-        return answers, stored
+        """Each transaction's answer and the answer to store for those computed now (None for the
+        duplicates): the JSON texts of the whole batch written at once (``codec.Rows``), each number
+        written once (``codec.json_values``) and its text used wherever it goes."""
+        n, k = judged.order.shape
+        ids, scores = codec.json_values(columns.tx_id), codec.json_values(judged.scores)
+        alert = judged.scores >= self.threshold
+        alerts, again = codec.json_values(alert), codec.json_values(np.array(duplicate))
+        contributions = codec.json_values(judged.strongest)  # row after row
+        tops: list[list[str]] = []
+        for j in range(k):
+            tops += [self._top_json[judged.order[:, j]].tolist(), contributions[j::k]]
+        bodies = self._bodies[k].fill_columns([ids, scores, alerts, texts, *tops, again])
+        served = None
+        if self.model is not None:  # the model's answer as stored
+            served = codec.ServedBatch(scores, alerts, self.threshold, self.model_id, at)
+        stored: list[str | None] = list(codec.Encoder.answers(texts, columns, served))
+        if any(duplicate):
+            stored = [None if again else text for text, again in zip(stored, duplicate, strict=True)]
+        top = list(map(list, map(zip, self._top_names[judged.order].tolist(), judged.strongest.tolist())))
+        threshold, model_id = repeat(self.threshold, n), repeat(self.model_id, n)
+        values = (columns.tx_id.tolist(), judged.scores.tolist(), alert.tolist(), threshold, model_id, duplicate)
+        return list(map(Answer, *values, top, texts, bodies)), stored
 
     def _catch_up(self, caught_up: CaughtUp) -> None:
         """Hold the log's entries other processes appended (transactions, then labels)."""

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fraudflow.errors import FraudflowError
 from fraudflow.records import Transaction
 from fraudflow.serving.batching import Batcher
-from fraudflow.serving.engine import Answer
+from fraudflow.serving.engine import Answer, batch_body
 from fraudflow.serving.metrics import Metrics
 from fraudflow.serving.schemas import BatchIn, TransactionIn
 
@@ -77,7 +77,7 @@ class FastScore:
             if route == ROUTE:
                 await _send(send, 200, answers[0].body.encode())
             else:
-                await _send(send, 200, ('{"results":[' + ",".join([a.body for a in answers]) + "]}").encode())
+                await _send(send, 200, batch_body(answers))
         self.metrics.request(route, status, time.perf_counter() - t0)
 
     def _accepts(self, scope: Scope) -> bool:

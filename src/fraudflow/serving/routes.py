@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 
 from fraudflow.serving.deps import AUTHORIZED, BatcherDep, LakeDep, MetricsDep, ScorerDep, check_json
+from fraudflow.serving.engine import batch_body
 from fraudflow.serving.http_errors import ERRORS
 from fraudflow.serving.labelling import accept_labels
 from fraudflow.serving.metrics import CONTENT_TYPE
@@ -41,7 +42,7 @@ async def score_batch(batch: BatchIn, scorer: ScorerDep, metrics: MetricsDep) ->
         raise HTTPException(409, "TRANSACTION_ID appears twice in the batch")
     answers = scorer.score([t.transaction() for t in batch.transactions])
     metrics.answered(answers)
-    return Response('{"results":[' + ",".join([a.body for a in answers]) + "]}", media_type=JSON)
+    return Response(batch_body(answers), media_type=JSON)
 
 
 async def invocations(body: Invocation, scorer: ScorerDep, batcher: BatcherDep, metrics: MetricsDep) -> Response:

@@ -1,0 +1,96 @@
+"""The answers' JSON text written a batch at a time (``codec.json_values``, ``Rows``, ``Encoder``):
+the same numbers, to the last bit, and the same text as one answer written alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fraudflow.records import Transaction, TxColumns
+from fraudflow.store.online import codec
+
+NAMES = ["TX_AMOUNT", "CUSTOMER_ID_NB_TX_1DAY_WINDOW", "TERMINAL_ID_RISK_7DAY_WINDOW", 'odd "name" %s\\']
+#: Floats whose shortest text is written in each of its forms: exponents both ways, subnormal, -0.0.
+AWKWARD = [0.1 + 0.2, 1e-5, 2.5e-7, 1e16, 1.2345678901234568e17, 1e300, 5e-324, -0.0, 76.0, 2**53 + 2.0, -1.5e-300]
+
+
+def random_floats(n: int) -> np.ndarray:
+    """``n`` finite float64 of every magnitude (random bit patterns)."""
+    bits = np.random.default_rng(7).integers(0, 2**64, size=n, dtype=np.uint64)
+    values = bits.view(np.float64)
+    return values[np.isfinite(values)]
+
+
+def test_json_values_read_back_as_the_same_float64_ints_and_bools() -> None:
+    values = np.concatenate([random_floats(20_000), AWKWARD])
+    texts = codec.json_values(values)
+    assert len(texts) == len(values)
+    back = np.array([json.loads(t) for t in texts], dtype=np.float64)
+    assert back.tobytes() == values.tobytes()  # bit for bit, -0.0 included
+    assert codec.json_values(values.tolist()) == texts  # Python floats: the same writer
+    assert codec.json_values(np.array([[3, 2**62], [0, -1]])) == ["3", str(2**62), "0", "-1"]
+    assert codec.json_values(np.array([True, False])) == ["true", "false"]
+    assert codec.json_values(np.zeros(0)) == []
+
+
+def test_a_batch_of_vectors_is_each_vector_written_alone() -> None:
+    rows = np.array(AWKWARD[:8] + AWKWARD[3:] + random_floats(4 * 5000)[: 4 * 3].tolist()).reshape(-1, 4)
+    encoder = codec.Encoder(NAMES)
+    texts = encoder.vectors(rows)
+    assert texts == [encoder.vector(row) for row in rows.tolist()]
+    for text, row in zip(texts, rows.tolist(), strict=True):
+        parsed = json.loads(text)
+        assert list(parsed) == NAMES
+        assert np.array(list(parsed.values())).tobytes() == np.array(row).tobytes()
+    with_nan = rows.copy()
+    with_nan[1, 2] = math.nan
+    careful = encoder.vectors(with_nan)
+    assert careful[0] == texts[0] and math.isnan(json.loads(careful[1])[NAMES[2]])
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["model", "no-model"])
+def test_a_batch_of_stored_answers_is_each_answer_encoded_alone(served: bool) -> None:
+    at = dt.datetime(2026, 11, 27, 7, 30, 1, 5)
+    txs = [
+        Transaction(1, dt.datetime(2018, 10, 1, 8, 30), 3, 4, 57.1),
+        Transaction(2**62 - 1, dt.datetime(2018, 10, 1, 8, 30, 0, 250), 0, 2**40, 0.0),
+        Transaction(3, dt.datetime(1970, 1, 1), 5, 6, 1e12),
+    ]
+    vectors = [{NAMES[0]: 0.1 + 0.2, NAMES[1]: 2.0}, {NAMES[0]: 1e-7, NAMES[1]: 0.0}, {NAMES[0]: 5.0, NAMES[1]: 1e16}]
+    scores = [0.25, 0.5000000000000001, 1e-9]
+    alerts = [False, True, False]
+    expected = [
+        codec.encode(v, tx, codec.Served(s, a, 0.5, 'm"1', at) if served else None)
+        for v, tx, s, a in zip(vectors, txs, scores, alerts, strict=True)
+    ]
+    texts = codec.Encoder(list(vectors[0])).vectors(np.array([list(v.values()) for v in vectors]))
+    batch = codec.ServedBatch(codec.json_values(scores), codec.json_values(alerts), 0.5, 'm"1', at) if served else None
+    assert codec.Encoder.answers(texts, TxColumns.of(txs), batch) == expected
+    for text, tx, v, s in zip(expected, txs, vectors, scores, strict=True):
+        stored = codec.decode(text)
+        assert stored.request == tx and stored.features == v
+        assert stored.served == (codec.Served(s, s >= 0.5, 0.5, 'm"1', at) if served else None)
+
+
+def test_iso_datetimes_are_isoformat() -> None:
+    times = [
+        dt.datetime(2018, 10, 1, 8, 30),
+        dt.datetime(2018, 10, 1, 8, 30, 0, 250),
+        dt.datetime(2199, 12, 31, 23, 59, 59),
+    ]
+    ts = np.array(times, dtype="datetime64[us]").astype(np.int64)
+    assert codec.iso_datetimes(ts) == [t.isoformat() for t in times]
+    assert codec.iso_datetimes(ts[[0, 2]]) == [times[0].isoformat(), times[2].isoformat()]
+
+
+def test_rows_fill_a_template_for_each_row() -> None:
+    slot = codec.SLOT
+    rows = codec.Rows(f"[{slot},{slot}]")
+    assert rows.fill(["1", "2", "3", "4"], 2) == ["[1,2]", "[3,4]"]
+    assert rows.fill_columns([["1", "3"], ["2", "4"]]) == ["[1,2]", "[3,4]"]
+    assert rows.fill([], 0) == []
+    assert codec.Rows("{}").fill([], 2) == ["{}", "{}"]
