@@ -37,8 +37,7 @@ class EchoScorer:
             raise self.fail
         self.seen.extend(txs)
         return [
-            Answer(t.transaction_id, 0.25, False, 0.5, "m", False, [], "{}", f'{{"id":{t.transaction_id}}}')
-            for t in txs
+            Answer(t.transaction_id, 0.25, False, 0.5, "m", False, "{}", f'{{"id":{t.transaction_id}}}') for t in txs
         ]
 
 

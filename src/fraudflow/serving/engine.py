@@ -69,7 +69,6 @@ class Answer:
     threshold: float
     model_id: str
     duplicate: bool
-    top_features: list[tuple[str, float]]  # the strongest contributions: (feature, contribution)
     vector: str  # the feature vector, a JSON object
     body: str
 
@@ -78,6 +77,12 @@ class Answer:
         """The feature vector served."""
         features: dict[str, float] = json.loads(self.vector)
         return features
+
+    @property
+    def top_features(self) -> list[tuple[str, float]]:
+        """The strongest contributions: (feature, contribution), strongest first (read from ``body``:
+        the service never needs them as objects, 1 µs an answer)."""
+        return [(top["feature"], top["contribution"]) for top in json.loads(self.body)["top_features"]]
 
 
 def batch_body(answers: Sequence[Answer]) -> bytes:
@@ -152,8 +157,7 @@ class Scorer:
         # the answer's JSON around its values (a template for each number of strongest features), the
         # model's names and id escaped once
         names = model.features if model is not None else []
-        self._top_names = np.array(list(names) or [""], dtype=object)  # indexed by the strongest columns
-        self._top_json = np.array([json.dumps(f) for f in names] or [""], dtype=object)
+        self._top_json = np.array([json.dumps(f) for f in names] or [""], dtype=object)  # by column
         slot = codec.SLOT
         head = (
             f'{{"TRANSACTION_ID":{slot},"score":{slot},"alert":{slot},"threshold":{codec.json_values([threshold])[0]},'
@@ -313,10 +317,9 @@ class Scorer:
         stored: list[str | None] = list(codec.Encoder.answers(texts, columns, served))
         if any(duplicate):
             stored = [None if again else text for text, again in zip(stored, duplicate, strict=True)]
-        top = list(map(list, map(zip, self._top_names[judged.order].tolist(), judged.strongest.tolist())))
         threshold, model_id = repeat(self.threshold, n), repeat(self.model_id, n)
         values = (columns.tx_id.tolist(), judged.scores.tolist(), alert.tolist(), threshold, model_id, duplicate)
-        return list(map(Answer, *values, top, texts, bodies)), stored
+        return list(map(Answer, *values, texts, bodies)), stored
 
     def _catch_up(self, caught_up: CaughtUp) -> None:
         """Hold the log's entries other processes appended (transactions, then labels)."""
