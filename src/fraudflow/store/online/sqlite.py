@@ -4,8 +4,9 @@ The log is the ``log`` table: its AUTOINCREMENT key is the seq (never reused, ev
 transaction entries have ``label`` NULL, label entries only ``tx_id``, ``ts`` (the newest
 transaction's, for trimming) and ``label``. A ``record`` is one ``BEGIN IMMEDIATE`` transaction
 (the database's write lock: the processes sharing the file append one batch at a time, so seqs
-follow commit order without gaps): look up the batch's answers and seqs in one query, read the log
-after ``since``, append, trim, and on exit write the answers and ``COMMIT``. WAL with
+follow commit order without gaps): look up the batch's answers and seqs in one query (with the log's
+last seq), read the log after ``since`` when it holds entries there, append, trim, and on exit write
+the answers and ``COMMIT``. WAL with
 ``synchronous=NORMAL``: a committed batch survives a killed process (not a power cut, which may
 lose the last commits: ``synchronous=FULL`` would fsync each one). The WAL is copied back into the
 database (checkpointed) by a thread of the store's own, once a second, never by a commit: a commit
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
+from typing import Any
 
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
@@ -120,12 +122,16 @@ class SQLiteStore:
         return _Recording(self, txs, since, keep_us, answers_us)
 
     def _begin_record(self, txs: TxColumns, since: int, keep_us: int, answers_us: int | None) -> _Pending:
-        """Inside ``BEGIN IMMEDIATE``: read the log after ``since``, append, trim; what the commit needs."""
+        """Inside ``BEGIN IMMEDIATE``: look up, read the log after ``since``, append, trim; what the commit needs."""
         cur = self._con.cursor()
-        caught_up = self._read_log(cur, since)
         ids = txs.tx_id.tolist()
         ts = txs.ts_us.tolist()
-        seqs, answers, new, fraud, newest = self._append(cur, txs, ids, ts)
+        found = cur.execute(*_lookup(ids)).fetchall() if ids else None
+        # the log's entries after ``since``, read only when it holds some (the lookup gave its last
+        # seq): one process alone never finds any, and a statement a batch of one is a tenth of it
+        last = found[0][5] if found else None
+        caught_up = self._read_log(cur, since) if last is None or last > since else CaughtUp.of((), (), (), since)
+        seqs, answers, new, fraud, newest = self._append(cur, txs, ids, ts, found)
         cutoff, window = forget_times(max(ts) if ts else None, keep_us, answers_us)
         if cutoff is not None and cutoff >= self._forgotten_to + FORGET_STEP_US:
             self._forget(cur, cutoff)
@@ -157,14 +163,16 @@ class SQLiteStore:
 
     @staticmethod
     def _append(
-        cur: sqlite3.Cursor, txs: TxColumns, ids: list[int], ts: list[int]
+        cur: sqlite3.Cursor, txs: TxColumns, ids: list[int], ts: list[int], found: list[tuple[Any, ...]] | None = None
     ) -> tuple[list[int], list[str | None], list[bool], list[int], int | None]:
         """Inside a transaction: append the transactions (``ids``, ``ts``: their columns as lists) not
         recorded before; each one's seq, stored answer, whether it is new, and its label; and the
-        log's newest time after the append (None for an empty batch: not read)."""
+        log's newest time after the append (None for an empty batch: not read). ``found``: their
+        lookup's rows when the caller made it (looked up here otherwise)."""
         if not ids:
             return [], [], [], [], None
-        found = cur.execute(*_lookup(ids)).fetchall()
+        if found is None:
+            found = cur.execute(*_lookup(ids)).fetchall()
         answered = {r[0]: (r[2], r[1]) for r in found if r[1] is not None}
         recorded = {r[0]: r[3] for r in found if r[3] is not None}
         fraud = {r[0]: r[4] for r in found}
