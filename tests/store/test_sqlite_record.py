@@ -5,10 +5,14 @@ from the batch's lookup, the batch's own new transactions included."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 from pathlib import Path
 
+import pytest
+
 from fraudflow.records import Transaction, TxColumns
+from fraudflow.store.online import sqlite as sqlite_store
 from fraudflow.store.online.interface import OnlineStore
 from fraudflow.store.online.memory import MemoryStore
 from fraudflow.store.online.sqlite import SMALL_LOOKUP, SQLiteStore
@@ -72,3 +76,23 @@ def test_the_answers_window_counts_the_batchs_own_newest_transaction(tmp_path: P
     finally:
         first.close()
         other.close()
+
+
+def test_the_wal_starts_over_under_steady_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer committing without pause never lets a passive checkpoint end with every frame copied
+    (its commits land meanwhile), so the WAL never started over and its file grew by every commit's
+    pages; the checkpoint thread's restart keeps it to a few turns' commits."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_S", 0.02)
+    monkeypatch.setattr(sqlite_store, "RESTART_FRAMES", 100)
+    path = tmp_path / "online.sqlite"
+    store = SQLiteStore(str(path))
+    answer = '{"a":"' + "x" * 2000 + '"}'
+    since, largest = 0, 0
+    for i in range(3000):  # about 25 KB of pages a commit: 75 MB of WAL if it never started over
+        with store.record(TxColumns.of([tx(i, i)]), since, KEEP_US) as rec:
+            rec.answer([answer])
+        since = max(rec.caught_up.last_seq, int(rec.seqs.max()))
+        if i % 50 == 0:
+            largest = max(largest, os.path.getsize(f"{path}-wal"))
+    store.close()
+    assert largest < 16_000_000, f"the WAL grew to {largest:,} bytes"

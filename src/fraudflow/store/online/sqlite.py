@@ -6,12 +6,13 @@ transaction's, for trimming) and ``label``. A ``record`` is one ``BEGIN IMMEDIAT
 (the database's write lock: the processes sharing the file append one batch at a time, so seqs
 follow commit order without gaps): look up the batch's answers and seqs in one query (with the log's
 last seq), read the log after ``since`` when it holds entries there, append, trim, and on exit write
-the answers and ``COMMIT``. WAL with
-``synchronous=NORMAL``: a committed batch survives a killed process (not a power cut, which may
-lose the last commits: ``synchronous=FULL`` would fsync each one). The WAL is copied back into the
-database (checkpointed) by a thread of the store's own, once a second, never by a commit: a commit
-that checkpointed paid for a thousand pages and an fsync, a request's latency. A file written before the store
-was a log (it has the per-entity ``events`` table, its answers are not in the log) is refused.
+the answers and ``COMMIT``. WAL with ``synchronous=NORMAL``: a committed batch survives a killed
+process (not a power cut, which may lose the last commits: ``synchronous=FULL`` would fsync each
+one). The WAL is copied back into the database (checkpointed) by a thread of the store's own, once
+a second, never by a commit: a commit that checkpointed paid for a thousand pages and an fsync, a
+request's latency; the thread also starts the WAL over once it has grown (``Checkpoints``), which a
+busy writer never lets happen by itself. A file written before the store was a log (it has the
+per-entity ``events`` table, its answers are not in the log) is refused.
 """
 
 from __future__ import annotations
@@ -330,28 +331,52 @@ def _lookup(ids: list[int]) -> tuple[str, tuple[object, ...]]:
     return LOOKUP, (json.dumps(ids),)
 
 
-class Checkpoints:
-    """A thread that checkpoints the WAL of the database at ``path`` every ``every`` seconds.
+#: The checkpoint thread's period (seconds).
+CHECKPOINT_EVERY_S = 1.0
+#: A WAL holding more frames than this after a checkpoint is started over from its beginning
+#: (16,384 pages: 64 MiB, a few seconds of a busy service's commits).
+RESTART_FRAMES = 16_384
+#: How long the restarting checkpoint waits for the write lock (and readers) before leaving it to the next turn.
+RESTART_WAIT_MS = 20
 
-    ``PASSIVE``: it copies what no reader still needs and never waits for (or blocks) a writer; on
-    its own connection, and the sqlite3 module lets other threads run while SQLite works.
+
+class Checkpoints:
+    """A thread that checkpoints the WAL of the database at ``path`` every ``CHECKPOINT_EVERY_S``.
+
+    ``PASSIVE`` first: it copies what no reader still needs and never waits for (or blocks) a
+    writer; on its own connection, and the sqlite3 module lets other threads run while SQLite works.
+    That alone never lets the WAL start over under steady load: a writer restarts the WAL only when
+    every frame was copied as its transaction began, and a checkpoint of a second's commits takes
+    long enough (20-80 ms here) for the next commits to land meanwhile, so the file grew by every
+    commit's pages (26 KB a transaction: 90 GB an hour at 1,000 a second). So once the WAL holds more
+    than ``RESTART_FRAMES``, a ``RESTART`` follows: it takes the write lock (waiting at most
+    ``RESTART_WAIT_MS``, else the next turn tries again), copies the few frames the passive pass
+    left, syncs, and leaves the WAL to be written again from its start; the writers wait only for
+    that remainder. The file keeps its size (no truncation: rewritten, not grown again).
     """
 
-    def __init__(self, path: str, every: float = 1.0) -> None:
+    def __init__(self, path: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(path, every), name="sqlite-checkpoints", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(path,), name="sqlite-checkpoints", daemon=True)
         self._thread.start()
 
-    def _run(self, path: str, every: float) -> None:
-        con = sqlite3.connect(path, isolation_level=None, timeout=30)
+    def _run(self, path: str) -> None:
+        con = sqlite3.connect(path, isolation_level=None, timeout=RESTART_WAIT_MS / 1000)
         try:
-            while not self._stop.wait(every):
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
                 with contextlib.suppress(sqlite3.Error):  # busy, or the file gone: the next turn tries again
-                    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.checkpoint(con)
         finally:
             with contextlib.suppress(sqlite3.Error):
-                con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoint(con)
             con.close()
+
+    @staticmethod
+    def checkpoint(con: sqlite3.Connection) -> None:
+        """One turn: the passive pass, then the restart when the WAL has grown past ``RESTART_FRAMES``."""
+        _, frames, _ = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames > RESTART_FRAMES:
+            con.execute("PRAGMA wal_checkpoint(RESTART)")
 
     def stop(self) -> None:
         self._stop.set()
