@@ -24,7 +24,7 @@ import pytest
 
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
-from fraudflow.features.definitions import FRAUDFLOW2, FRAUDFLOW3
+from fraudflow.features.definitions import FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4
 from fraudflow.features.online import OnlineFeatures
 from fraudflow.features.online_state import OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
@@ -483,10 +483,12 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     return read_lake_table(root)
 
 
-@pytest.mark.parametrize("fs", [FRAUDFLOW2, FRAUDFLOW3], ids=lambda fs: fs.name)
+@pytest.mark.parametrize("fs", [FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4], ids=lambda fs: fs.name)
 def test_candidate_sets_by_every_engine_and_replayed_online(small_world: pa.Table, fs: FeatureSet) -> None:
-    """FRAUDFLOW2 (windows over the amount's ratio to the customer's mean) and FRAUDFLOW3 (and the
-    terminal's known frauds' ages) on a generated world: DuckDB equals the compiled engine; 45 days
+    """FRAUDFLOW2 (windows over the amount's ratio to the customer's mean), FRAUDFLOW3 (and the
+    terminal's known frauds' ages) and FRAUDFLOW4 (and the terminal's frauds the amount rules leave
+    unexplained, over the customers' ratios, and its fraud share since the first) on a generated
+    world: DuckDB equals the compiled engine; 45 days
     loaded as a service starts (``add``: each event's ratio as it arrived), the rest arriving in
     batches of 1 to 500 (online and compiled forms), labelled as they arrive, give its rows."""
     from tests.features.test_oracle import assert_features_equal
@@ -499,6 +501,12 @@ def test_candidate_sets_by_every_engine_and_replayed_online(small_world: pa.Tabl
     if fs is FRAUDFLOW3:
         ages = expected["TERMINAL_ID_DAYS_SINCE_LAST_FRAUD_28DAY_WINDOW"].to_numpy()
         assert 0 < (ages < 35).mean() < 1 and ages.min() >= 7  # some terminals with a known fraud, not all
+    if fs is FRAUDFLOW4:
+        plain = expected["TERMINAL_ID_NB_FRAUD_28DAY_WINDOW"].to_numpy()
+        unexplained = expected["TERMINAL_ID_NB_UNEXPLAINED_FRAUD_2X_28DAY_WINDOW"].to_numpy()
+        assert (unexplained <= plain).all() and 0 < (unexplained < plain).mean() and (unexplained > 0).any()
+        share = expected["TERMINAL_ID_FRAUD_SHARE_SINCE_FIRST_28DAY_WINDOW"].to_numpy()
+        assert 0 < (share > 0).mean() < 1 and share.max() <= 1
     rng = np.random.default_rng(7)
     cols = TxColumns(
         schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),

@@ -416,3 +416,20 @@ def terminal_fraud_share(window_days: int = 28, delay_days: int = 7) -> Feature:
             f"days, {delay_days} days ago (0 when none)"
         ),
     )
+
+
+#: The candidate chosen on the validation folds (issue 16, docs/MODEL.md section 4.2): FRAUDFLOW3's 30
+#: inputs, the terminal's known frauds the amount rules leave unexplained (amounts at most 220 and at
+#: most 2x or 3x the customer's 30-day mean; over 14 and 28 days, 7 days ago) and its fraud share since
+#: its first known fraud (over 28 and 14 days, 7 days ago). 36 inputs, 65 days of history.
+FRAUDFLOW4 = FeatureSet(
+    (
+        *FRAUDFLOW3.features,
+        *terminal_unexplained_frauds(2.0),
+        *terminal_unexplained_frauds(3.0),
+        terminal_fraud_share(28),
+        terminal_fraud_share(14),
+    ),
+    "fraudflow-4",
+)
+FEATURE_SETS["fraudflow-4"] = FRAUDFLOW4

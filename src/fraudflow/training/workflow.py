@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from fraudflow import engines, schema
 from fraudflow.features import build_features, registry
-from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW3, HANDBOOK, FeatureSet
+from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW4, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake, open_lake
 from fraudflow.store import offline
 from fraudflow.training import budget, metrics, model
@@ -38,10 +38,11 @@ FRAUDFLOW_BASE: dict[str, Any] = {"tree_method": "exact", "base_score": 0.5}
 FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [50, 100], "learning_rate": [0.1, 0.3]}
 PIPELINE_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [100], "learning_rate": [0.1]}
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
-#: The candidate successor (issue 16, docs/MODEL.md): its inputs (FRAUDFLOW3: FRAUDFLOW2's and the
-#: terminal's known frauds), histogram trees with 8,192 bins (exact within noise here, several times
-#: faster) and the grid its selection settles on.
-CANDIDATE_FEATURES = FRAUDFLOW3
+#: The candidate successor (issue 16, docs/MODEL.md): its inputs (FRAUDFLOW4: FRAUDFLOW2's and the
+#: terminal's known frauds, those the amount rules leave unexplained and its fraud share since the
+#: first), histogram trees with 8,192 bins (exact within noise here, several times faster) and the
+#: grid its selection settles on.
+CANDIDATE_FEATURES = FRAUDFLOW4
 CANDIDATE_BASE: dict[str, Any] = {"tree_method": "hist", "max_bin": 8192, "base_score": 0.5}
 CANDIDATE_SPACE: dict[str, list[Any]] = {"max_depth": [3], "n_estimators": [50, 100], "learning_rate": [0.1]}
 
