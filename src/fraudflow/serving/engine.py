@@ -316,7 +316,7 @@ class Scorer:
             served = codec.ServedBatch(scores, alerts, self.threshold, self.model_id, at)
         stored: list[str | None] = list(codec.Encoder.answers(texts, columns, served))
         if any(duplicate):
-            stored = [None if again else text for text, again in zip(stored, duplicate, strict=True)]
+            stored = [None if twice else text for text, twice in zip(stored, duplicate, strict=True)]
         threshold, model_id = repeat(self.threshold, n), repeat(self.model_id, n)
         values = (columns.tx_id.tolist(), judged.scores.tolist(), alert.tolist(), threshold, model_id, duplicate)
         return list(map(Answer, *values, texts, bodies)), stored
