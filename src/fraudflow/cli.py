@@ -356,8 +356,8 @@ def features(
         str,
         typer.Option(
             "--feature-set",
-            help="handbook (its 15 inputs), fraudflow (those and one ratio), or the candidates fraudflow-2 (26) and "
-            "fraudflow-3 (30; docs/MODEL.md).",
+            help="handbook (its 15 inputs), fraudflow (those and one ratio), or the candidates fraudflow-2 (26), "
+            "fraudflow-3 (30) and fraudflow-4 (36; docs/MODEL.md).",
             metavar="<name>",
             parser=_one_of(_check_feature_set),
         ),
@@ -535,7 +535,7 @@ def evaluate(
     candidate: Annotated[
         bool,
         typer.Option(
-            help="Also select and judge the candidate model (feature set fraudflow-3, histogram trees); "
+            help="Also select and judge the candidate model (feature set fraudflow-4, histogram trees); "
             "computes those features in the lake first when it lacks them."
         ),
     ] = False,
