@@ -534,6 +534,14 @@ def test_candidate_sets_by_every_engine_and_replayed_online(small_world: pa.Tabl
     )
 
 
+def test_a_window_over_the_other_entitys_value_holds_that_entitys_history_too() -> None:
+    """FRAUDFLOW4's terminal windows over each transaction's customer ratio reach 65 days (35 of labels,
+    the ratio's 30 before): both kinds' events are held that long, so a value can be computed for
+    every event a window reads when a service loads its history."""
+    state = OnlineState(FRAUDFLOW4)
+    assert state.history_us == {kind: 65 * US_PER_DAY for kind in ENTITIES} and FRAUDFLOW4.history_days == 65
+
+
 def test_fraudflow_2_random_streams_give_the_reference_features() -> None:
     rng = np.random.default_rng(11)
     stream = Stream(FRAUDFLOW2, rng)
