@@ -99,7 +99,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise LakeError(f"{path}: cannot open the online store: {exc}") from exc
         self._lock = threading.RLock()
-        self._checkpoints = Checkpoints(path)
+        self._checkpoints = Checkpoints(path, self._lock)
         self._forgotten_to = -(2**63)  # the last cut-off this connection forgot the log to
         self._answers_forgotten_to = -(2**63)  # and the answers (in a window shorter than the log's)
 
@@ -336,47 +336,48 @@ CHECKPOINT_EVERY_S = 1.0
 #: A WAL holding more frames than this after a checkpoint is started over from its beginning
 #: (16,384 pages: 64 MiB, a few seconds of a busy service's commits).
 RESTART_FRAMES = 16_384
-#: How long the restarting checkpoint waits for the write lock (and readers) before leaving it to the next turn.
-RESTART_WAIT_MS = 20
 
 
 class Checkpoints:
     """A thread that checkpoints the WAL of the database at ``path`` every ``CHECKPOINT_EVERY_S``.
 
-    ``PASSIVE`` first: it copies what no reader still needs and never waits for (or blocks) a
-    writer; on its own connection, and the sqlite3 module lets other threads run while SQLite works.
-    That alone never lets the WAL start over under steady load: a writer restarts the WAL only when
-    every frame was copied as its transaction began, and a checkpoint of a second's commits takes
-    long enough (20-80 ms here) for the next commits to land meanwhile, so the file grew by every
-    commit's pages (26 KB a transaction: 90 GB an hour at 1,000 a second). So once the WAL holds more
-    than ``RESTART_FRAMES``, a ``RESTART`` follows: it takes the write lock (waiting at most
-    ``RESTART_WAIT_MS``, else the next turn tries again), copies the few frames the passive pass
-    left, syncs, and leaves the WAL to be written again from its start; the writers wait only for
-    that remainder. The file keeps its size (no truncation: rewritten, not grown again).
+    ``PASSIVE``: it copies what no reader still needs and never waits for (or blocks) a writer; on
+    its own connection, and the sqlite3 module lets other threads run while SQLite works. That alone
+    never let the WAL start over under steady load: a writer restarts the WAL only when every frame
+    was copied as its transaction began, and a checkpoint of a second's commits takes long enough
+    (20-80 ms here) for the next commits to land meanwhile, so the file grew by every commit's pages
+    (26 KB a transaction: 90 GB an hour at 1,000 a second). So once the WAL holds more than
+    ``RESTART_FRAMES``, a second passive pass follows holding ``writers`` (the store's lock): this
+    process's writers wait while it copies the few frames the first pass left, and the next of them
+    writes the WAL again from its start (the file keeps its size: rewritten, not grown again). Other
+    processes' commits may land meanwhile (the next turn tries again); SQLite's ``RESTART`` mode,
+    tried first, waited for their readers holding the write lock, and slowed two workers down.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, writers: threading.RLock) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(path,), name="sqlite-checkpoints", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(path, writers), name="sqlite-checkpoints", daemon=True)
         self._thread.start()
 
-    def _run(self, path: str) -> None:
-        con = sqlite3.connect(path, isolation_level=None, timeout=RESTART_WAIT_MS / 1000)
+    def _run(self, path: str, writers: threading.RLock) -> None:
+        con = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 with contextlib.suppress(sqlite3.Error):  # busy, or the file gone: the next turn tries again
-                    self.checkpoint(con)
+                    self.checkpoint(con, writers)
         finally:
             with contextlib.suppress(sqlite3.Error):
-                self.checkpoint(con)
+                self.checkpoint(con, writers)
             con.close()
 
     @staticmethod
-    def checkpoint(con: sqlite3.Connection) -> None:
-        """One turn: the passive pass, then the restart when the WAL has grown past ``RESTART_FRAMES``."""
+    def checkpoint(con: sqlite3.Connection, writers: threading.RLock) -> None:
+        """One turn: the passive pass, and the second one holding ``writers`` once the WAL has grown
+        past ``RESTART_FRAMES``."""
         _, frames, _ = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames > RESTART_FRAMES:
-            con.execute("PRAGMA wal_checkpoint(RESTART)")
+            with writers:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def stop(self) -> None:
         self._stop.set()
