@@ -1,5 +1,6 @@
 """Benchmark: the compiled online state's speed by feature set (FRAUDFLOW, 16 inputs; FRAUDFLOW2, 26,
-ten of them windows over a derived value), on the handbook's published transactions.
+ten of them windows over a derived value; FRAUDFLOW3, 30; FRAUDFLOW4, 36), on the handbook's
+published transactions.
 
     .venv/bin/python -m benchmarks.online_feature_sets [--transactions ../shared/handbook/transactions.parquet]
 
@@ -26,7 +27,7 @@ ARRIVING_DAYS = 7
 
 
 def main() -> None:
-    from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3
+    from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4
     from fraudflow.features.online_state import OnlineState
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +42,7 @@ def main() -> None:
     seqs = np.arange(n_held, n_held + n_new, dtype=np.int64)
     rows = []
     load_before = os.getloadavg()
-    for fs in (FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3):
+    for fs in (FRAUDFLOW, FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4):
         warm = OnlineState(fs)  # numba's cache loaded
         warm.add(held.slice(n_held - 5000, n_held), np.arange(5000), fraud[n_held - 5000 : n_held])
         warm.features(new.slice(0, BATCH), seqs[:BATCH])
