@@ -148,6 +148,21 @@ def window_max(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, hi_us:
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def window_bounds(ts: I64, i: int, lo: int, hi: int, b: int, lo_us: int, hi_us: int) -> tuple[int, int]:
+    """Row ``i``'s window (ts in (t - lo_us, t - hi_us], or up to the row itself when ``hi_us == 0``)
+    as rows ``[lo, hi)`` of its group (ending at ``b``), moved forward from the previous row's."""
+    t = ts[i]
+    if hi_us == 0:
+        hi = i + 1
+    else:
+        while hi < b and ts[hi] <= t - hi_us:
+            hi += 1
+    while lo < hi and ts[lo] <= t - lo_us:
+        lo += 1
+    return lo, hi
+
+
 @numba.njit(cache=True, parallel=True)
 def window_variance(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, hi_us: int) -> F64:
     """The population variance of ``values`` over same-entity rows with ts in (t - lo_us, t - hi_us],
@@ -165,14 +180,7 @@ def window_variance(order: I64, starts: I64, ts: I64, values: F64, lo_us: int, h
         lo = a
         hi = a
         for i in range(a, b):
-            t = ts[i]
-            if hi_us == 0:
-                hi = i + 1
-            else:
-                while hi < b and ts[hi] <= t - hi_us:
-                    hi += 1
-            while lo < hi and ts[lo] <= t - lo_us:
-                lo += 1
+            lo, hi = window_bounds(ts, i, lo, hi, b, lo_us, hi_us)
             m = hi - lo
             if m == 0:
                 continue
@@ -211,14 +219,7 @@ def window_count_since_marked(
         hi = a  # one past the last row in the window
         first = a  # the window's earliest marked row, when below hi
         for i in range(a, b):
-            t = ts[i]
-            if hi_us == 0:
-                hi = i + 1
-            else:
-                while hi < b and ts[hi] <= t - hi_us:
-                    hi += 1
-            while lo < hi and ts[lo] <= t - lo_us:
-                lo += 1
+            lo, hi = window_bounds(ts, i, lo, hi, b, lo_us, hi_us)
             first = max(first, lo)
             while first < hi and not marked[first]:
                 first += 1
