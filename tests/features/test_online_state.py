@@ -101,6 +101,17 @@ def assert_rows_equal(got: np.ndarray, want: np.ndarray, feature_set: FeatureSet
         assert not bad.any(), (where, f.name, got[bad, j][:5], want[bad, j][:5], np.flatnonzero(bad)[:5])
 
 
+def tx_columns(tx: pa.Table) -> TxColumns:
+    """A transactions table's columns as the online state takes them."""
+    return TxColumns(
+        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
+        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
+        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
+        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
+        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
+    )
+
+
 def transaction(tx_id: int, ts_us: int, customer: int, terminal: int, amount: float) -> Transaction:
     return Transaction(tx_id, EPOCH + dt.timedelta(microseconds=ts_us), customer, terminal, amount)
 
@@ -245,13 +256,7 @@ def test_the_aggregations_rows_arriving_in_order_give_the_batch_features(rows: s
     case's features equal the compiled engine's."""
     tx = table(HAND_BUILT if rows == "hand-built" else random_rows())
     expected = compute(tx, EVERY_CASE, "compiled")
-    cols = TxColumns(
-        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
-        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
-        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
-        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
-        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
-    )
+    cols = tx_columns(tx)
     fraud = tx["TX_FRAUD"].to_numpy().astype(np.float64)
     rng = np.random.default_rng(5)
     state = OnlineState(EVERY_CASE)
@@ -429,13 +434,7 @@ def test_replaying_the_default_world_gives_the_offline_stores_features(default_l
     offline store's), and the days' golden fingerprints are the handbook's."""
     rng = np.random.default_rng(5)
     tx = days(read_lake_table(default_lake), range(61))
-    cols = TxColumns(
-        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
-        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
-        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
-        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
-        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
-    )
+    cols = tx_columns(tx)
     fraud = tx["TX_FRAUD"].to_numpy().astype(np.int64)
     loaded = int(np.searchsorted(tx["TX_TIME_DAYS"].to_numpy(), 38))
     state = OnlineState(FRAUDFLOW)
@@ -508,13 +507,7 @@ def test_candidate_sets_by_every_engine_and_replayed_online(small_world: pa.Tabl
         share = expected["TERMINAL_ID_FRAUD_SHARE_SINCE_FIRST_28DAY_WINDOW"].to_numpy()
         assert 0 < (share > 0).mean() < 1 and share.max() <= 1
     rng = np.random.default_rng(7)
-    cols = TxColumns(
-        schema.timestamps_us(tx["TX_DATETIME"]).astype(np.int64),
-        tx["TRANSACTION_ID"].to_numpy().astype(np.int64),
-        tx["CUSTOMER_ID"].to_numpy().astype(np.int64),
-        tx["TERMINAL_ID"].to_numpy().astype(np.int64),
-        tx["TX_AMOUNT"].to_numpy().astype(np.float64),
-    )
+    cols = tx_columns(tx)
     fraud = tx["TX_FRAUD"].to_numpy().astype(np.int64)
     loaded = int(np.searchsorted(tx["TX_TIME_DAYS"].to_numpy(), 45))
     state = OnlineState(fs)
