@@ -700,14 +700,7 @@ def _windows(
                     continue
                 te = rows[k, j, TS]
                 for w in range(first[k], first[k + 1]):
-                    if te <= t - spans[w, 1]:
-                        continue
-                    delay = spans[w, 2]
-                    if delay == 0:
-                        inside = te < t or (te == t and rows[k, j, ID] < ids[i])
-                    else:
-                        inside = te <= t - delay
-                    if inside:
+                    if _in_window(te, rows[k, j, ID], t, ids[i], spans[w, 1], spans[w, 2]):
                         counts[w, i] += 1
                         for c in range(2):
                             if spans[w, 3] & (1 << c):
@@ -751,15 +744,21 @@ def _count_since(
         if rows[k, j, SEQ] >= seq:
             continue
         te = rows[k, j, TS]
-        if te <= t - span[1] or te < since:
-            continue
-        if span[2] == 0:
-            inside = te < t or (te == t and rows[k, j, ID] < tx_id)
-        else:
-            inside = te <= t - span[2]
-        if inside:
+        if te >= since and _in_window(te, rows[k, j, ID], t, tx_id, span[1], span[2]):
             n += 1
     return n
+
+
+@numba.njit(cache=True, inline="always")
+def _in_window(te: int, event_id: int, t: int, tx_id: int, far_us: int, delay_us: int) -> bool:
+    """Whether an event (time ``te``, id ``event_id``) is in the window ``(t - far_us, t - delay_us]``
+    of a transaction (time ``t``, id ``tx_id``); without a delay, the events before the transaction in
+    (time, id) order."""
+    if te <= t - far_us:
+        return False
+    if delay_us == 0:
+        return te < t or (te == t and event_id < tx_id)
+    return te <= t - delay_us
 
 
 @numba.njit(cache=True, inline="always")
@@ -820,14 +819,7 @@ def _derived_windows(
                     continue
                 te = rows[k, j, TS]
                 for w in range(n_spans):
-                    if spans[w, 0] != k or te <= t - spans[w, 1]:
-                        continue
-                    delay = spans[w, 2]
-                    if delay == 0:
-                        inside = te < t or (te == t and rows[k, j, ID] < ids[i])
-                    else:
-                        inside = te <= t - delay
-                    if inside:
+                    if spans[w, 0] == k and _in_window(te, rows[k, j, ID], t, ids[i], spans[w, 1], spans[w, 2]):
                         v = values[k, j, spans[w, 3]]
                         if spans[w, 4] == MAXIMUM:
                             if not seen[w] or v > out[w, i]:
