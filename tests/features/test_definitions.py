@@ -168,5 +168,8 @@ def test_unexplained_frauds_and_fraud_shares_are_checked() -> None:
         Feature("X", "count_above", CUSTOMER, window_days=2, of="C_RATIO", threshold=2.0, limit=1.0)
     with pytest.raises(FeatureError, match="column must be TX_FRAUD"):
         Feature("S", "fraud_share_since_first_fraud", TERMINAL, "TX_AMOUNT", 28, 7)
+    for aggregation in ("days_since_first_fraud", "days_since_last_fraud"):  # the other windows over labels
+        with pytest.raises(FeatureError, match="column must be TX_FRAUD"):
+            Feature("A", aggregation, TERMINAL, "TX_AMOUNT", 28, 7)
     with pytest.raises(FeatureError, match="needs a delay"):
         Feature("S", "fraud_share_since_first_fraud", TERMINAL, "TX_FRAUD", 28)

@@ -165,6 +165,8 @@ class Aggregation(ABC):
     reads_since: ClassVar[bool] = False
     #: it compares the amount with ``Feature.limit``
     limited: ClassVar[bool] = False
+    #: a window over the known labels: its column must be TX_FRAUD
+    over_labels: ClassVar[bool] = False
     #: its derived value ``of`` may be built from windows of another entity than its own (the
     #: reference engine then takes each event's value from the caller: ``features.online``)
     reads_other_entities: ClassVar[bool] = False
@@ -215,6 +217,8 @@ class WindowAggregation(Aggregation):
     window = True
 
     def problem(self, f: Feature) -> str | None:
+        if self.over_labels and f.column != s.TX_FRAUD:
+            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
         if f.entity not in (CUSTOMER, TERMINAL):
             return f"entity must be {CUSTOMER} or {TERMINAL}, got {f.entity!r}"
         if self.reads_column and f.column not in WINDOW_COLUMNS:
@@ -422,12 +426,8 @@ class FraudAgeAggregation(WindowAggregation):
     """How long ago (in days, from this transaction) the first or last known fraud of the window
     happened; the window's reach (``delay + window`` days) when it holds none, as if just beyond it."""
 
+    over_labels = True
     reads_marked = True
-
-    def problem(self, f: Feature) -> str | None:
-        if f.column != s.TX_FRAUD:
-            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
-        return super().problem(f)
 
     def sql(self, f: Feature, q: SqlInputs) -> str:
         age = f"CAST({q.ts_us} - {self.marked(f, q)} AS DOUBLE) / {float(US_PER_DAY)!r}"
@@ -513,13 +513,9 @@ class FraudShareSinceFirstFraud(WindowAggregation):
     compromise running since then), within the label-delayed window, so bounded by its reach."""
 
     name = "fraud_share_since_first_fraud"
+    over_labels = True
     reads_marked = True
     reads_since = True
-
-    def problem(self, f: Feature) -> str | None:
-        if f.column != s.TX_FRAUD:
-            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
-        return super().problem(f)
 
     def sql(self, f: Feature, q: SqlInputs) -> str:
         return _sql_quotient(q.total(f), q.count_since_first_marked(f))
@@ -541,16 +537,12 @@ class UnexplainedFrauds(DerivedWindowAggregation):
     the other entity's windows (a terminal's window reading each transaction's customer ratio)."""
 
     name = "unexplained_frauds"
+    over_labels = True
     dtype = "int64"
     reads_column = True
     thresholded = True
     limited = True
     reads_other_entities = True
-
-    def problem(self, f: Feature) -> str | None:
-        if f.column != s.TX_FRAUD:
-            return f"column must be {s.TX_FRAUD}, got {f.column!r}"
-        return super().problem(f)
 
     def sql(self, f: Feature, q: SqlInputs) -> str:
         return f"CAST({q.count_unexplained(f)} AS BIGINT)"
