@@ -10,6 +10,11 @@ traffic in ``DIR-traffic``). In process, each case in a fresh process with a fre
   time: median, 99th percentile, mean), after 2,000 transactions of warm-up;
 - ``thousand``: ``Scorer.score`` on batches of 1,000, memory and SQLite stores, the prediction log
   attached: transactions per CPU second (the process's) and per wall second;
+- ``parts``: where a transaction's CPU time goes in ``Scorer.score`` on batches of 1,000 (memory
+  and SQLite stores, no prediction log): the thread's CPU µs per transaction of each step, timed
+  around the scorer's own calls (the columns, the store's record and commit = the rest of the call,
+  the windows' features, the vectors' text, the model, the answers' text, the windows' trim), the
+  Python objects of the answers made (as the service makes them for single requests) timed apart;
 - ``log``: the prediction log's commit of ``--log`` answers (batches of one, as the service adds
   them): the CPU time of ``add`` per batch and of the commit (the committing thread's), and the
   event loop's longest stall while the log's thread commits: an asyncio loop sleeping 1 ms at a
@@ -82,6 +87,49 @@ def case_thousand(root: str, store: str, rows: int) -> dict[str, float]:
         s.served_log.close()
         s.store.close()
     return {"rows": rows, "tx_per_cpu_s": rows / cpu, "tx_per_wall_s": rows / wall}
+
+
+def case_parts(root: str, store: str, rows: int) -> dict[str, float]:
+    from fraudflow.records import TxColumns
+    from fraudflow.serving import engine
+
+    with tempfile.TemporaryDirectory() as work:
+        url = f"sqlite://{work}/parts.sqlite" if store == "sqlite" else "memory://"
+        s = engine.Scorer.from_lake(root, None, url)
+        txs = transactions(root, WARM + rows)
+        for i in range(0, WARM, 1000):
+            s.score(txs[i : i + 1000])
+        spent: dict[str, float] = {}
+
+        def timed(name: str, call: Any) -> Any:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.thread_time()
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    spent[name] = spent.get(name, 0.0) + time.thread_time() - t0
+
+            return run
+
+        columns_of = TxColumns.__dict__["of"]
+        TxColumns.of = timed("columns", TxColumns.of)  # type: ignore[method-assign]
+        s.state.features = timed("features", s.state.features)  # type: ignore[method-assign]
+        s.state.trim = timed("trim", s.state.trim)  # type: ignore[method-assign]
+        s._encoder.vector_texts = timed("vectors' text", s._encoder.vector_texts)  # type: ignore[method-assign]
+        s._judge = timed("model", s._judge)  # type: ignore[method-assign]
+        s._answers = timed("answers' text", s._answers)  # type: ignore[method-assign]
+        objects = 0.0
+        t0 = time.thread_time()
+        for i in range(WARM, len(txs), 1000):
+            answers = s.score(txs[i : i + 1000])
+            t1 = time.thread_time()
+            list(answers)
+            objects += time.thread_time() - t1
+        total = time.thread_time() - t0 - objects
+        setattr(TxColumns, "of", columns_of)  # noqa: B010
+        s.store.close()
+    parts = {"store record + commit": total - sum(spent.values()), **spent, "answers' objects": objects}
+    return {"total": total / rows * 1e6, **{name: t / rows * 1e6 for name, t in parts.items()}}
 
 
 def case_log(root: str, n: int) -> dict[str, float]:
@@ -161,6 +209,9 @@ def main() -> None:
     if args.case == "log":
         print(json.dumps(case_log(args.root, args.log)))
         return
+    if args.case == "parts":
+        print(json.dumps(case_parts(args.root, args.store, args.rows)))
+        return
     only = args.only.split(",")
     print(machine(), f"load average {os.getloadavg()[0]:.2f}", flush=True)
     if "single" in only:
@@ -172,6 +223,13 @@ def main() -> None:
             r = run_case("score_cpu", "thousand", "--root", args.root, "--store", store, "--rows", str(args.rows))
             rows.append([store, f"{r['rows']:,}", f"{r['tx_per_cpu_s']:,.0f}", f"{r['tx_per_wall_s']:,.0f}"])
         print(table(["batches of 1,000: store", "transactions", "per CPU second", "per wall second"], rows))
+    if "parts" in only:
+        results = {
+            store: run_case("score_cpu", "parts", "--root", args.root, "--store", store, "--rows", str(args.rows))
+            for store in ("memory", "sqlite")
+        }
+        rows = [[name, *(f"{results[store][name]:.2f}" for store in results)] for name in results["memory"]]
+        print(table(["batches of 1,000: CPU µs a transaction", "memory", "sqlite"], rows), flush=True)
     if "log" in only:
         r = run_case("score_cpu", "log", "--root", args.root, "--log", str(args.log))
         head = ["log: add µs a batch", "commit CPU ms", "longest loop stall ms (commit)", "(no commit)"]

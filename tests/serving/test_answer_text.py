@@ -67,9 +67,10 @@ def test_a_batch_of_stored_answers_is_each_answer_encoded_alone(served: bool) ->
         codec.encode(v, tx, codec.Served(s, a, 0.5, 'm"1', at) if served else None)
         for v, tx, s, a in zip(vectors, txs, scores, alerts, strict=True)
     ]
-    texts = codec.Encoder(list(vectors[0])).vectors(np.array([list(v.values()) for v in vectors]))
-    batch = codec.ServedBatch(codec.json_values(scores), codec.json_values(alerts), 0.5, 'm"1', at) if served else None
-    assert codec.Encoder.answers(texts, TxColumns.of(txs), batch) == expected
+    texts = codec.Encoder(list(vectors[0])).vector_texts(np.array([list(v.values()) for v in vectors]))
+    numbers = codec.Texts.numbers
+    batch = codec.ServedBatch(numbers(np.array(scores)), numbers(np.array(alerts)), 0.5, 'm"1', at) if served else None
+    assert codec.Encoder.answers(texts, TxColumns.of(txs), batch).strings() == expected
     for text, tx, v, s in zip(expected, txs, vectors, scores, strict=True):
         stored = codec.decode(text)
         assert stored.request == tx and stored.features == v
@@ -90,7 +91,33 @@ def test_iso_datetimes_are_isoformat() -> None:
 def test_rows_fill_a_template_for_each_row() -> None:
     slot = codec.SLOT
     rows = codec.Rows(f"[{slot},{slot}]")
-    assert rows.fill(["1", "2", "3", "4"], 2) == ["[1,2]", "[3,4]"]
+    assert rows.write([codec.Texts.numbers(np.array([[1, 2], [3, 4]]))], 2).strings() == ["[1,2]", "[3,4]"]
     assert rows.fill_columns([["1", "3"], ["2", "4"]]) == ["[1,2]", "[3,4]"]
-    assert rows.fill([], 0) == []
-    assert codec.Rows("{}").fill([], 2) == ["{}", "{}"]
+    assert rows.write([codec.Texts.numbers(np.zeros(0))], 0).strings() == []
+    assert codec.Rows("{}").write([], 2).strings() == ["{}", "{}"]
+    with pytest.raises(ValueError, match="3 values a row for a template of 2"):
+        rows.write([codec.Texts.numbers(np.arange(6))], 2)
+
+
+def test_texts_of_each_kind_read_back_as_given() -> None:
+    """Numbers (``json_values``' texts), strings (UTF-8), fixed-width bytes, taken, zipped, joined."""
+    values = np.concatenate([random_floats(2000), AWKWARD])
+    numbers = codec.Texts.numbers(values)
+    assert numbers.strings() == codec.json_values(values)
+    words = ["a", "", '"é"', "{}"]
+    texts = codec.Texts.of(words)
+    assert texts.strings() == words and codec.Texts.of([]).strings() == []
+    assert texts.take(np.array([[3, 0], [2, 2]])).strings() == ["{}", "a", '"é"', '"é"']
+    assert codec.Texts.fixed(np.array([b"ab", b"", b"abc"])).strings() == ["ab", "", "abc"]
+    pairs = codec.Texts.zip(texts.take(np.array([0, 1, 2, 3])), codec.Texts.numbers(np.array([1, 2, 3, 4])), 2)
+    assert pairs.strings() == ["a", "1", "", "2", '"é"', "3", "{}", "4"]
+    assert texts.joined(b",") == ",".join(words).encode()
+    assert pairs.joined(b";") == ";".join(pairs.strings()).encode()
+    with pytest.raises(ValueError, match="newline"):
+        codec.Texts.of(["a\nb"])
+
+
+def test_a_template_with_a_non_ascii_name_is_written_as_orjson_writes_it() -> None:
+    encoder = codec.Encoder(["é", 'q"'])
+    rows = np.array([[1.0, 0.1 + 0.2], [1e-7, 2.0]])
+    assert encoder.vectors(rows) == [encoder.vector(row) for row in rows.tolist()]

@@ -122,3 +122,64 @@ def requests_total_of(registry: object) -> dict[tuple[str, str], float]:
     from prometheus_client import generate_latest
 
     return requests_total(generate_latest(registry).decode())  # type: ignore[arg-type]
+
+
+#: The service's metrics after a batch of answers, written by a fresh process: the scores observed
+#: one at a time (``histogram.observe``), or a batch at a time (``Metrics.answered``, ``observe``).
+_BATCH_METRICS = """
+import sys
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from fraudflow.serving.engine import Answers
+from fraudflow.serving.metrics import Metrics
+from fraudflow.store.online.codec import Texts
+
+m = Metrics()
+rng = np.random.default_rng(3)
+bounds = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+scores = np.concatenate([rng.random(500), rng.random(300) ** 9, bounds, np.nextafter(bounds, 2), [0.0, 1.0, 0.1 + 0.2]])
+duplicate = (rng.random(len(scores)) < 0.1).tolist()
+alert = scores >= 0.5
+texts = Texts.of(["{}"] * len(scores))
+for _ in range(3):  # a batch, then three answers alone
+    if sys.argv[1] == "one-by-one":
+        alone = zip(scores[:3].tolist(), alert[:3].tolist(), [False] * 3)
+        for score, is_alert, again in [*zip(scores.tolist(), alert.tolist(), duplicate), *alone]:
+            if again:
+                m.duplicates.inc()
+            else:
+                m.scored.inc()
+                m.alerts.inc(is_alert)
+                m.scores.observe(score)
+    else:
+        m.answered(Answers(np.arange(len(scores)), scores, alert, duplicate, 0.5, "m", texts, texts))
+        m.answered(list(Answers(np.arange(3), scores[:3], alert[:3], [False] * 3, 0.5, "m", texts, texts)))
+sys.stdout.write(m.render().decode())
+"""
+
+
+@pytest.mark.parametrize("multiprocess", [False, True], ids=["one-process", "multiprocess"])
+def test_a_batch_observed_at_once_is_each_score_observed_alone(tmp_path: Path, multiprocess: bool) -> None:
+    """``/metrics`` after batches counted at once (``Answers``: each bucket incremented once by its
+    count) is the same text as after each score observed alone: counts, buckets and the sum's last
+    bits (the same additions, in order); with prometheus_client's multiprocess files too (the same
+    lines)."""
+    import os
+    import subprocess
+    import sys
+
+    texts = []
+    for how in ("one-by-one", "batch"):
+        env = dict(os.environ)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if multiprocess:
+            (tmp_path / how).mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / how)
+        run = subprocess.run([sys.executable, "-c", _BATCH_METRICS, how], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        texts.append(run.stdout)
+    assert "fraudflow_score_bucket" in texts[0] and "fraudflow_duplicates_total" in texts[0]
+    if multiprocess:  # the families in the order of the files' names, which hold the process ids
+        texts = ["\n".join(sorted(text.splitlines())) for text in texts]
+    assert texts[0] == texts[1]

@@ -207,6 +207,9 @@ def assign_seqs(
     """Each transaction's seq, stored answer and whether it is new: ``answered`` (tx_id -> (seq,
     answer)) and ``recorded`` (tx_id -> seq) are what the store holds; new ones are numbered from
     ``next_seq`` in order, a TRANSACTION_ID repeated in the batch once."""
+    n = len(tx_ids)
+    if answered.keys().isdisjoint(tx_ids) and recorded.keys().isdisjoint(tx_ids) and len(set(tx_ids)) == n:
+        return list(range(next_seq, next_seq + n)), [None] * n, [True] * n  # the usual batch: all new
     seqs: list[int] = []
     answers: list[str | None] = []
     new: list[bool] = []

@@ -1,8 +1,15 @@
-"""``MemoryStore``: the online store in process, for tests and single-process replays."""
+"""``MemoryStore``: the online store in process, for tests and single-process replays.
+
+A batch is kept as a whole where it can be: its entries added to the log and its answers stored
+by one dict update each (in C), and the entries to forget found by the batch (``_Forgetting``),
+not one heap operation per entry.
+"""
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +26,36 @@ from fraudflow.store.online.interface import (
 )
 
 
+class _Forgetting:
+    """Keys to forget once their time is at or before a cut-off, added a batch at a time: a heap of
+    batches, each sorted by time, so a cut-off takes the due part of each batch it reaches."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, list[int], list[int]]] = []  # (earliest time, order, times, keys)
+        self._order = itertools.count()
+
+    def add(self, times: Sequence[int], keys: Sequence[int]) -> None:
+        if not times:
+            return
+        pairs = sorted(zip(times, keys, strict=True))
+        heapq.heappush(self._heap, (pairs[0][0], next(self._order), [t for t, _ in pairs], [k for _, k in pairs]))
+
+    def due(self, cut: int) -> list[int]:
+        """The keys whose time is at or before ``cut`` (taken out)."""
+        keys: list[int] = []
+        heap = self._heap
+        while heap and heap[0][0] <= cut:
+            _, order, times, batch = heapq.heappop(heap)
+            k = bisect.bisect_right(times, cut)
+            keys += batch[:k]
+            if k < len(times):
+                heapq.heappush(heap, (times[k], order, times[k:], batch[k:]))
+        return keys
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+
 class MemoryStore:
     """The in-memory double: the same contract, within one process."""
 
@@ -27,11 +64,11 @@ class MemoryStore:
         self._answers: dict[int, tuple[int, str]] = {}  # tx_id -> (seq, answer)
         self._meta: dict[str, str] = {}
         self._lock = threading.RLock()
-        # the log: entries by seq (in seq order), the transactions' seqs, (ts, seq) to trim by time
+        # the log: entries by seq (in seq order), the transactions' seqs, their seqs by time to trim
         self._log: dict[int, TxEntry | LabelEntry] = {}
         self._recorded: dict[int, int] = {}
-        self._by_time: list[tuple[int, int]] = []
-        self._answered_by_time: list[tuple[int, int, int]] = []  # (ts, tx_id, seq) of the answers, to forget
+        self._by_time = _Forgetting()  # the log's seqs
+        self._answered_by_time = _Forgetting()  # the answered transactions' seqs
         self._seq = 0  # the last seq given
         self._newest = 0  # the newest transaction's time: a label entry's, for trimming
 
@@ -49,44 +86,62 @@ class MemoryStore:
                 self._forget(log_cut)
             answers_cut = self._newest - (keep_us if window is None else window)
             self._forget_answers(answers_cut)
-            fraud = [self._labels.get(i, 0) for i in ids]
+            fraud = list(map(self._labels.get, ids, itertools.repeat(0))) if self._labels else [0] * len(ids)
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
             yield recorded
-            for tx_id, seq, text in recorded.to_store(txs.ts_us, answers_cut):
+            to_store = recorded.to_store(txs.ts_us, answers_cut)
+            if all(new) and len(to_store) == len(ids):  # a batch of new transactions, all answered
+                self._answers.update(zip(ids, zip(seqs, [text for _, _, text in to_store], strict=True), strict=True))
+                self._answered_by_time.add(ts, seqs)
+                return
+            times, answered = [], []
+            for tx_id, seq, text in to_store:
                 if tx_id not in self._answers:
                     self._answers[tx_id] = (seq, text)
-                    heapq.heappush(self._answered_by_time, (self._log[seq][2], tx_id, seq))
+                    times.append(self._log[seq][2])
+                    answered.append(seq)
+            self._answered_by_time.add(times, answered)
 
     def _append(
         self, ids: list[int], ts: list[int], customers: list[int], terminals: list[int], amounts: list[float]
     ) -> tuple[list[int], list[str | None], list[bool]]:
         seqs, answers, new = assign_seqs(ids, self._answers, self._recorded, self._seq + 1)
-        for i, is_new in enumerate(new):
-            if is_new:
-                seq = self._seq = seqs[i]
-                self._log[seq] = (seq, ids[i], ts[i], customers[i], terminals[i], amounts[i])
-                self._recorded[ids[i]] = seq
-                heapq.heappush(self._by_time, (ts[i], seq))
-                self._newest = max(self._newest, ts[i])
+        added, added_ids, added_ts = seqs, ids, ts
+        if not all(new):
+            kept = [i for i, is_new in enumerate(new) if is_new]
+            added, added_ids, added_ts = [seqs[i] for i in kept], [ids[i] for i in kept], [ts[i] for i in kept]
+            customers, terminals, amounts = (
+                [customers[i] for i in kept],
+                [terminals[i] for i in kept],
+                [amounts[i] for i in kept],
+            )
+        if added:
+            entries = zip(added, added_ids, added_ts, customers, terminals, amounts, strict=True)
+            self._log.update(zip(added, entries, strict=True))
+            self._recorded.update(zip(added_ids, added, strict=True))
+            self._by_time.add(added_ts, added)
+            self._seq = added[-1]
+            self._newest = max(self._newest, max(added_ts))
         return seqs, answers, new
 
     def _forget(self, older_than: int) -> None:
         """Forget the log's entries at or before ``older_than``."""
-        while self._by_time and self._by_time[0][0] <= older_than:
-            _, seq = heapq.heappop(self._by_time)
-            entry = self._log.pop(seq)
-            if len(entry) == 6 and self._recorded.get(entry[1]) == seq:
-                del self._recorded[entry[1]]
-                if self._answers.get(entry[1], (None,))[0] == seq:  # its answer and label go with it
-                    del self._answers[entry[1]]
-                self._labels.pop(entry[1], None)
+        log, recorded, answers, labels = self._log, self._recorded, self._answers, self._labels
+        for seq in self._by_time.due(older_than):
+            entry = log.pop(seq)
+            if len(entry) == 6 and recorded.get(tx_id := entry[1]) == seq:
+                del recorded[tx_id]
+                if answers.get(tx_id, (None,))[0] == seq:  # its answer and label go with it
+                    del answers[tx_id]
+                labels.pop(tx_id, None)
 
     def _forget_answers(self, older_than: int) -> None:
         """Forget the answers of the transactions at or before ``older_than`` (their entries stay)."""
-        while self._answered_by_time and self._answered_by_time[0][0] <= older_than:
-            _, tx_id, seq = heapq.heappop(self._answered_by_time)
-            if self._answers.get(tx_id, (None,))[0] == seq:
-                del self._answers[tx_id]
+        answers, log = self._answers, self._log
+        for seq in self._answered_by_time.due(older_than):
+            entry = log.get(seq)
+            if entry is not None and answers.get(entry[1], (None,))[0] == seq:
+                del answers[entry[1]]
 
     def catch_up(self, since: int) -> CaughtUp:
         with self._lock:
@@ -101,10 +156,12 @@ class MemoryStore:
     def add_labels(self, labels: dict[int, int]) -> int:
         with self._lock:
             self._labels.update(labels)
+            seqs = []
             for tx_id, fraud in labels.items():
                 seq = self._seq = self._seq + 1
                 self._log[seq] = (seq, tx_id, fraud)
-                heapq.heappush(self._by_time, (self._newest, seq))
+                seqs.append(seq)
+            self._by_time.add([self._newest] * len(seqs), seqs)
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:
