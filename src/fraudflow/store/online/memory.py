@@ -28,28 +28,31 @@ from fraudflow.store.online.interface import (
 
 class _Forgetting:
     """Keys to forget once their time is at or before a cut-off, added a batch at a time: a heap of
-    batches, each sorted by time, so a cut-off takes the due part of each batch it reaches."""
+    batches, each sorted by time, so a cut-off takes the due part of each batch it reaches (a batch
+    partly due stays whole, with the place its keys still held start at)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, list[int], list[int]]] = []  # (earliest time, order, times, keys)
+        # (earliest time held, order added, first held, times, keys)
+        self._heap: list[tuple[int, int, int, list[int], list[int]]] = []
         self._order = itertools.count()
 
     def add(self, times: Sequence[int], keys: Sequence[int]) -> None:
         if not times:
             return
         pairs = sorted(zip(times, keys, strict=True))
-        heapq.heappush(self._heap, (pairs[0][0], next(self._order), [t for t, _ in pairs], [k for _, k in pairs]))
+        held = ([t for t, _ in pairs], [k for _, k in pairs])
+        heapq.heappush(self._heap, (held[0][0], next(self._order), 0, *held))
 
     def due(self, cut: int) -> list[int]:
         """The keys whose time is at or before ``cut`` (taken out)."""
         keys: list[int] = []
         heap = self._heap
         while heap and heap[0][0] <= cut:
-            _, order, times, batch = heapq.heappop(heap)
-            k = bisect.bisect_right(times, cut)
-            keys += batch[:k]
-            if k < len(times):
-                heapq.heappush(heap, (times[k], order, times[k:], batch[k:]))
+            _, order, start, times, batch = heapq.heappop(heap)
+            end = bisect.bisect_right(times, cut, lo=start)
+            keys += batch[start:end]
+            if end < len(times):
+                heapq.heappush(heap, (times[end], order, end, times, batch))
         return keys
 
     def clear(self) -> None:

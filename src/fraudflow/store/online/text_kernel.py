@@ -1,14 +1,18 @@
-"""The compiled loop of ``codec.Rows.write``: a template's rows, its values copied in, byte by byte.
+"""The compiled loop of ``codec.Rows.write``: a template's rows, its values copied in.
 
-Imported when a batch is first written (numba is not imported by ``import fraudflow``).
+Imported when a batch is first written (numba is not imported by ``import fraudflow``). A piece
+longer than a few bytes (a feature vector's text in an answer) is copied by LLVM's memcpy: a
+byte-at-a-time loop copies about 1 byte a nanosecond here, 4 times slower for a batch's answers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 
@@ -17,6 +21,37 @@ if TYPE_CHECKING:
 
     U8 = npt.NDArray[np.uint8]
     I64 = npt.NDArray[np.int64]
+
+#: Pieces up to this many bytes are copied byte by byte (a call costs more than the loop).
+_SHORT = 16
+
+
+@intrinsic
+def _memcpy(typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any, n: Any) -> Any:
+    """``dst[dst_at:dst_at + n] = src[src_at:src_at + n]`` (uint8 arrays, no overlap), one memcpy."""
+    signature = types.void(dst, dst_at, src, src_at, n)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        to, to_at, source, source_at, count = args
+        to_data = context.make_array(sig.args[0])(context, builder, to).data
+        source_data = context.make_array(sig.args[2])(context, builder, source).data
+        to_ptr, source_ptr = builder.gep(to_data, [to_at]), builder.gep(source_data, [source_at])
+        cgutils.raw_memcpy(builder, to_ptr, source_ptr, count, 1)  # type: ignore[no-untyped-call]
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _copy(out: U8, pos: int, src: U8, start: int, end: int) -> int:
+    """``src[start:end]`` into ``out`` at ``pos``; the position after it."""
+    if end - start > _SHORT:
+        _memcpy(out, pos, src, start, end - start)  # type: ignore[call-arg]  # (numba types it)
+        return pos + end - start
+    for b in range(start, end):
+        out[pos] = src[b]
+        pos += 1
+    return pos
 
 
 @numba.njit(cache=True)
@@ -41,12 +76,8 @@ def fill_rows(template: U8, bounds: I64, buf: U8, starts: I64, ends: I64) -> tup
             pos += 1
         row_starts[i] = pos
         for j in range(slots + 1):
-            for b in range(bounds[j], bounds[j + 1]):
-                out[pos] = template[b]
-                pos += 1
+            pos = _copy(out, pos, template, bounds[j], bounds[j + 1])
             if j < slots:
-                for b in range(starts[i, j], ends[i, j]):
-                    out[pos] = buf[b]
-                    pos += 1
+                pos = _copy(out, pos, buf, starts[i, j], ends[i, j])
         row_ends[i] = pos
     return out, row_starts, row_ends
