@@ -121,3 +121,35 @@ def test_a_template_with_a_non_ascii_name_is_written_as_orjson_writes_it() -> No
     encoder = codec.Encoder(["é", 'q"'])
     rows = np.array([[1.0, 0.1 + 0.2], [1e-7, 2.0]])
     assert encoder.vectors(rows) == [encoder.vector(row) for row in rows.tolist()]
+
+
+@pytest.mark.parametrize("n", [1, 3, 16, 17, 40])
+def test_small_batches_kept_as_lists_are_written_as_arrays_write_them(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of up to ``codec.SMALL`` texts is kept and written as lists of bytes (one request's
+    answer); the same batch written by the arrays and the compiled loop gives the same text."""
+    rng = np.random.default_rng(n)
+    matrix = random_floats(4 * n * 3)[: 4 * n].reshape(n, 4)
+    txs = TxColumns.of(
+        [
+            Transaction(int(i), dt.datetime(2018, 10, 1) + dt.timedelta(microseconds=int(us)), int(i) % 7, 9, 1.5 * i)
+            for i, us in zip(rng.integers(0, 2**62, n), rng.integers(0, 10**12, n) * rng.integers(0, 2, n), strict=True)
+        ]
+    )
+    names = codec.Texts.of(['"a"', '"b"', '"c"', '"d"'])
+    order = rng.integers(0, 4, size=(n, 3))
+
+    def written() -> list[list[str]]:
+        numbers = codec.Texts.numbers
+        vectors = codec.Encoder(NAMES).vector_texts(matrix)
+        scores, alerts = numbers(matrix[:, 0]), numbers(matrix[:, 1] > 0)
+        tops = codec.Texts.zip(names.take(order), numbers(matrix[:, :3]), n)
+        body = codec.Rows("{" + ",".join([codec.SLOT] * 8) + "}").write([scores, vectors, tops], n)
+        at = dt.datetime(2026, 11, 27, 11, 0, 0, 7)
+        stored = codec.Encoder.answers(vectors, txs, codec.ServedBatch(scores, alerts, 0.25, "m", at))
+        return [vectors.strings(), body.strings(), [body.joined(b",").decode()], stored.strings(), tops.strings()]
+
+    monkeypatch.setattr(codec, "SMALL", 0)  # every batch by the arrays
+    by_arrays = written()
+    monkeypatch.setattr(codec, "SMALL", 10**9)  # every batch as lists
+    assert written() == by_arrays
+    assert [json.loads(text)["request"]["TX_DATETIME"] for text in by_arrays[3]] == codec.iso_datetimes(txs.ts_us)
