@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from fraudflow.records import Transaction, TxColumns
+from fraudflow.records import ONE_US, Transaction, TxColumns
 from fraudflow.store.online import codec
 
 NAMES = ["TX_AMOUNT", "CUSTOMER_ID_NB_TX_1DAY_WINDOW", "TERMINAL_ID_RISK_7DAY_WINDOW", 'odd "name" %s\\']
@@ -153,3 +153,22 @@ def test_small_batches_kept_as_lists_are_written_as_arrays_write_them(n: int, mo
     monkeypatch.setattr(codec, "SMALL", 10**9)  # every batch as lists
     assert written() == by_arrays
     assert [json.loads(text)["request"]["TX_DATETIME"] for text in by_arrays[3]] == codec.iso_datetimes(txs.ts_us)
+
+
+def test_iso_texts_are_isoformat_for_every_year_of_datetime() -> None:
+    """The compiled calendar against ``datetime``: random times over years 1-9999 (leap days, the
+    century rules), each end, whole seconds and not; times beyond ``datetime`` by numpy, as before."""
+    rng = np.random.default_rng(5)
+    first, last = (
+        (dt.datetime.min - dt.datetime(1970, 1, 1)) // ONE_US,
+        (dt.datetime.max - dt.datetime(1970, 1, 1)) // ONE_US,
+    )
+    leap_days = [dt.datetime(y, 2, 29, 23, 59, 59) for y in (4, 400, 1600, 2000, 2024, 9996)]
+    special = [first, last, 0, -1, *((t - dt.datetime(1970, 1, 1)) // ONE_US for t in leap_days)]
+    ts = np.concatenate(
+        [rng.integers(first, last, 100_000), rng.integers(first // 10**6, last // 10**6, 1000) * 10**6, special]
+    )
+    expected = [(dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=t)).isoformat() for t in ts.tolist()]
+    assert codec.iso_texts(ts).strings() == expected
+    beyond = np.array([last + 1, 0])
+    assert codec.iso_texts(beyond).strings() == ["10000-01-01T00:00:00", "1970-01-01T00:00:00"]

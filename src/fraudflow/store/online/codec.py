@@ -93,11 +93,7 @@ class Encoder:
         ``vectors``' i-th (and the model's answer ``served``, when a model scored them); ``ids``:
         ``Texts.numbers(txs.tx_id)`` when the caller has it already."""
         n = len(txs)
-        dates = (
-            Texts.of(iso_datetimes(txs.ts_us))
-            if n <= SMALL
-            else Texts.fixed(_iso_datetimes(txs.ts_us).astype(np.bytes_))
-        )
+        dates = Texts.of(iso_datetimes(txs.ts_us)) if n <= SMALL else iso_texts(txs.ts_us)
         columns = [
             vectors,
             Texts.numbers(txs.tx_id) if ids is None else ids,
@@ -371,6 +367,21 @@ def iso_datetimes(ts_us: np.ndarray) -> list[str]:
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
+
+
+#: The times ``iso_texts`` writes in its compiled loop: ``datetime``'s years (1-9999).
+_ISO_RANGE = (-62135596800_000_000, 253402300799_999_999)
+
+
+def iso_texts(ts_us: np.ndarray) -> Texts:
+    """``iso_datetimes`` of a batch as ``Texts``, written by a compiled loop (numpy's texts of a
+    batch's times cost 0.9 µs a time here); times outside ``datetime``'s years by numpy."""
+    from fraudflow.store.online.text_kernel import iso_datetimes as write
+
+    times = np.asarray(ts_us, dtype=np.int64)
+    if len(times) and (times.min() < _ISO_RANGE[0] or times.max() > _ISO_RANGE[1]):
+        return Texts.fixed(_iso_datetimes(times).astype(np.bytes_))
+    return Texts(*write(times))
 
 
 def _iso_datetimes(ts_us: np.ndarray) -> np.ndarray:
