@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fraudflow import WorldParams
 from fraudflow.cli import app
-from fraudflow.features import FRAUDFLOW, registry
+from fraudflow.features import FRAUDFLOW4, registry
 from fraudflow.lake import Lake
 from fraudflow.pipeline import run_pipeline
 
@@ -36,9 +36,10 @@ def test_the_pipeline_leaves_a_model_its_metrics_and_report(piped: tuple[Path, o
     assert len(metrics["folds"]) == 4
     assert 0.5 < metrics["auc_roc"] <= 1
     assert metrics["card_precision_at_100"] <= metrics["card_precision_at_100_bound"] + 1e-12
-    assert registry.registered(Lake(root)) == FRAUDFLOW
+    assert registry.registered(Lake(root)) == FRAUDFLOW4  # the default feature set (docs/MODEL.md section 4)
     meta = json.loads((folder / "metadata.json").read_text())
-    assert meta["features"] == FRAUDFLOW.names and meta["selected_on"] == "validation folds"
+    assert meta["features"] == FRAUDFLOW4.names and meta["selected_on"] == "validation folds"
+    assert meta["params"]["tree_method"] == "hist" and meta["params"]["max_bin"] == 8192
 
 
 @pytest.mark.slow

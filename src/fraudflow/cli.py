@@ -535,17 +535,16 @@ def evaluate(
     candidate: Annotated[
         bool,
         typer.Option(
-            help="Also select and judge the candidate model (feature set fraudflow-4, histogram trees); "
-            "computes those features in the lake first when it lacks them."
+            help="Also select and judge the candidate model: none is pending since fraudflow-4 became the "
+            "default, so this judges the default's configuration again (kept for scripts)."
         ),
     ] = False,
 ) -> None:
     """Judge fraudflow's configuration on prequential test folds and print it beside the handbook's results."""
-    from fraudflow.features import FRAUDFLOW
     from fraudflow.training import workflow
 
     lake = _lake(ctx, data)
-    workflow.ensure_features(lake, workflow.CANDIDATE_FEATURES if candidate else FRAUDFLOW, say=console.print)
+    workflow.ensure_features(lake, say=console.print)
     with console.status(f"evaluating by the {protocol_name} protocol") as status:
         evaluation = workflow.evaluate(
             lake, protocol=protocol_name, reproduce=reproduce, with_candidate=candidate, step=status.update

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from fraudflow.features import FRAUDFLOW, build_features
+from fraudflow.features import build_features
 from fraudflow.lake import Lake, open_lake
 from fraudflow.simulate import WorldParams, generate
 from fraudflow.training import report, workflow
@@ -64,7 +64,7 @@ def run_pipeline(
         return value
 
     timed("generate", lambda: generate(lake, params))
-    timed("features", lambda: build_features(lake, FRAUDFLOW))
+    timed("features", lambda: build_features(lake, workflow.FRAUDFLOW_FEATURES))
     chosen = workflow.FRAUDFLOW_PARAMS
     if tune:
         chosen = timed("tune", lambda: workflow.tune(lake, plan, workflow.PIPELINE_SPACE)).params

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from fraudflow import Lake, WorldParams, generate
 from fraudflow.cli import app
 from fraudflow.errors import CoverageError, LakeError
-from fraudflow.features import FRAUDFLOW, build_features
+from fraudflow.features import build_features
 from fraudflow.serving.engine import Scorer
 from fraudflow.training import evaluation, model, workflow
 from fraudflow.training.protocol import (
@@ -39,7 +39,7 @@ runner = CliRunner()
 
 def world(root: Path, params: WorldParams) -> Path:
     generate(root, params)
-    build_features(root, FRAUDFLOW)
+    build_features(root, workflow.FRAUDFLOW_FEATURES)  # the model's: the commands compute nothing more
     return root
 
 

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 #: XGBoost parameters the Spark estimator takes as they are (the rest are refused, not dropped).
-ESTIMATOR_PARAMS = ("max_depth", "n_estimators", "learning_rate", "tree_method", "base_score", "min_child_weight")
+ESTIMATOR_PARAMS = (
+    "max_depth",
+    "n_estimators",
+    "learning_rate",
+    "tree_method",
+    "max_bin",
+    "base_score",
+    "min_child_weight",
+)
 
 
 def register_split(
@@ -78,7 +86,7 @@ def fit(train: DataFrame, features: list[str], version: str, params: dict[str, A
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBClassifier
 
-    # XGBoost's distributed training has no exact tree method: histograms (256 bins) stand in.
+    # XGBoost's distributed training has no exact tree method: histograms (256 bins unless max_bin) stand in.
     params = {**params, "tree_method": "hist"} if params.get("tree_method", "exact") == "exact" else dict(params)
     unknown = sorted(set(params) - set(ESTIMATOR_PARAMS))
     if unknown:
