@@ -92,7 +92,7 @@ def test_rows_fill_a_template_for_each_row() -> None:
     slot = codec.SLOT
     rows = codec.Rows(f"[{slot},{slot}]")
     assert rows.write([codec.Texts.numbers(np.array([[1, 2], [3, 4]]))], 2).strings() == ["[1,2]", "[3,4]"]
-    assert rows.fill_columns([["1", "3"], ["2", "4"]]) == ["[1,2]", "[3,4]"]
+    assert rows.write([codec.Texts.of(["1", "3"]), codec.Texts.of(["2", "4"])], 2).strings() == ["[1,2]", "[3,4]"]
     assert rows.write([codec.Texts.numbers(np.zeros(0))], 0).strings() == []
     assert codec.Rows("{}").write([], 2).strings() == ["{}", "{}"]
     with pytest.raises(ValueError, match="3 values a row for a template of 2"):

@@ -93,11 +93,10 @@ class Encoder:
         ``vectors``' i-th (and the model's answer ``served``, when a model scored them); ``ids``:
         ``Texts.numbers(txs.tx_id)`` when the caller has it already."""
         n = len(txs)
-        dates = Texts.of(iso_datetimes(txs.ts_us)) if n <= SMALL else iso_texts(txs.ts_us)
         columns = [
             vectors,
             Texts.numbers(txs.tx_id) if ids is None else ids,
-            dates,
+            iso_texts(txs.ts_us),
             Texts.numbers(txs.customer),
             Texts.numbers(txs.terminal),
             Texts.numbers(txs.amount),
@@ -291,8 +290,6 @@ class Rows:
         """The ``n`` rows of ``columns``: each column's texts fill as many slots (its texts a row,
         row after row), the columns one after the other; the rows' texts, separated by newlines
         (which JSON written compactly never holds)."""
-        from fraudflow.store.online.text_kernel import fill_rows
-
         if not n:
             return Texts(np.empty(0, dtype=np.uint8), _NO_POSITIONS, _NO_POSITIONS, b"\n")
         given = sum(len(column) for column in columns)
@@ -300,6 +297,8 @@ class Rows:
             raise ValueError(f"{given / n:g} values a row for a template of {self.slots}")
         if n <= SMALL:
             return Texts.of_items(self._joined(columns, n))
+        from fraudflow.store.online.text_kernel import fill_rows
+
         starts = np.empty((n, self.slots), dtype=np.int64)
         ends = np.empty((n, self.slots), dtype=np.int64)
         slot = offset = 0
@@ -328,10 +327,6 @@ class Rows:
             rows.append(b"".join(parts))
         return rows
 
-    def fill_columns(self, columns: Sequence[Sequence[str]]) -> list[str]:
-        """The rows of ``columns`` (a column of texts per slot, one text a row)."""
-        return self.write([Texts.of(column) for column in columns], len(columns[0])).strings()
-
 
 _STORED = Rows(_STORED_HEAD + "}")
 #: ... and with the model's answer: its score and alert, then the threshold, model and time the batch shares.
@@ -359,29 +354,30 @@ def _json_array(values: Sequence[float] | np.ndarray) -> bytes:
 
 def iso_datetimes(ts_us: np.ndarray) -> list[str]:
     """``datetime.isoformat()`` of each time (µs since the epoch, naive UTC): to the second, with
-    the microseconds only when there are some. In C, for a batch (a few: by ``datetime``)."""
-    if len(ts_us) <= SMALL:
-        return [(_EPOCH + dt.timedelta(microseconds=t)).isoformat() for t in np.asarray(ts_us).tolist()]
-    texts: list[str] = _iso_datetimes(ts_us).tolist()
-    return texts
+    the microseconds only when there are some."""
+    return iso_texts(ts_us).strings()
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-#: The times ``iso_texts`` writes in its compiled loop: ``datetime``'s years (1-9999).
+#: The times ``datetime`` and ``iso_texts``' compiled loop write: ``datetime``'s years (1-9999).
 _ISO_RANGE = (-62135596800_000_000, 253402300799_999_999)
 
 
 def iso_texts(ts_us: np.ndarray) -> Texts:
-    """``iso_datetimes`` of a batch as ``Texts``, written by a compiled loop (numpy's texts of a
-    batch's times cost 0.9 µs a time here); times outside ``datetime``'s years by numpy."""
-    from fraudflow.store.online.text_kernel import iso_datetimes as write
-
+    """``iso_datetimes`` as ``Texts``: a few by ``datetime``, a batch by a compiled loop (numpy's
+    texts of a batch's times cost 0.9 µs a time here); times outside ``datetime``'s years by numpy."""
     times = np.asarray(ts_us, dtype=np.int64)
-    if len(times) and (times.min() < _ISO_RANGE[0] or times.max() > _ISO_RANGE[1]):
-        return Texts.fixed(_iso_datetimes(times).astype(np.bytes_))
-    return Texts(*write(times))
+    if len(times) <= SMALL:
+        values = times.tolist()
+        if all(_ISO_RANGE[0] <= t <= _ISO_RANGE[1] for t in values):
+            return Texts.of([(_EPOCH + dt.timedelta(microseconds=t)).isoformat() for t in values])
+    elif _ISO_RANGE[0] <= times.min() and times.max() <= _ISO_RANGE[1]:
+        from fraudflow.store.online.text_kernel import iso_datetimes as write
+
+        return Texts(*write(times))
+    return Texts.fixed(_iso_datetimes(times).astype(np.bytes_))
 
 
 def _iso_datetimes(ts_us: np.ndarray) -> np.ndarray:
