@@ -15,6 +15,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
+from fraudflow.records import US_PER_DAY
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -85,7 +86,6 @@ def fill_rows(template: U8, bounds: I64, buf: U8, starts: I64, ends: I64) -> tup
 
 #: A time's ISO text at most: YYYY-MM-DDTHH:MM:SS.ffffff
 ISO_WIDTH = 26
-US_PER_DAY = 86_400_000_000
 
 
 @numba.njit(cache=True, inline="always")
