@@ -532,13 +532,13 @@ def evaluate(
     protocol_name: ProtocolName = "lake",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     reproduce: Annotated[bool, typer.Option(help="Also rerun the handbook's own grid (exact trees, ~2.5 min).")] = True,
-    candidate: Annotated[
+    previous: Annotated[
         bool,
         typer.Option(
-            help="Also select and judge the candidate model: none is pending since fraudflow-4 became the "
-            "default, so this judges the default's configuration again (kept for scripts)."
+            help="Also select and judge the model fraudflow-4 replaced (FRAUDFLOW's 16 inputs, exact trees, "
+            "its grid; ~2 min) and count the test folds fraudflow beats it on."
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Judge fraudflow's configuration on prequential test folds and print it beside the handbook's results."""
     from fraudflow.training import workflow
@@ -547,31 +547,39 @@ def evaluate(
     workflow.ensure_features(lake, say=console.print)
     with console.status(f"evaluating by the {protocol_name} protocol") as status:
         evaluation = workflow.evaluate(
-            lake, protocol=protocol_name, reproduce=reproduce, with_candidate=candidate, step=status.update
+            lake, protocol=protocol_name, reproduce=reproduce, with_previous=previous, step=status.update
         )
     if as_json:
         typer.echo(json.dumps(evaluation.to_json()))
         return
     test = evaluation.fraudflow.test.summary
-    rows = {"fraudflow XGBoost (validation-selected)": test}
-    if evaluation.candidate is not None:
-        rows[f"candidate: {workflow.CANDIDATE_FEATURES.name} features, hist trees"] = evaluation.candidate.test.summary
+    fs, before = workflow.FRAUDFLOW_FEATURES, workflow.PREVIOUS_FEATURES
+    judged = [(f"fraudflow ({fs.name}, {len(fs.names)} inputs, hist trees)", "fraudflow", evaluation.fraudflow)]
+    if evaluation.previous is not None:
+        judged.append((f"previous model ({len(before.names)} inputs, exact trees)", "previous", evaluation.previous))
     if evaluation.handbook is not None:
-        rows["fraudflow, handbook grid reproduced"] = evaluation.handbook.test.summary
+        judged.append(("fraudflow, handbook grid reproduced", "handbook grid", evaluation.handbook))
+    rows = {label: selection.test.summary for label, _, selection in judged}
     plan = evaluation.plan
-    title = f"test folds from {plan.judged[0]} ({plan.origin}), prequential mean ± sd"
+    title = f"test folds from {plan.judged[0]} ({plan.origin}), validation-selected, prequential mean ± sd"
     out.print(_metrics_table(title, rows, test.card_precision_bound.mean))
     if test.card_precision_observable is not None:
-        short = dict(
-            zip(rows, ("fraudflow", *(["candidate"] if evaluation.candidate else []), "handbook grid"), strict=False)
+        shares = ", ".join(
+            f"{short} {share:.1%}"
+            for _, short, selection in judged
+            if (share := selection.test.summary.observable_share) is not None
         )
-        shares = ", ".join(f"{short[name]} {s.observable_share:.1%}" for name, s in rows.items() if s.observable_share)
         out.print(
             f"CP@100 of an oracle knowing only what was observable (docs/MODEL.md): "
             f"{test.card_precision_observable.mean:.3f}; the models' share of it: {shares}"
         )
     if evaluation.gap_closed is not None:
         out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
+    wins = evaluation.wins_over_previous
+    if wins is not None:
+        auc, ap, cp = wins.values()
+        n = len(plan.judged)
+        out.print(f"folds where fraudflow beats the previous model: AUC {auc}/{n}, AP {ap}/{n}, CP@100 {cp}/{n}")
     times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in evaluation.seconds.items())
     out.print(f"selection time (validation grid and test folds): {times}")
 

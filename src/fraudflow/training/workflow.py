@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from fraudflow import engines, schema
+from fraudflow.errors import FeatureError
 from fraudflow.features import build_features, registry
 from fraudflow.features.definitions import FRAUDFLOW, FRAUDFLOW4, HANDBOOK, FeatureSet
 from fraudflow.lake import Lake, open_lake
@@ -25,6 +26,7 @@ from fraudflow.training.evaluation import FoldResults, ScoredFold, Selection, se
 from fraudflow.training.protocol import (
     HANDBOOK_GRID,
     PUBLISHED_BEST_CP,
+    K,
     Plan,
     Protocol,
     fold_starts,
@@ -42,21 +44,14 @@ FRAUDFLOW_BASE: dict[str, Any] = {"tree_method": "hist", "max_bin": 8192, "base_
 FRAUDFLOW_SPACE: dict[str, list[Any]] = {"max_depth": [3], "n_estimators": [50, 100], "learning_rate": [0.1]}
 PIPELINE_SPACE = FRAUDFLOW_SPACE
 FRAUDFLOW_PARAMS: dict[str, Any] = {**FRAUDFLOW_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
-#: The model before issue 16 (docs/MODEL.md section 3): FRAUDFLOW's 16 inputs, exact trees, chosen
-#: from a wider grid; lakes computed with FRAUDFLOW keep training on those inputs (``model_inputs``).
+#: The model before issue 16 (docs/MODEL.md section 3), which ``evaluate`` judges beside fraudflow's:
+#: FRAUDFLOW's 16 inputs (every later set holds them), exact trees and XGBoost 1.x's base score, the
+#: grid its parameters were chosen from on the validation folds, and the parameters that search chose.
+#: Lakes computed with FRAUDFLOW keep training on those inputs (``model_inputs``).
 PREVIOUS_FEATURES = FRAUDFLOW
-PREVIOUS_PARAMS: dict[str, Any] = {
-    "tree_method": "exact",
-    "base_score": 0.5,
-    "max_depth": 3,
-    "n_estimators": 100,
-    "learning_rate": 0.1,
-}
-#: The candidate successor: none pending since fraudflow-4 became the default (``evaluate --candidate``
-#: judges the default's configuration again, for the scripts that ask for it).
-CANDIDATE_FEATURES = FRAUDFLOW_FEATURES
-CANDIDATE_BASE = FRAUDFLOW_BASE
-CANDIDATE_SPACE = FRAUDFLOW_SPACE
+PREVIOUS_BASE: dict[str, Any] = {"tree_method": "exact", "base_score": 0.5}
+PREVIOUS_SPACE: dict[str, list[Any]] = {"max_depth": [3, 6], "n_estimators": [50, 100], "learning_rate": [0.1, 0.3]}
+PREVIOUS_PARAMS: dict[str, Any] = {**PREVIOUS_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
 
 #: the share of transactions alerted in a model's ``alert_budget_1pct`` figures
 ALERT_BUDGET = 0.01
@@ -213,10 +208,18 @@ def tune(lake: Lake, plan: Plan, space: dict[str, list[Any]] | None = None, seed
     )
 
 
-def candidate(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
-    """The candidate configuration (``CANDIDATE_FEATURES``' inputs, ``CANDIDATE_SPACE``) chosen on
-    ``plan``'s validation folds; the lake's features must include those inputs."""
-    return select(lake, plan, CANDIDATE_SPACE, base=CANDIDATE_BASE, seed=seed, features=CANDIDATE_FEATURES.names)
+def previous(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
+    """The model before issue 16 selected as it was: ``PREVIOUS_SPACE`` on ``PREVIOUS_FEATURES``' inputs,
+    chosen on ``plan``'s validation folds; the lake's feature set must hold those inputs."""
+    feature_set = registry.required(lake)
+    missing = [name for name in PREVIOUS_FEATURES.names if name not in feature_set.names]
+    if missing:
+        raise FeatureError(
+            f"the previous model's inputs ({PREVIOUS_FEATURES.name}) are not all in the lake's feature set "
+            f"{feature_set.name!r} (missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+            f"compute features of a set that holds them, or leave the previous model out"
+        )
+    return select(lake, plan, PREVIOUS_SPACE, base=PREVIOUS_BASE, seed=seed, features=PREVIOUS_FEATURES.names)
 
 
 def handbook_grid(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
@@ -225,14 +228,33 @@ def handbook_grid(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
     return select(lake, plan, HANDBOOK_GRID, base=base, features=HANDBOOK.names, seed=seed)
 
 
+def fold_wins(new: FoldResults, old: FoldResults) -> dict[str, int]:
+    """On how many folds ``new`` beats ``old`` (strictly) on each of the handbook's three metrics, under
+    their names in metrics files; the folds are matched by start day and must be the same."""
+    if new.folds.keys() != old.folds.keys():
+        raise ValueError(f"not judged on the same folds: {sorted(new.folds)} and {sorted(old.folds)}")
+    wins = [0, 0, 0]
+    for start, ours in new.folds.items():
+        theirs = old.folds[start]
+        for i, (a, b) in enumerate(zip(_headline(ours), _headline(theirs), strict=True)):
+            wins[i] += a > b
+    k = next(iter(new.folds.values())).k if new.folds else K
+    return dict(zip(metrics.metric_names(k)[:3], wins, strict=True))
+
+
+def _headline(performance: metrics.Performance) -> tuple[float, float, float]:
+    return performance.auc_roc, performance.average_precision, performance.card_precision
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """fraudflow's configuration judged on a plan's test folds, beside the handbook's grid reproduced."""
+    """fraudflow's configuration judged on a plan's test folds, beside the model it replaced (issue 16)
+    and the handbook's grid reproduced, each selected on the same validation folds."""
 
     plan: Plan
     fraudflow: Selection
     handbook: Selection | None  # None: not reproduced
-    candidate: Selection | None = None  # None: not judged
+    previous: Selection | None = None  # None: not judged
     #: how long each selection took (validation grid and test folds), by configuration
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -245,8 +267,14 @@ class Evaluation:
         test = self.fraudflow.test.summary
         return (test.card_precision.mean - PUBLISHED_BEST_CP) / (test.card_precision_bound.mean - PUBLISHED_BEST_CP)
 
+    @property
+    def wins_over_previous(self) -> dict[str, int] | None:
+        """On how many test folds fraudflow beats the previous model, by metric; None if not judged."""
+        return None if self.previous is None else fold_wins(self.fraudflow.test, self.previous.test)
+
     def to_json(self) -> dict[str, Any]:
-        """fraudflow's test-fold means (sd under ``std``), parameters, days, gap closed, folds, the reproduction."""
+        """fraudflow's test-fold means (sd under ``std``), parameters, days, gap closed, folds; the
+        previous model's and the reproduction's figures; the folds fraudflow wins; selection times."""
         summary = self.fraudflow.test.summary
         test = summary.named()
         headline = metrics.metric_names(summary.k)[:3]
@@ -265,21 +293,22 @@ class Evaluation:
             result[f"{headline[2]}_observable"] = summary.card_precision_observable.mean
             result["std"][f"{headline[2]}_observable"] = summary.card_precision_observable.std
             result["observable_share"] = summary.observable_share
+        if self.previous is not None:
+            judged = self.previous.test.summary
+            result["previous_model"] = {
+                **{name: e.mean for name, e in judged.named().items()},
+                "std": {name: judged.named()[name].std for name in headline},
+                "validation_average_precision": self.previous.validation.summary.average_precision.mean,
+                "params": self.previous.params,
+                "observable_share": judged.observable_share,
+                "folds": self.previous.test.folds_json(),
+            }
+            result["folds_beating_previous"] = {**(self.wins_over_previous or {}), "folds": len(self.plan.judged)}
         if self.handbook is not None:
             reproduced = self.handbook.test.summary.named()
             result["handbook_grid_reproduction"] = {
                 **{name: reproduced[name].mean for name in headline},
                 "params": self.handbook.params,
-            }
-        if self.candidate is not None:
-            judged = self.candidate.test.summary
-            result["candidate"] = {
-                **{name: e.mean for name, e in judged.named().items()},
-                "std": {name: judged.named()[name].std for name in headline},
-                "validation_average_precision": self.candidate.validation.summary.average_precision.mean,
-                "params": self.candidate.params,
-                "observable_share": judged.observable_share,
-                "folds": self.candidate.test.folds_json(),
             }
         result["selection_seconds"] = self.seconds
         return result
@@ -290,12 +319,13 @@ def evaluate(
     *,
     protocol: Protocol = "lake",
     reproduce: bool = True,
-    with_candidate: bool = False,
+    with_previous: bool = True,
     step: Step | None = None,
 ) -> Evaluation:
-    """Judge fraudflow's configuration (and with ``reproduce`` the handbook's grid, with
-    ``with_candidate`` the candidate's, whose features the lake must hold) on ``protocol``'s test
-    folds (``lake``: the newest whose labels are mature; ``handbook``: its published days)."""
+    """Judge fraudflow's configuration on ``protocol``'s test folds (``lake``: the newest whose labels
+    are mature; ``handbook``: its published days), with ``with_previous`` the model it replaced
+    (``previous``: FRAUDFLOW's inputs, which the lake's set must hold) and with ``reproduce`` the
+    handbook's grid, each chosen on the same validation folds."""
     lake = open_lake(data)
     say = step or (lambda message: None)
     chosen = lake_plan(lake, protocol, "folds", tune=True)
@@ -309,12 +339,12 @@ def evaluate(
 
     say(f"fraudflow: choosing on validation folds from {chosen.validation}, judging test folds from {chosen.judged[0]}")
     ours = timed("fraudflow", tune)
-    new = None
-    if with_candidate:
-        say(f"candidate ({CANDIDATE_FEATURES.name} features, histogram trees): choosing on the validation folds")
-        new = timed("candidate", candidate)
+    before = None
+    if with_previous:
+        say(f"previous model ({PREVIOUS_FEATURES.name}'s {len(PREVIOUS_FEATURES.names)} inputs, exact trees)")
+        before = timed("previous model", previous)
     reproduced = None
     if reproduce:
         say("handbook grid, validation-selected (exact trees)")
         reproduced = timed("handbook grid", handbook_grid)
-    return Evaluation(chosen, ours, reproduced, new, seconds)
+    return Evaluation(chosen, ours, reproduced, before, seconds)
