@@ -103,6 +103,13 @@ def test_evaluate_derives_its_folds_from_the_lake(second: Path) -> None:
         assert 0 < got[key] <= 1
     assert got["auc_roc"] > 0.7
     print({k: round(got[k], 3) for k in ("auc_roc", "average_precision", "card_precision_at_100")})
+    # the previous model, selected on the same validation folds, judged on the same test folds
+    before = got["previous_model"]
+    assert [f["start"] for f in before["folds"]] == [f["start"] for f in got["folds"]]
+    assert before["params"]["tree_method"] == "exact" and 0 < before["average_precision"] <= 1
+    wins = got["folds_beating_previous"]
+    assert wins.pop("folds") == 4 and set(wins) == {"auc_roc", "average_precision", "card_precision_at_100"}
+    assert set(got["selection_seconds"]) == {"fraudflow", "previous model"}
 
 
 def test_too_little_data_is_one_line_with_the_days_needed(short: Path) -> None:
