@@ -40,13 +40,13 @@ CHROMIUM_ARGS = [
 
 def make_lake(root: Path) -> None:
     from fraudflow import WorldParams, generate
-    from fraudflow.features import FRAUDFLOW, build_features
+    from fraudflow.features import build_features
     from fraudflow.lake import Lake
     from fraudflow.training import workflow
 
     world = WorldParams(n_customers=1200, n_terminals=1000, nb_days=45, radius=10.0, start_date=dt.date(2018, 4, 1))
     generate(root, world)
-    build_features(root, FRAUDFLOW)
+    build_features(root, workflow.FRAUDFLOW_FEATURES)
     workflow.train(Lake(root), dt.date(2018, 4, 10), {"n_estimators": 30, "max_depth": 3})
 
 

@@ -15,8 +15,8 @@ import argparse
 
 from fastapi import FastAPI, Response
 
-from fraudflow.features import FRAUDFLOW
 from fraudflow.serving.schemas import Contribution, ScoreOut, TransactionIn
+from fraudflow.training.workflow import FRAUDFLOW_FEATURES
 
 #: A real answer's shape and size: the default feature set's values, 3 contributions.
 ANSWER = ScoreOut(
@@ -25,8 +25,8 @@ ANSWER = ScoreOut(
     alert=False,
     threshold=0.5,
     model_id="20260101T000000-abcdef",
-    features={name: 12.345678901234 for name in FRAUDFLOW.names},
-    top_features=[Contribution(feature=name, contribution=-0.12345678901234) for name in FRAUDFLOW.names[:3]],
+    features={name: 12.345678901234 for name in FRAUDFLOW_FEATURES.names},
+    top_features=[Contribution(feature=name, contribution=-0.12345678901234) for name in FRAUDFLOW_FEATURES.names[:3]],
     duplicate=False,
 ).model_dump_json()
 

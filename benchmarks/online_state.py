@@ -3,7 +3,9 @@
     .venv/bin/python -m benchmarks.online_state [--days 7] [--single 20000] [--reference 5000]
 
 Setup: the default world (183 days) and its next ``--days`` (the simulator's continuation,
-generated aside), the FRAUDFLOW feature set (16 features). The state holds the world's last 38 days
+generated aside), the FRAUDFLOW feature set (16 features: the workload docs/BENCHMARKS.md's figures
+compare on, not the default model's fraudflow-4, which benchmarks/online_feature_sets.py measures
+beside it). The state holds the world's last 38 days
 (the longest window, 37 days, and the day before), with their labels, under seqs 0, 1, ...; the
 arriving transactions are the next days in time order, each with the next seq. Timed, in process:
 

@@ -3,10 +3,11 @@
     .venv/bin/python -m benchmarks.serve [--only SECTIONS] [--seconds 60] [--rates 500,1000,2000]
         [--step-seconds 10] [--connections 32] [--root DIR] [--json FILE] [--pin] [--generator-nice N]
 
-Setup: the default world, its 16 features and a model (fraudflow's parameters, trained on
-2018-09-01..07). Traffic: the world's next days (the simulator's continuation, about 9,600
-transactions a day), in time order; each target (a freshly started service with a fresh online
-store) receives them from the first, so each TRANSACTION_ID is sent once to it.
+Setup: the default world, the default model's features (``workflow.FRAUDFLOW_FEATURES``) and that
+model (fraudflow's parameters, trained on 2018-09-01..07). Traffic: the world's next days (the
+simulator's continuation, about 9,600 transactions a day), in time order; each target (a freshly
+started service with a fresh online store) receives them from the first, so each TRANSACTION_ID is
+sent once to it.
 
 Sections (``--only a,b``; default all, in this order):
 
@@ -102,13 +103,13 @@ def log(msg: str) -> None:
 def setup(root: str, traffic_days: int) -> None:
     """The world, features and a model in ``root``; the traffic as JSON lines in ``root``-traffic."""
     from fraudflow import WorldParams, generate
-    from fraudflow.features import FRAUDFLOW, build_features
+    from fraudflow.features import build_features
     from fraudflow.jobs.replay import request_bodies
     from fraudflow.lake import Lake
     from fraudflow.training import workflow
 
     generate(root, WorldParams())
-    build_features(root, FRAUDFLOW)
+    build_features(root, workflow.FRAUDFLOW_FEATURES)
     workflow.train(Lake(root), dt.date(2018, 9, 1))
     # the traffic: the next days of the world, generated aside (the served lake stays at 183 days)
     generate(traffic_root(root), WorldParams(nb_days=183 + traffic_days), from_day=183)
