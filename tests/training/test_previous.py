@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from fraudflow import Lake, WorldParams, generate
 from fraudflow.cli import app
+from fraudflow.errors import FeatureError
+from fraudflow.features import HANDBOOK, build_features
 from fraudflow.training import workflow
 from fraudflow.training.evaluation import FoldResults, Selection
 from fraudflow.training.metrics import Performance
@@ -110,3 +113,13 @@ def test_the_previous_model_is_selected_as_before_fraudflow_4() -> None:
     chosen = {**workflow.PREVIOUS_BASE, "max_depth": 3, "n_estimators": 100, "learning_rate": 0.1}
     assert workflow.PREVIOUS_PARAMS == chosen
     assert set(workflow.PREVIOUS_FEATURES.names) <= set(workflow.FRAUDFLOW_FEATURES.names)
+
+
+def test_a_lake_without_the_previous_models_inputs_is_one_clear_error_before_any_selection(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    generate(lake, WorldParams(n_customers=60, n_terminals=80, nb_days=10, radius=15.0))
+    build_features(lake, HANDBOOK)  # the handbook's 15: not the previous model's ratio
+    with pytest.raises(FeatureError, match=r"previous model's inputs \(fraudflow's\) are not all in .* 'handbook'"):
+        workflow.evaluate(lake)  # 10 days: the coverage error would come first without the early check
+    with pytest.raises(FeatureError, match="missing AMOUNT_TO_CUSTOMER_AVG_30DAY"):
+        workflow.previous(Lake(lake), PLAN)

@@ -211,15 +211,18 @@ def tune(lake: Lake, plan: Plan, space: dict[str, list[Any]] | None = None, seed
 def previous(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
     """The model before issue 16 selected as it was: ``PREVIOUS_SPACE`` on ``PREVIOUS_FEATURES``' inputs,
     chosen on ``plan``'s validation folds; the lake's feature set must hold those inputs."""
-    feature_set = registry.required(lake)
+    _hold_previous_inputs(registry.required(lake))
+    return select(lake, plan, PREVIOUS_SPACE, base=PREVIOUS_BASE, seed=seed, features=PREVIOUS_FEATURES.names)
+
+
+def _hold_previous_inputs(feature_set: FeatureSet) -> None:
     missing = [name for name in PREVIOUS_FEATURES.names if name not in feature_set.names]
     if missing:
         raise FeatureError(
-            f"the previous model's inputs ({PREVIOUS_FEATURES.name}) are not all in the lake's feature set "
+            f"the previous model's inputs ({PREVIOUS_FEATURES.name}'s) are not all in the lake's feature set "
             f"{feature_set.name!r} (missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
             f"compute features of a set that holds them, or leave the previous model out"
         )
-    return select(lake, plan, PREVIOUS_SPACE, base=PREVIOUS_BASE, seed=seed, features=PREVIOUS_FEATURES.names)
 
 
 def handbook_grid(lake: Lake, plan: Plan, seed: int = 0) -> Selection:
@@ -328,6 +331,8 @@ def evaluate(
     handbook's grid, each chosen on the same validation folds."""
     lake = open_lake(data)
     say = step or (lambda message: None)
+    if with_previous:  # before any selection
+        _hold_previous_inputs(registry.required(lake))
     chosen = lake_plan(lake, protocol, "folds", tune=True)
     seconds: dict[str, float] = {}
 
