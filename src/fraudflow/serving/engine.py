@@ -308,7 +308,8 @@ class Scorer:
             else:
                 vectors, texts, duplicate, computed = self._with_duplicates(columns, recorded)
             judged = self._judge(vectors)
-            answers, stored = self._answers(columns, texts, duplicate, judged, at)
+            answer = self._answer_one if n == 1 and not duplicate[0] else self._answers
+            answers, stored = answer(columns, texts, duplicate, judged, at)
             recorded.answer(stored)  # stored, and committed, as the context ends
         # the windows forget what none reaches, as the store's log does
         self.state.trim(max(columns.ts_us.tolist()))
@@ -371,6 +372,35 @@ class Scorer:
             stored = [None if twice else text for text, twice in zip(stored, duplicate, strict=True)]
         answers = Answers(columns.tx_id, judged.scores, alert, duplicate, self.threshold, self.model_id, texts, bodies)
         return answers, stored
+
+    def _answer_one(
+        self, columns: TxColumns, texts: codec.Texts, duplicate: list[bool], judged: _Judged, at: dt.datetime
+    ) -> tuple[Answers, list[str | None]]:
+        """``_answers`` of a batch of one transaction computed now (the service's usual batch at light
+        load): the same texts, each value's written alone and each answer by one join (``Rows.row``),
+        without the columns' fixed cost (70 µs)."""
+        score_text = codec.json_values(judged.scores)[0].encode()
+        alert = judged.scores >= self.threshold
+        alert_text = b"true" if alert[0] else b"false"
+        id_text = b"%d" % columns.tx_id[0]
+        names = self._top_names.items()
+        contributions = codec.json_values(judged.strongest[0])
+        tops = [
+            text
+            for column, value in zip(judged.order[0].tolist(), contributions, strict=True)
+            for text in (names[column], value.encode())
+        ]
+        (vector,) = texts.items()
+        body = self._bodies[len(contributions)].row([id_text, score_text, alert_text, vector, *tops, b"false"])
+        served = None
+        if self.model is not None:
+            one = codec.Texts.of_items
+            served = codec.ServedBatch(one([score_text]), one([alert_text]), self.threshold, self.model_id, at)
+        stored = codec.Encoder.answer(vector, columns, served, id_text).decode()
+        bodies = codec.Texts.of_items([body])
+        return Answers(columns.tx_id, judged.scores, alert, duplicate, self.threshold, self.model_id, texts, bodies), [
+            stored
+        ]
 
     def _catch_up(self, caught_up: CaughtUp) -> None:
         """Hold the log's entries other processes appended (transactions, then labels)."""

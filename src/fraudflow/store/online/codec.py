@@ -15,6 +15,7 @@ crash lost the rows a service still held in memory. The stores keep the text as 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,16 @@ class ServedBatch:
     model_id: str
     at: dt.datetime  # naive UTC
 
+    def shared(self) -> list[bytes]:
+        """The texts of what the rows share: the threshold, the model's id, the time."""
+        return [*_model_texts(self.threshold, self.model_id), self.at.isoformat().encode()]
+
+
+@functools.lru_cache(maxsize=16)
+def _model_texts(threshold: float, model_id: str) -> tuple[bytes, bytes]:
+    """The JSON texts of a threshold and a model's id (the same for every answer of a model)."""
+    return json_values([threshold])[0].encode(), json.dumps(model_id).encode()
+
 
 class Encoder:
     """Stored answers of one feature set's vectors: the JSON text of the names written once.
@@ -72,9 +83,13 @@ class Encoder:
 
     def vector(self, values: Sequence[float]) -> str:
         """The JSON object of a feature vector (Python numbers, in ``names`` order)."""
+        return self.vector_text(values).decode()
+
+    def vector_text(self, values: Sequence[float]) -> bytes:
+        """``vector`` as UTF-8 bytes."""
         if not math.isfinite(sum(values)):  # any inf or nan (or an overflow): the careful way
-            return json.dumps(dict(zip(self.names, values, strict=True)), separators=(",", ":"))
-        return orjson.dumps(dict(zip(self.names, values, strict=True))).decode()
+            return json.dumps(dict(zip(self.names, values, strict=True)), separators=(",", ":")).encode()
+        return orjson.dumps(dict(zip(self.names, values, strict=True)))
 
     def vectors(self, matrix: np.ndarray) -> list[str]:
         """The JSON objects of a batch's feature vectors (rows of ``matrix``, columns in ``names`` order)."""
@@ -84,7 +99,7 @@ class Encoder:
         """``vectors`` as ``Texts``: the same text, written in C (an inf or a nan, or a small batch:
         row by row)."""
         if len(matrix) <= SMALL or not np.isfinite(matrix).all():
-            return Texts.of([self.vector(values) for values in matrix.tolist()])
+            return Texts.of_items([self.vector_text(values) for values in matrix.tolist()])
         return self._rows.write([Texts.numbers(matrix)], len(matrix))
 
     @staticmethod
@@ -103,9 +118,27 @@ class Encoder:
         ]
         if served is None:
             return _STORED.write(columns, n)
-        shared = (json_values([served.threshold])[0], json.dumps(served.model_id), served.at.isoformat())
-        repeated = [Texts.repeat(text.encode(), n) for text in shared]
+        repeated = [Texts.repeat(text, n) for text in served.shared()]
         return _STORED_SERVED.write([*columns, served.scores, served.alerts, *repeated], n)
+
+    @staticmethod
+    def answer(vector: bytes, txs: TxColumns, served: ServedBatch | None = None, id_text: bytes | None = None) -> bytes:
+        """``answers`` of a batch of one transaction, written by one join (``Rows.row``): the same text
+        without the columns' fixed cost (the service's usual batch at light load). ``id_text``: its
+        TRANSACTION_ID's text when the caller has it already."""
+        ints = (txs.tx_id[0], txs.customer[0], txs.terminal[0])
+        ids, customer, terminal = [b"%d" % value for value in ints]
+        request = [
+            vector,
+            id_text or ids,
+            iso_text(int(txs.ts_us[0])),
+            customer,
+            terminal,
+            _json_array(txs.amount)[1:-1],
+        ]
+        if served is None:
+            return _STORED.row(request)
+        return _STORED_SERVED.row([*request, *served.scores.items(), *served.alerts.items(), *served.shared()])
 
 
 #: Batches of at most this many texts are kept and written as lists of ``bytes`` (``Texts``).
@@ -319,13 +352,17 @@ class Rows:
             items, k = column.items(), len(column) // n
             for row in range(n):
                 values[row] += items[row * k : row * k + k]
-        pieces, rows = self._pieces, []
-        for row_values in values:
-            parts = [pieces[0]]
-            for value, piece in zip(row_values, pieces[1:], strict=True):
-                parts += (value, piece)
-            rows.append(b"".join(parts))
-        return rows
+        return [self.row(row_values) for row_values in values]
+
+    def row(self, values: Sequence[bytes]) -> bytes:
+        """One row: the template's pieces with ``values`` (a slot's text each) between them."""
+        pieces = self._pieces
+        if len(values) != self.slots:
+            raise ValueError(f"{len(values)} values a row for a template of {self.slots}")
+        parts = [pieces[0]]
+        for value, piece in zip(values, pieces[1:], strict=True):
+            parts += (value, piece)
+        return b"".join(parts)
 
 
 _STORED = Rows(_STORED_HEAD + "}")
@@ -372,12 +409,19 @@ def iso_texts(ts_us: np.ndarray) -> Texts:
     if len(times) <= SMALL:
         values = times.tolist()
         if all(_ISO_RANGE[0] <= t <= _ISO_RANGE[1] for t in values):
-            return Texts.of([(_EPOCH + dt.timedelta(microseconds=t)).isoformat() for t in values])
+            return Texts.of_items([iso_text(t) for t in values])
     elif _ISO_RANGE[0] <= times.min() and times.max() <= _ISO_RANGE[1]:
         from fraudflow.store.online.text_kernel import iso_datetimes as write
 
         return Texts(*write(times))
     return Texts.fixed(_iso_datetimes(times).astype(np.bytes_))
+
+
+def iso_text(ts_us: int) -> bytes:
+    """``iso_texts`` of one time."""
+    if _ISO_RANGE[0] <= ts_us <= _ISO_RANGE[1]:
+        return (_EPOCH + dt.timedelta(microseconds=ts_us)).isoformat().encode()
+    return str(_iso_datetimes(np.array([ts_us]))[0]).encode()
 
 
 def _iso_datetimes(ts_us: np.ndarray) -> np.ndarray:
