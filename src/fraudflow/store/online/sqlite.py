@@ -30,6 +30,7 @@ from typing import Any
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
 from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns, forget_times
+from fraudflow.threads import run_in_background
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tx_id INTEGER NOT NULL, ts INTEGER NOT NULL,
@@ -364,6 +365,7 @@ class Checkpoints:
         self._thread.start()
 
     def _run(self, path: str, writers: threading.RLock) -> None:
+        run_in_background()  # a turn's copying waits for the requests (``fraudflow.threads``)
         con = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
