@@ -98,17 +98,20 @@ class OnlineState:
     def __init__(self, feature_set: FeatureSet) -> None:
         self.feature_set = feature_set
         windows = [f for f in feature_set.features if f.is_window]
-        spans = sorted({_span(f) for f in windows})
         #: per entity kind, how far back (µs) its windows reach, as ``OnlineFeatures.history_us``
         self.history_us = {
-            kind: max((back for k, back, _ in spans if k == kind_index), default=0)
+            kind: max((back for k, back, _ in map(_span, windows) if k == kind_index), default=0)
             for kind_index, kind in enumerate(ENTITIES)
         }
         #: the highest seq seen in the log (transactions held or trimmed since, labels); -1 at first
         self.last_seq = -1
-        self._span_of = {f.name: spans.index(_span(f)) for f in windows}
+        # the windows ``_windows`` counts and sums (those over derived values are ``_derived_windows``'),
+        # by kind, then how far back (its scans drop a window once an event's latest time is beyond it)
+        summing = [f for f in windows if not f.rule.derived]
+        spans = sorted({_span(f) for f in summing})
+        self._span_of = {f.name: spans.index(_span(f)) for f in summing}
         summed = [0] * len(spans)  # the columns each window's features sum, as bits 1 << AMOUNT, 1 << FRAUD
-        for f in windows:
+        for f in summing:
             if f.column in SUMMED:
                 summed[self._span_of[f.name]] |= 1 << SUMMED[f.column]
             if f.rule.reads_variance:
@@ -120,18 +123,25 @@ class OnlineState:
         self._spans = np.array(
             [(*span, bits) for span, bits in zip(spans, summed, strict=True)], dtype=np.int64
         ).reshape(len(spans), 4)
-        self._reach = np.array([self.history_us[kind] for kind in ENTITIES], dtype=np.int64)
         # the windows over derived values: the values kept (columns DERIVED + d of the pools), the
-        # features computing them, and each window as (kind, how far back, delay, column, op)
-        derived = [f for f in windows if f.rule.derived]
+        # features computing them (and their online forms), each distinct window as (kind, how far
+        # back, delay) sorted as ``spans``, and what its features read of it: window w's are the
+        # features ``_derived_ops[w]`` to ``_derived_ops[w + 1]``, each as (the column of the pools
+        # read, its op) with its threshold and amount limit
+        derived = sorted((f for f in windows if f.rule.derived), key=_span)
         self._derived_names = list(dict.fromkeys(f.of or "" for f in derived))
         wanted = {g.name for name in self._derived_names for g in feature_set.derivation(name)}
         self._derivation = [f for f in feature_set.features if f.name in wanted]
+        self._derivation_online = [(f, f.rule.online) for f in self._derivation]
         self._derived_of = {f.name: i for i, f in enumerate(derived)}
-        self._derived_spans = np.array(
-            [(*_span(f), DERIVED + self._derived_names.index(f.of or ""), _op(f)) for f in derived],
-            dtype=np.int64,
-        ).reshape(len(derived), 5)
+        derived_spans = sorted({_span(f) for f in derived})
+        self._derived_spans = np.array(derived_spans, dtype=np.int64).reshape(len(derived_spans), 3)
+        self._derived_ops = np.searchsorted(
+            [derived_spans.index(_span(f)) for f in derived], np.arange(len(derived_spans) + 1)
+        )
+        self._derived_reads = np.array(
+            [(DERIVED + self._derived_names.index(f.of or ""), _op(f)) for f in derived], dtype=np.int64
+        ).reshape(len(derived), 2)
         self._thresholds = np.array([f.threshold or 0.0 for f in derived], dtype=np.float64)
         self._limits = np.array([np.inf if f.limit is None else f.limit for f in derived], dtype=np.float64)
         for f in derived:  # a derived window's events, and those its value reads, held as long as it reaches
@@ -148,10 +158,8 @@ class OnlineState:
         self._pool_end = np.zeros(KINDS, dtype=np.int64)
         self._segments: I64 = np.empty((KINDS, 64, 4), dtype=np.int64)
         self._n_segments = np.zeros(KINDS, dtype=np.int64)
-        # a small batch's labels (none: the kernels only read them) and its windows over derived values
-        # when there are none, allocated once
+        # a small batch's labels (none: the kernels only read them), allocated once
         self._no_labels: F64 = np.zeros(SMALL_BATCH, dtype=np.float64)
-        self._no_over: F64 = np.empty((0, SMALL_BATCH), dtype=np.float64)
         self._entities = 0  # the most segments of one kind
         self._n_txs = 0
         self._reindex(1024, 128)
@@ -172,8 +180,9 @@ class OnlineState:
             b = a + HOLD_CHUNK
             if self._derived_names:  # their values as they arrive: their windows, then the features
                 chunk = txs.slice(a, b)
-                counts, sums = self._append(_features_flat, chunk, seqs[a:b], labels[a:b], self._spans, self._reach)
-                self._keep_derived(_Batch(chunk, counts, sums, self._span_of))
+                counts, sums = self._append(_features_flat, chunk, seqs[a:b], labels[a:b], self._spans)
+                current = self._derive(_Batch(chunk, counts, sums, self._span_of))
+                _set_derived(self._rows, self._values, self._segments, self._tx_table, chunk.tx_id, current)
             else:
                 self._append(_hold_flat, txs.slice(a, b), seqs[a:b], labels[a:b])
         if self._n_txs - before >= HOLD_CHUNK:  # a bulk load: room for every entity to grow, now
@@ -201,51 +210,72 @@ class OnlineState:
         """
         n = len(txs)
         seqs = np.asarray(seqs, dtype=np.int64)
-        small = n < SMALL_BATCH
-        no_labels = self._no_labels[:n] if small else np.zeros(n)
-        counts, sums = self._append(_features_flat, txs, seqs, no_labels, self._spans, self._reach)
-        over = self._no_over if small else np.empty((0, n))
+        if n < SMALL_BATCH:
+            counts, sums = self._append(_features_flat, txs, seqs, self._no_labels[:n], self._spans)
+            return self._online_rows(txs, seqs, counts, sums)
+        counts, sums = self._append(_features_flat, txs, seqs, np.zeros(n), self._spans)
+        batch = _Batch(txs, counts, sums, self._span_of, self._derived_of)
         if self._derived_names:
-            current = self._keep_derived(_Batch(txs, counts, sums, self._span_of))
-            over = _derived_windows(
-                self._rows,
-                self._values,
-                self._segments,
-                self._entity_table,
-                (txs.ts_us, txs.tx_id, txs.customer, txs.terminal, txs.amount),
-                seqs,
-                self._derived_spans,
-                self._thresholds,
-                self._limits,
-                self._reach,
-                current,
-            )
-        if small:
-            rows = []
-            for i in range(n):
-                row = _Row(txs, i, counts, sums, self._span_of, over, self._derived_of)
-                values = row.values
-                for f, online, _ in self._plan:
-                    values[f.name] = online(f, row)
-                rows.append(list(values.values()))
-            return np.array(rows, dtype=np.float64).reshape(n, len(self._plan))
+            batch.over = self._derived_windows(txs, seqs, self._derive(batch))
         out = np.empty((n, len(self._plan)), dtype=np.float64)
-        batch = _Batch(txs, counts, sums, self._span_of, over, self._derived_of)
+        computed = batch.features  # the derived values' features, computed already
         for j, (f, _, compiled) in enumerate(self._plan):
-            out[:, j] = batch.features[f.name] = compiled(f, batch)
+            column = computed.get(f.name)
+            out[:, j] = computed[f.name] = compiled(f, batch) if column is None else column
         return out
 
-    def _keep_derived(self, batch: _Batch) -> F64:
-        """The batch's derived values (``[d, i]``, compiled forms over its windows), kept for the
-        events held without them yet."""
+    def _online_rows(self, txs: TxColumns, seqs: I64, counts: I64, sums: F64) -> F64:
+        """A few transactions' features by the online forms (numpy's cost per call outweighs the work
+        there), their windows' counts and sums computed."""
+        n = len(txs)
+        rows = [_Row(txs, i, counts, sums, self._span_of, self._derived_of) for i in range(n)]
+        if self._derived_names:  # their derived values (online forms), kept, then the windows over them
+            for row in rows:
+                values = row.values
+                for f, online in self._derivation_online:
+                    values[f.name] = online(f, row)
+            current = np.array([[row.values[name] for row in rows] for name in self._derived_names])
+            over = self._derived_windows(txs, seqs, current.reshape(len(self._derived_names), n))
+            for i, row in enumerate(rows):
+                row.over = over[:, i].tolist()
+                row.values = {}  # filled again in the set's order (the derived values the same)
+        out = []
+        for row in rows:
+            values = row.values
+            for f, online, _ in self._plan:
+                values[f.name] = online(f, row)
+            out.append(list(values.values()))
+        return np.array(out, dtype=np.float64).reshape(n, len(self._plan))
+
+    def _derive(self, batch: _Batch) -> F64:
+        """The batch's derived values (``[d, i]``, compiled forms over its windows), their features in
+        ``batch.features``."""
         for f in self._derivation:
             batch.features[f.name] = f.rule.compiled(f, batch)
         current = np.array([batch.features[name] for name in self._derived_names], dtype=np.float64)
-        current = current.reshape(len(self._derived_names), len(batch.ts_us))
-        _set_derived(
-            self._rows, self._values, self._segments, self._tx_table, batch.column(schema.TRANSACTION_ID), current
+        return current.reshape(len(self._derived_names), len(batch.ts_us))
+
+    def _derived_windows(self, txs: TxColumns, seqs: I64, current: F64) -> F64:
+        """The batch's derived values ``current`` kept for its events held without them yet, then each
+        window over derived values ``[feature, i]`` (one kernel call: every array its own argument)."""
+        return _derived_flat(
+            self._rows,
+            self._values,
+            self._segments,
+            self._tx_table,
+            self._entity_table,
+            txs.ts_us,
+            txs.tx_id,
+            txs.customer,
+            txs.terminal,
+            seqs,
+            self._derived_spans,
+            self._derived_ops,
+            self._derived_reads,
+            self._thresholds,
+            self._limits,
+            current,
         )
-        return current
 
     def trim(self, now_us: int) -> None:
         """Forget the events no window can reach from ``now_us`` on (memory stays bounded): done once they
@@ -351,35 +381,29 @@ def _grown(a: np.ndarray, size: int) -> np.ndarray:
 
 
 class _Batch:
-    """A batch's columns, window counts and sums, windows over derived values, and features so far
-    (``aggregations.CompiledInputs``)."""
+    """A batch's columns, window counts and sums, windows over derived values (``over``, once
+    computed), and features so far (``aggregations.CompiledInputs``)."""
 
     def __init__(
-        self,
-        txs: TxColumns,
-        counts: I64,
-        sums: F64,
-        span_of: dict[str, int],
-        over: F64 | None = None,
-        derived_of: dict[str, int] | None = None,
+        self, txs: TxColumns, counts: I64, sums: F64, span_of: dict[str, int], derived_of: dict[str, int] | None = None
     ) -> None:
         self.ts_us = txs.ts_us
         self.features: dict[str, np.ndarray] = {}
+        self.over: F64 | None = None
         self._txs = txs
         self._counts = counts
         self._sums = sums
         self._span_of = span_of
-        self._over = over
         self._derived_of = derived_of or {}
 
     def count_above(self, f: Feature) -> I64:
-        assert self._over is not None
-        counts: I64 = self._over[self._derived_of[f.name]].astype(np.int64)
+        assert self.over is not None
+        counts: I64 = self.over[self._derived_of[f.name]].astype(np.int64)
         return counts
 
     def maximum(self, f: Feature) -> F64:
-        assert self._over is not None
-        values: F64 = self._over[self._derived_of[f.name]]
+        assert self.over is not None
+        values: F64 = self.over[self._derived_of[f.name]]
         return values
 
     def count_unexplained(self, f: Feature) -> I64:
@@ -423,56 +447,50 @@ class _Batch:
 
 
 class _Row:
-    """One transaction of a batch, its windows' counts and sums, and its features so far
-    (``aggregations.OnlineInputs``)."""
+    """One transaction of a batch, its windows' counts and sums (as Python numbers: a window's sums
+    at ``N_SUMS * window``), its windows over derived values (``over``, once computed), and its
+    features so far (``aggregations.OnlineInputs``)."""
 
-    __slots__ = ("_counts", "_derived_of", "_over", "_span_of", "_sums", "amount", "ts_us", "values")
+    __slots__ = ("_counts", "_derived_of", "_span_of", "_sums", "amount", "over", "ts_us", "values")
 
     def __init__(
-        self,
-        txs: TxColumns,
-        i: int,
-        counts: I64,
-        sums: F64,
-        span_of: dict[str, int],
-        over: F64,
-        derived_of: dict[str, int],
+        self, txs: TxColumns, i: int, counts: I64, sums: F64, span_of: dict[str, int], derived_of: dict[str, int]
     ) -> None:
         self.amount = float(txs.amount[i])
         self.ts_us = int(txs.ts_us[i])
         self.values: dict[str, float] = {}
+        self.over: list[float] = []
         self._counts: list[int] = counts[:, i].tolist()
-        self._sums: list[list[float]] = sums[:, :, i].tolist()
+        self._sums: list[float] = (sums.reshape(-1) if len(txs) == 1 else sums[:, :, i].reshape(-1)).tolist()
         self._span_of = span_of
-        self._over: list[float] = over[:, i].tolist()
         self._derived_of = derived_of
 
     def count_above(self, f: Feature) -> int:
-        return int(self._over[self._derived_of[f.name]])
+        return int(self.over[self._derived_of[f.name]])
 
     def maximum(self, f: Feature) -> float:
-        return self._over[self._derived_of[f.name]]
+        return self.over[self._derived_of[f.name]]
 
     def count_unexplained(self, f: Feature) -> int:
         return self.count_above(f)
 
     def count_since_first_marked(self, f: Feature) -> int:
-        return int(self._sums[self._span_of[f.name]][SINCE])
+        return int(self._sums[N_SUMS * self._span_of[f.name] + SINCE])
 
     def count(self, f: Feature) -> int:
         return self._counts[self._span_of[f.name]]
 
     def total(self, f: Feature) -> float:
-        return self._sums[self._span_of[f.name]][SUMMED[f.column or ""]]
+        return self._sums[N_SUMS * self._span_of[f.name] + SUMMED[f.column or ""]]
 
     def variance(self, f: Feature) -> float:
-        return self._sums[self._span_of[f.name]][SPREAD]
+        return self._sums[N_SUMS * self._span_of[f.name] + SPREAD]
 
     def first_marked(self, f: Feature) -> float:
-        return self._sums[self._span_of[f.name]][FIRST_MARKED]
+        return self._sums[N_SUMS * self._span_of[f.name] + FIRST_MARKED]
 
     def last_marked(self, f: Feature) -> float:
-        return self._sums[self._span_of[f.name]][LAST_MARKED]
+        return self._sums[N_SUMS * self._span_of[f.name] + LAST_MARKED]
 
     def feature(self, name: str) -> float:
         return self.values[name]
@@ -595,14 +613,14 @@ def _hold(state: State, columns: Columns, fraud: F64, seqs: I64, start: int) -> 
 
 @numba.njit(cache=True)
 def _features(
-    state: State, columns: Columns, fraud: F64, seqs: I64, start: int, spans: I64, reach: I64
+    state: State, columns: Columns, fraud: F64, seqs: I64, start: int, spans: I64
 ) -> tuple[int, int, int, int, int, I64, F64]:
-    """``_hold``, then, once every transaction is held, ``_windows`` (``spans``, ``reach``): what both return."""
+    """``_hold``, then, once every transaction is held, ``_windows`` (``spans``): what both return."""
     done, new_txs, oldest, top_seq, entities = _hold(state, columns, fraud, seqs, start)
     if done < len(seqs):
         return done, new_txs, oldest, top_seq, entities, np.empty((0, 0), np.int64), np.empty((0, 0, 0))
     rows, values, _, segments, _, _, entity_table = state
-    counts, sums = _windows(rows, values, segments, entity_table, columns, seqs, spans, reach)
+    counts, sums = _windows(rows, values, segments, entity_table, columns, seqs, spans)
     return done, new_txs, oldest, top_seq, entities, counts, sums
 
 
@@ -647,23 +665,23 @@ def _features_flat(
     seqs: I64,
     start: int,
     spans: I64,
-    reach: I64,
 ) -> tuple[int, int, int, int, int, I64, F64]:
     """``_features`` with the state and the columns as separate arguments (the cheap call from Python)."""
     state = (rows, values, pool_end, segments, n_segments, tx_table, entity_table)
-    return _features(state, (ts, ids, customer, terminal, amount), fraud, seqs, start, spans, reach)
+    return _features(state, (ts, ids, customer, terminal, amount), fraud, seqs, start, spans)
 
 
 @numba.njit(cache=True)
 def _windows(
-    rows: I64, values: F64, segments: I64, entity_table: I64, columns: Columns, seqs: I64, spans: I64, reach: I64
+    rows: I64, values: F64, segments: I64, entity_table: I64, columns: Columns, seqs: I64, spans: I64
 ) -> tuple[I64, F64]:
     """Each window's count ``[w, i]`` and sums ``[w, AMOUNT, FRAUD, SPREAD, FIRST_MARKED or LAST_MARKED, i]``
     for the batch's transactions.
 
-    ``spans[w]`` is a window: (entity kind, how far back, delay, the columns it sums as bits), in
-    that order; ``reach[k]`` how far back kind ``k``'s windows reach. Transaction ``i`` sees the
-    held events of seq below ``seqs[i]``.
+    ``spans[w]`` is a window: (entity kind, how far back, delay, the columns it sums as bits), sorted
+    by kind, then how far back. Transaction ``i`` sees the held events of seq below ``seqs[i]``. A
+    segment is read backwards; a window is passed over from the first event whose latest time (that
+    of every event before it too) is beyond it, and the scan stops when every window is.
     """
     ts, ids, customer, terminal, amount = columns
     m = ts.shape[0]
@@ -693,13 +711,16 @@ def _windows(
             if g == FREE:
                 continue
             start = segments[k, g, START]
+            near, end = first[k], first[k + 1]  # the windows an event may still be in: near to end
             for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
-                if rows[k, j, LATEST] <= t - reach[k]:
-                    break  # this event and the ones before it are all too old
+                while near < end and rows[k, j, LATEST] <= t - spans[near, 1]:
+                    near += 1  # this event and the ones before it are all beyond window ``near``
+                if near == end:
+                    break
                 if rows[k, j, SEQ] >= seqs[i]:
                     continue
                 te = rows[k, j, TS]
-                for w in range(first[k], first[k + 1]):
+                for w in range(near, end):
                     if _in_window(te, rows[k, j, ID], t, ids[i], spans[w, 1], spans[w, 2]):
                         counts[w, i] += 1
                         for c in range(2):
@@ -713,7 +734,7 @@ def _windows(
             for w in range(first[k], first[k + 1]):
                 if spans[w, 3] & (1 << SINCE) and first_marked[w] != np.inf:
                     sums[w, SINCE, i] = _count_since(
-                        rows, segments, k, g, t, ids[i], seqs[i], reach[k], spans[w], first_marked[w]
+                        rows, segments, k, g, t, ids[i], seqs[i], spans[w], first_marked[w]
                     )
         for w in range(n_spans):
             for c in range(2):
@@ -732,14 +753,14 @@ def _windows(
 
 @numba.njit(cache=True)
 def _count_since(
-    rows: I64, segments: I64, k: int, g: int, t: int, tx_id: int, seq: int, reach: int, span: I64, since: float
+    rows: I64, segments: I64, k: int, g: int, t: int, tx_id: int, seq: int, span: I64, since: float
 ) -> int:
     """The events of kind ``k``'s segment ``g`` in the window ``span`` of a transaction (time ``t``, id,
     seq) at or after the time ``since``: a second scan of the segment, as ``_windows``'s."""
     n = 0
     start = segments[k, g, START]
     for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
-        if rows[k, j, LATEST] <= t - reach:
+        if rows[k, j, LATEST] <= t - span[1]:
             break
         if rows[k, j, SEQ] >= seq:
             continue
@@ -770,66 +791,108 @@ def _welford(mean: F64, deviations: F64, w: int, n: int, x: float) -> None:
 
 
 @numba.njit(cache=True)
+def _derived_flat(
+    rows: I64,
+    values: F64,
+    segments: I64,
+    tx_table: I64,
+    entity_table: I64,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
+    seqs: I64,
+    spans: I64,
+    ops: I64,
+    reads: I64,
+    thresholds: F64,
+    limits: F64,
+    current: F64,
+) -> F64:
+    """``_set_derived`` (the batch's values ``current``), then ``_derived_windows``, with every array its
+    own argument (the cheap call from Python)."""
+    _set_derived(rows, values, segments, tx_table, ids, current)
+    return _derived_windows(
+        rows, values, segments, entity_table, ts, ids, customer, terminal, seqs, spans, ops, reads, thresholds,
+        limits, current,
+    )  # fmt: skip
+
+
+@numba.njit(cache=True)
 def _derived_windows(
     rows: I64,
     values: F64,
     segments: I64,
     entity_table: I64,
-    columns: Columns,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
     seqs: I64,
     spans: I64,
+    ops: I64,
+    reads: I64,
     thresholds: F64,
     limits: F64,
-    reach: I64,
     current: F64,
 ) -> F64:
-    """Each window over a derived value ``[w, i]`` for the batch's transactions, as ``_windows``.
+    """Each feature over a derived value ``[f, i]`` for the batch's transactions, as ``_windows``.
 
-    ``spans[w]``: (entity kind, how far back, delay, the column of ``values`` read, its op: the
-    MAXIMUM, a COUNT_ABOVE ``thresholds[w]``, or the count of the UNEXPLAINED known frauds: amount
-    at most ``limits[w]``, value at most ``thresholds[w]``); ``current[c - DERIVED, i]``: transaction
-    ``i``'s own values, in its windows without a delay (its label is not known: never a fraud).
+    ``spans[w]``: a window (entity kind, how far back, delay), sorted by kind, then how far back; its
+    features are ``ops[w]`` to ``ops[w + 1]``, feature f reading the column ``reads[f, 0]`` of
+    ``values`` by its op ``reads[f, 1]``: the MAXIMUM, a COUNT_ABOVE ``thresholds[f]``, or the count
+    of the UNEXPLAINED known frauds (amount at most ``limits[f]``, value at most ``thresholds[f]``).
+    ``current[c - DERIVED, i]``: transaction ``i``'s own values, in its windows without a delay (its
+    label is not known: never a fraud).
     """
-    ts, ids, customer, terminal, _ = columns
     m = ts.shape[0]
     n_spans = spans.shape[0]
-    out = np.zeros((n_spans, m), dtype=np.float64)
-    seen = np.zeros(n_spans, dtype=np.bool_)  # a maximum has a value
+    out = np.zeros((reads.shape[0], m), dtype=np.float64)
+    seen = np.zeros(reads.shape[0], dtype=np.bool_)  # a maximum has a value
+    first = np.searchsorted(spans[:, 0], np.arange(KINDS + 1))  # kind k's windows: first[k] to first[k + 1]
     for i in range(m):
         t = ts[i]
         seen[:] = False
         for w in range(n_spans):
             if spans[w, 2] == 0:  # the window ends with the transaction itself
-                v = current[spans[w, 3] - DERIVED, i]
-                if spans[w, 4] == MAXIMUM:
-                    out[w, i] = v
-                    seen[w] = True
-                elif spans[w, 4] == COUNT_ABOVE and v > thresholds[w]:
-                    out[w, i] += 1.0
+                for f in range(ops[w], ops[w + 1]):
+                    v = current[reads[f, 0] - DERIVED, i]
+                    if reads[f, 1] == MAXIMUM:
+                        out[f, i] = v
+                        seen[f] = True
+                    elif reads[f, 1] == COUNT_ABOVE and v > thresholds[f]:
+                        out[f, i] += 1.0
         for k in range(KINDS):
+            if first[k] == first[k + 1]:
+                continue
             entity = customer[i] if k == 0 else terminal[i]
             g = entity_table[k, _slot(entity_table[k], entity), SEGMENT]
             if g == FREE:
                 continue
             start = segments[k, g, START]
+            near, end = first[k], first[k + 1]  # the windows an event may still be in: near to end
             for j in range(start + segments[k, g, LENGTH] - 1, start - 1, -1):
-                if rows[k, j, LATEST] <= t - reach[k]:
-                    break  # this event and the ones before it are all too old
+                while near < end and rows[k, j, LATEST] <= t - spans[near, 1]:
+                    near += 1  # this event and the ones before it are all beyond window ``near``
+                if near == end:
+                    break
                 if rows[k, j, SEQ] >= seqs[i]:
                     continue
                 te = rows[k, j, TS]
-                for w in range(n_spans):
-                    if spans[w, 0] == k and _in_window(te, rows[k, j, ID], t, ids[i], spans[w, 1], spans[w, 2]):
-                        v = values[k, j, spans[w, 3]]
-                        if spans[w, 4] == MAXIMUM:
-                            if not seen[w] or v > out[w, i]:
-                                out[w, i] = v
-                                seen[w] = True
-                        elif spans[w, 4] == COUNT_ABOVE:
-                            if v > thresholds[w]:
-                                out[w, i] += 1.0
-                        elif values[k, j, FRAUD] > 0 and values[k, j, AMOUNT] <= limits[w] and v <= thresholds[w]:
-                            out[w, i] += 1.0
+                for w in range(near, end):
+                    if not _in_window(te, rows[k, j, ID], t, ids[i], spans[w, 1], spans[w, 2]):
+                        continue
+                    for f in range(ops[w], ops[w + 1]):
+                        v = values[k, j, reads[f, 0]]
+                        if reads[f, 1] == MAXIMUM:
+                            if not seen[f] or v > out[f, i]:
+                                out[f, i] = v
+                                seen[f] = True
+                        elif reads[f, 1] == COUNT_ABOVE:
+                            if v > thresholds[f]:
+                                out[f, i] += 1.0
+                        elif values[k, j, FRAUD] > 0 and values[k, j, AMOUNT] <= limits[f] and v <= thresholds[f]:
+                            out[f, i] += 1.0
     return out
 
 
