@@ -1,6 +1,5 @@
-"""Background threads give way to the requests: the SQLite checkpoints and the prediction log's
-commits run at the lowest niceness, on the ordinary policy even when the service was started at a
-real-time one."""
+"""Background threads give way to the requests: the SQLite checkpoints run at the lowest niceness,
+on the ordinary policy even when the service was started at a real-time one."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from fraudflow.lake import Lake
-from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online.sqlite import SQLiteStore
 from fraudflow.threads import BACKGROUND_NICE, run_in_background
 
@@ -43,14 +40,11 @@ def test_a_background_thread_runs_at_the_lowest_niceness_and_the_caller_does_not
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != BACKGROUND_NICE
 
 
-def test_the_checkpoints_and_the_prediction_log_run_in_the_background(tmp_path: Path) -> None:
+def test_the_checkpoints_run_in_the_background(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "online.sqlite"))
-    log = ServedLog(Lake(tmp_path / "lake"))
     try:
         assert niceness(store._checkpoints._thread) == BACKGROUND_NICE
-        assert niceness(log._thread) == BACKGROUND_NICE
     finally:
-        log.close()
         store.close()
 
 

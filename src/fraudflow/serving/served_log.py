@@ -22,7 +22,6 @@ from fraudflow.lake import Lake
 from fraudflow.records import TxColumns, to_us
 from fraudflow.store.online import codec
 from fraudflow.store.predictions import Prediction, PredictionBatch, PredictionLog, write_missing
-from fraudflow.threads import run_in_background
 
 
 class ServedLog:
@@ -75,7 +74,6 @@ class ServedLog:
                 self._committing = []
 
     def _run(self, every: float) -> None:
-        run_in_background()  # its commits wait for the requests (``fraudflow.threads``)
         while not self._stop.wait(every):
             try:
                 self.flush()
