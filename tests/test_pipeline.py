@@ -45,11 +45,14 @@ def test_the_pipeline_leaves_a_model_its_metrics_and_report(piped: tuple[Path, o
 @pytest.mark.slow
 def test_evaluate_json_and_report_commands(piped: tuple[Path, object]) -> None:
     root, result = piped
-    out = runner.invoke(app, ["evaluate", "--data", str(root), "--protocol", "handbook", "--json", "--no-reproduce"])
+    out = runner.invoke(
+        app, ["evaluate", "--data", str(root), "--protocol", "handbook", "--json", "--no-reproduce", "--no-previous"]
+    )
     assert out.exit_code == 0, out.output
     figures = json.loads(out.stdout)
     for key in ("auc_roc", "average_precision", "card_precision_at_100", "card_precision_at_100_bound"):
         assert 0 <= figures[key] <= 1
+    assert "previous_model" not in figures
     model_dir = root / "models" / result.model_id  # type: ignore[attr-defined]
     (model_dir / "report.html").unlink()
     out = runner.invoke(app, ["report", str(model_dir)])
