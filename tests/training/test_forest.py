@@ -22,7 +22,7 @@ from fraudflow import WorldParams, generate
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features import FRAUDFLOW, build_features
-from fraudflow.training.forest import PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest, strongest
+from fraudflow.training.forest import BY_TREES, PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest, strongest
 from tests.conftest import read_lake_table
 
 WORLD = WorldParams(n_customers=600, n_terminals=1000, nb_days=50, radius=8.0, start_date=dt.date(2018, 4, 1))
@@ -107,6 +107,29 @@ def test_split_patterns_equal_leaf_tables(folds) -> None:
     np.testing.assert_array_equal(margin, by_leaves.margin(test))
     np.testing.assert_allclose(by_patterns, by_leaves.contributions(test), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(forest.contributions(test[17]), by_patterns[17:18])
+
+
+def test_a_batch_tree_by_tree_equals_row_by_row(folds) -> None:
+    """The split patterns' kernel over a batch (tree by tree, from BY_TREES rows) gives the margins and
+    contributions of the row-by-row kernel (a few rows a call) bit for bit, missing values included
+    (a model with learnt default directions, both ways)."""
+    x, y, test = folds
+    holes = x.copy()
+    holes[::5, 0] = np.nan
+    holes[1::4, 3] = np.nan
+    booster = xgb.XGBClassifier(max_depth=3, n_estimators=60, random_state=0, n_jobs=1).fit(holes, y).get_booster()
+    forest = Forest.from_json(booster.save_raw("json"))
+    assert forest.patterns is not None
+    rows = test[:4000].copy()
+    rows[::3, 0] = np.nan
+    rows[::7, 3] = np.nan
+    rows[11] = np.nan
+    margin, contributions = forest.explain(rows)
+    few = BY_TREES - 1
+    pieces = [forest.explain(rows[i : i + few]) for i in range(0, len(rows), few)]
+    np.testing.assert_array_equal(margin, np.concatenate([m for m, _ in pieces]))
+    np.testing.assert_array_equal(contributions, np.concatenate([c for _, c in pieces]))
+    np.testing.assert_array_equal(margin, booster.predict(xgb.DMatrix(rows), output_margin=True).astype(np.float64))
 
 
 def test_missing_values_take_the_default_direction(folds) -> None:

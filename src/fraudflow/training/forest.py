@@ -153,7 +153,9 @@ class Forest:
         """Each row's margin and (with ``contributions``) its TreeSHAP values, in one pass over the trees."""
         rows = self._rows(x)
         if self.patterns is not None:
-            margin, out = _explain_by_patterns(rows, self.base_margin, self.n_features, *self._pattern_arrays)
+            # a batch tree by tree (each tree's table read while it is in cache), a few rows row by row
+            kernel = _explain_by_patterns if len(rows) < BY_TREES else _explain_by_patterns_tree_by_tree
+            margin, out = kernel(rows, self.base_margin, self.n_features, *self._pattern_arrays)
             if not contributions:
                 return margin, out
         else:
@@ -322,6 +324,10 @@ class LeafTables:
 #: Trees of at most this many splits are explained through per-tree tables (``SplitPatterns``):
 #: 2**splits rows each (depth 3: 7 splits, 128 rows).
 PATTERN_MAX_SPLITS = 8
+#: From this many rows on, the split patterns' kernel goes tree by tree over all the rows (1.7 ms
+#: for 1,000 rows of fraudflow-4's 100 trees where row by row takes 2.8); below, row by row (the
+#: columns' transposes cost more than they save).
+BY_TREES = 16
 
 
 @dataclass(frozen=True)
@@ -440,6 +446,50 @@ def _explain_by_patterns(rows: np.ndarray, base: float, n_features: int, split_s
                 phi[features[f0 + i]] += table[at + i]
         margin[r] = float(total)
     return margin, out
+
+
+@njit(cache=True)
+def _explain_by_patterns_tree_by_tree(rows: np.ndarray, base: float, n_features: int, split_start: I64,
+                                      split_feature: np.ndarray, split_threshold: np.ndarray,
+                                      split_missing_left: np.ndarray, leaf_start: I64, leaf_value: np.ndarray,
+                                      features_start: I64, features: I64, table_start: I64,
+                                      table: F64) -> tuple[F64, F64]:  # fmt: skip
+    """``_explain_by_patterns``'s margins and contributions, bit for bit (each row's sums in the same
+    order: tree by tree), computed tree by tree over all the rows: a tree's splits over columns of
+    the rows, its pattern per row, then each of its features' column of contributions."""
+    n_trees = split_start.shape[0] - 1
+    n = rows.shape[0]
+    columns = np.ascontiguousarray(rows.T)
+    totals = np.full(n, np.float32(base), dtype=np.float32)
+    by_feature = np.zeros((n_features + 1, n), dtype=np.float64)
+    patterns = np.empty(n, dtype=np.int64)
+    for t in range(n_trees):
+        s0 = split_start[t]
+        patterns[:] = 0
+        for k in range(s0, split_start[t + 1]):
+            column = columns[split_feature[k]]
+            threshold = split_threshold[k]
+            missing_left = split_missing_left[k]
+            bit = 1 << (k - s0)
+            for r in range(n):
+                x = column[r]
+                # left below the threshold; a missing value (NaN) by the default direction
+                if x < threshold or (x != x and missing_left):
+                    patterns[r] |= bit
+        l0 = leaf_start[t]
+        for r in range(n):
+            totals[r] += leaf_value[l0 + patterns[r]]
+        f0 = features_start[t]
+        m = features_start[t + 1] - f0
+        t0 = table_start[t]
+        for i in range(m):
+            phi = by_feature[features[f0 + i]]
+            for r in range(n):
+                phi[r] += table[t0 + patterns[r] * m + i]
+    margin = np.empty(n, dtype=np.float64)
+    for r in range(n):
+        margin[r] = float(totals[r])
+    return margin, np.ascontiguousarray(by_feature.T)
 
 
 def _no_tables() -> LeafTables:
