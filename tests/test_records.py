@@ -32,3 +32,26 @@ def test_columns_hold_each_field_and_the_time_to_the_microsecond(n: int) -> None
     assert columns.customer.tolist() == [t.customer_id for t in txs]
     assert columns.terminal.tolist() == [t.terminal_id for t in txs]
     assert columns.amount.dtype == np.float64 and columns.amount.tolist() == [t.amount for t in txs]
+
+
+def test_one_transaction_gives_the_columns_a_batch_gives_it() -> None:
+    """A batch of one (its own path) against the same transactions in one batch: every field, its type."""
+    rng = random.Random(3)
+    start = dt.datetime(1, 1, 1)
+    txs = [
+        Transaction(
+            rng.choice([0, 2**62, rng.randrange(2**40)]),
+            start + dt.timedelta(microseconds=rng.randrange(315_537_897_600 * 10**6)),
+            rng.randrange(-5, 5000),
+            rng.randrange(10000),
+            rng.choice([0.0, 1e-300, 0.1, rng.uniform(0, 1e4)]),
+        )
+        for _ in range(2000)
+    ]
+    batch = TxColumns.of(txs)
+    for i, tx in enumerate(txs):
+        one = TxColumns.of([tx])
+        for name in ("ts_us", "tx_id", "customer", "terminal", "amount"):
+            column = getattr(one, name)
+            assert column.dtype == getattr(batch, name).dtype and column.shape == (1,)
+            assert column.tolist() == [getattr(batch, name)[i]], (i, name)

@@ -110,6 +110,10 @@ class TxColumns:
     def of(cls, txs: Sequence[Transaction]) -> TxColumns:
         import numpy as np
 
+        if len(txs) == 1:  # one request's transaction (the service's batch at light load): 3 µs, not 6-9
+            t = txs[0]
+            one = np.array([to_us(t.tx_datetime), t.transaction_id, t.customer_id, t.terminal_id], dtype=np.int64)
+            return cls(one[0:1], one[1:2], one[2:3], one[3:4], np.array([t.amount], dtype=np.float64))
         # the integer columns in one array, the times by ``to_us`` in Python: numpy's datetime64
         # conversion costs more, per call (15 µs for one) and per transaction (2 µs, against 0.35)
         ints = np.array(
