@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
+from pydantic import ValidationError
 
 from fraudflow.errors import LakeError
 from fraudflow.records import Transaction
@@ -190,3 +191,50 @@ def test_a_batch_it_does_not_accept_reaches_the_app_unchanged(batch: list[dict[s
     assert call(fast, [body], headers(body), path="/v1/score/batch") == (299, b"app"), why
     assert inner.bodies == [body]
     assert scorer.seen == []
+
+
+#: Bodies of every shape a field can take: ints as floats and floats as ints, times with and without
+#: their fraction or an offset, keys in another order or twice, escapes, spaces; and refused ones.
+BODIES = [
+    json.dumps(TX),
+    json.dumps({**TX, "TX_AMOUNT": 12}),
+    json.dumps({**TX, "TX_AMOUNT": 0, "CUSTOMER_ID": 0}),
+    json.dumps({**TX, "TRANSACTION_ID": 5.0}),
+    json.dumps({**TX, "TX_DATETIME": "2018-10-01T08:30:00.000250"}),
+    json.dumps({**TX, "TX_DATETIME": "2018-10-01 08:30:00"}),
+    json.dumps({**TX, "TX_DATETIME": "2018-10-01T08:30:00+02:00"}),
+    json.dumps({**TX, "TX_DATETIME": "2018-10-01"}),
+    json.dumps(dict(reversed(list(TX.items())))),
+    '{"TRANSACTION_ID": 1, "TRANSACTION_ID": 2, "TX_DATETIME": "2018-10-01T08:30:00", '
+    '"CUSTOMER_ID": 3, "TERMINAL_ID": 4, "TX_AMOUNT": 5.5}',
+    json.dumps({**TX, "TX_DATETIME": "2018-10-01T08:30:00"}).replace("08:30", "\\u0030\\u0038:30"),
+    json.dumps({**TX, "TX_AMOUNT": 1e12}),
+    json.dumps({**TX, "TX_AMOUNT": 1.5e12}),
+    json.dumps({**TX, "TX_AMOUNT": -0.5}),
+    json.dumps({**TX, "TX_AMOUNT": "NaN"}),
+    json.dumps(TX).replace(str(TX["TX_AMOUNT"]), "NaN"),
+    json.dumps(TX).replace(str(TX["TX_AMOUNT"]), "Infinity"),
+    json.dumps({**TX, "TRANSACTION_ID": 2**62}),
+    json.dumps({**TX, "TRANSACTION_ID": 2**70}),
+    json.dumps({**TX, "TRANSACTION_ID": 5.5}),
+    json.dumps({**TX, "TRANSACTION_ID": True}),
+    json.dumps({**TX, "CUSTOMER_ID": "3"}),
+    json.dumps({**TX, "TX_DATETIME": 1538382600}),
+    json.dumps({**TX, "TX_DATETIME": "yesterday"}),
+    json.dumps({k: v for k, v in TX.items() if k != "TERMINAL_ID"}),
+    json.dumps([TX]),
+    "null",
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_a_body_is_accepted_as_the_app_accepts_it_and_gives_its_transaction(body: str) -> None:
+    """The fast path's parse (``model_validate_json``) against the app's (``json.loads``, then the model)."""
+    from fraudflow.serving.fast_score import _transaction
+    from fraudflow.serving.schemas import TransactionIn
+
+    try:
+        expected = TransactionIn.model_validate(json.loads(body)).transaction()
+    except (ValueError, ValidationError):
+        expected = None
+    assert _transaction(body.encode()) == expected

@@ -4,13 +4,13 @@ The framework (routing, dependency injection, request and response objects) cost
 fraudflow's own work on a transaction: FastAPI answering a constant after the same validation
 saturates at about 2,600 requests/s on one core here. This pure ASGI layer sits in front of the
 app and answers the requests a card network sends all day: ``POST /v1/score`` with a JSON body
-that ``TransactionIn`` accepts (parsed by ``json.loads`` and validated by the same model, as the
-app does), the right API key and a body under the limit. It then does what the route does (the
-batcher, the metrics) and what the middleware does (the request counted and timed under its route
-template). A batch (``POST /v1/score/batch``) it takes when ``BatchIn`` accepts the body, parsed
-and validated in one step by pydantic's JSON parser (``model_validate_json``: 4-6 µs a
-transaction here, where ``json.loads`` then validating the parsed objects take about 8), and its
-TRANSACTION_IDs are distinct; it is scored as the route scores it, in one call.
+that ``TransactionIn`` accepts (the model the app validates with, here parsing and validating in
+one step by pydantic's JSON parser, ``model_validate_json``: 5 µs, where ``json.loads`` then
+validating the parsed object take 16; a body it accepts gives the transaction the app's way gives),
+the right API key and a body under the limit. It then does what the route does (the batcher, the
+metrics) and what the middleware does (the request counted and timed under its route template). A
+batch (``POST /v1/score/batch``) it takes when ``BatchIn`` accepts the body, the same way (4-6 µs a
+transaction), and its TRANSACTION_IDs are distinct; it is scored as the route scores it, in one call.
 
 Any other request, and any request it does not accept (a wrong key, a body over the limit or not
 JSON, a field the model refuses), goes to the app unchanged, the body it read handed on as it came:
@@ -115,9 +115,9 @@ class FastScore:
 
 def _transaction(body: bytes) -> Transaction | None:
     """The transaction in ``body`` when ``TransactionIn`` accepts it, else None (the app says why)."""
-    try:
-        return TransactionIn.model_validate(json.loads(body)).transaction()
-    except (ValueError, ValidationError, RecursionError):  # not UTF-8, not JSON (or nested too deep), a field refused
+    try:  # pydantic's JSON parser and the model in one step: 5 µs, where json.loads then validating take 16
+        return TransactionIn.model_validate_json(body).transaction()
+    except ValidationError:  # not UTF-8, not JSON (or nested too deep), a field refused
         return None
 
 
