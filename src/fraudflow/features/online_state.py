@@ -110,6 +110,10 @@ class OnlineState:
         summing = [f for f in windows if not f.rule.derived]
         spans = sorted({_span(f) for f in summing})
         self._span_of = {f.name: spans.index(_span(f)) for f in summing}
+        #: where a one-transaction row's sums (``_Row``) hold each window feature's total
+        self._total_at = {
+            f.name: N_SUMS * self._span_of[f.name] + SUMMED[f.column] for f in summing if f.column in SUMMED
+        }
         summed = [0] * len(spans)  # the columns each window's features sum, as bits 1 << AMOUNT, 1 << FRAUD
         for f in summing:
             if f.column in SUMMED:
@@ -228,7 +232,7 @@ class OnlineState:
         """A few transactions' features by the online forms (numpy's cost per call outweighs the work
         there), their windows' counts and sums computed."""
         n = len(txs)
-        rows = [_Row(txs, i, counts, sums, self._span_of, self._derived_of) for i in range(n)]
+        rows = [_Row(txs, i, counts, sums, self._span_of, self._total_at, self._derived_of) for i in range(n)]
         if self._derived_names:  # their derived values (online forms), kept, then the windows over them
             for row in rows:
                 values = row.values
@@ -451,10 +455,17 @@ class _Row:
     at ``N_SUMS * window``), its windows over derived values (``over``, once computed), and its
     features so far (``aggregations.OnlineInputs``)."""
 
-    __slots__ = ("_counts", "_derived_of", "_span_of", "_sums", "amount", "over", "ts_us", "values")
+    __slots__ = ("_counts", "_derived_of", "_span_of", "_sums", "_total_at", "amount", "over", "ts_us", "values")
 
     def __init__(
-        self, txs: TxColumns, i: int, counts: I64, sums: F64, span_of: dict[str, int], derived_of: dict[str, int]
+        self,
+        txs: TxColumns,
+        i: int,
+        counts: I64,
+        sums: F64,
+        span_of: dict[str, int],
+        total_at: dict[str, int],
+        derived_of: dict[str, int],
     ) -> None:
         self.amount = float(txs.amount[i])
         self.ts_us = int(txs.ts_us[i])
@@ -463,6 +474,7 @@ class _Row:
         self._counts: list[int] = counts[:, i].tolist()
         self._sums: list[float] = (sums.reshape(-1) if len(txs) == 1 else sums[:, :, i].reshape(-1)).tolist()
         self._span_of = span_of
+        self._total_at = total_at
         self._derived_of = derived_of
 
     def count_above(self, f: Feature) -> int:
@@ -472,7 +484,7 @@ class _Row:
         return self.over[self._derived_of[f.name]]
 
     def count_unexplained(self, f: Feature) -> int:
-        return self.count_above(f)
+        return int(self.over[self._derived_of[f.name]])
 
     def count_since_first_marked(self, f: Feature) -> int:
         return int(self._sums[N_SUMS * self._span_of[f.name] + SINCE])
@@ -481,7 +493,7 @@ class _Row:
         return self._counts[self._span_of[f.name]]
 
     def total(self, f: Feature) -> float:
-        return self._sums[N_SUMS * self._span_of[f.name] + SUMMED[f.column or ""]]
+        return self._sums[self._total_at[f.name]]
 
     def variance(self, f: Feature) -> float:
         return self._sums[N_SUMS * self._span_of[f.name] + SPREAD]
