@@ -22,7 +22,7 @@ from fraudflow import WorldParams, generate
 from fraudflow import schema as s
 from fraudflow.errors import ConfigError
 from fraudflow.features import FRAUDFLOW, build_features
-from fraudflow.training.forest import BY_TREES, PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest, strongest
+from fraudflow.training.forest import BY_TREES, PATTERN_MAX_SPLITS, TABLE_MAX_DEPTH, Forest, _select, strongest
 from tests.conftest import read_lake_table
 
 WORLD = WorldParams(n_customers=600, n_terminals=1000, nb_days=50, radius=8.0, start_date=dt.date(2018, 4, 1))
@@ -165,3 +165,28 @@ def test_strongest_contributions_as_a_stable_sort_ranks_them(folds) -> None:
     np.testing.assert_array_equal(order, expected)
     np.testing.assert_array_equal(values, np.take_along_axis(contributions, expected, axis=1))
     assert order[0].tolist() == [3, 0, 1]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_strongest_in_one_pass_equals_k_passes_of_selection(k: int) -> None:
+    """The one-pass ranking against ``_select`` (k passes) on 20,000 rows: ties, zeros, signs, NaNs
+    (a row with one is ranked by selection, where a NaN first in line wins), few columns."""
+    rng = np.random.default_rng(k)
+    rows = rng.normal(size=(20_000, 37)) * rng.choice([1e-3, 1.0, 10.0], size=(20_000, 37))
+    rows[::3, :6] = np.round(rows[::3, :6], 1)  # ties
+    rows[::7, 2] = -rows[::7, 4]
+    rows[5::11] = 0.0
+    rows[9::13, 6] = np.nan
+    rows[10::13, 0] = np.nan
+    for columns in (36, 3, 1):
+        kk = min(k, columns)
+        order, values = strongest(rows, k, columns)
+        assert order.shape == values.shape == (len(rows), kk)
+        for r in range(0, len(rows), 7):
+            want_order, want_values = np.empty(kk, dtype=np.int64), np.empty(kk)
+            _select(rows[r], want_order, want_values, kk, columns)
+            assert order[r].tolist() == want_order.tolist(), (r, columns)
+            np.testing.assert_array_equal(values[r], want_values)
+        finite = ~np.isnan(rows[:, :columns]).any(axis=1)
+        stable = np.argsort(-np.abs(rows[finite, :columns]), axis=1, kind="stable")[:, :kk]
+        np.testing.assert_array_equal(order[finite], stable)

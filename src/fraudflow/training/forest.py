@@ -214,22 +214,54 @@ def strongest(contributions: F64, k: int, columns: int) -> tuple[I64, F64]:
 
 @njit(cache=True)
 def _strongest(contributions: F64, k: int, m: int) -> tuple[I64, F64]:
+    """One pass over each row keeping its ``k`` largest so far in order (a column enters ahead of the
+    kept ones strictly smaller only: the first of equals first); a row with a NaN by ``_select``
+    (where a NaN first in line is taken and never beaten)."""
     n = contributions.shape[0]
     order = np.empty((n, k), dtype=np.int64)
     values = np.empty((n, k), dtype=np.float64)
+    top = np.empty(max(k, 1), dtype=np.float64)  # the absolute values kept, largest first
     for r in range(n):
         row = contributions[r]
-        for t in range(k):
-            best = -1
-            for j in range(m):
-                taken = False
-                for u in range(t):
-                    taken = taken or order[r, u] == j
-                if not taken and (best < 0 or abs(row[j]) > abs(row[best])):
-                    best = j
-            order[r, t] = best
-            values[r, t] = row[best]
+        kept = 0
+        for j in range(m):
+            a = abs(row[j])
+            if a != a:
+                break
+            if kept < k:
+                p = kept
+                kept += 1
+            elif a > top[k - 1]:
+                p = k - 1
+            else:
+                continue
+            while p > 0 and top[p - 1] < a:
+                top[p] = top[p - 1]
+                order[r, p] = order[r, p - 1]
+                p -= 1
+            top[p] = a
+            order[r, p] = j
+        else:
+            for t in range(k):
+                values[r, t] = row[order[r, t]]
+            continue
+        _select(row, order[r], values[r], k, m)
     return order, values
+
+
+@njit(cache=True)
+def _select(row: F64, order: I64, values: F64, k: int, m: int) -> None:
+    """The ``k`` largest absolute values of ``row[:m]`` by ``k`` passes, the first of equals first."""
+    for t in range(k):
+        best = -1
+        for j in range(m):
+            taken = False
+            for u in range(t):
+                taken = taken or order[u] == j
+            if not taken and (best < 0 or abs(row[j]) > abs(row[best])):
+                best = j
+        order[t] = best
+        values[t] = row[best]
 
 
 def probability(margin: F64) -> F64:
