@@ -562,26 +562,27 @@ def evaluate(
     rows = {label: selection.test.summary for label, _, selection in judged}
     plan = evaluation.plan
     title = f"test folds from {plan.judged[0]} ({plan.origin}), validation-selected, prequential mean ± sd"
-    out.print(_metrics_table(title, rows, test.card_precision_bound.mean))
+    wide = Console(width=max(out.width, 140))  # whole rows and lines, also when piped (80 columns)
+    wide.print(_metrics_table(title, rows, test.card_precision_bound.mean))
     if test.card_precision_observable is not None:
         shares = ", ".join(
             f"{short} {share:.1%}"
             for _, short, selection in judged
             if (share := selection.test.summary.observable_share) is not None
         )
-        out.print(
+        wide.print(
             f"CP@100 of an oracle knowing only what was observable (docs/MODEL.md): "
             f"{test.card_precision_observable.mean:.3f}; the models' share of it: {shares}"
         )
     if evaluation.gap_closed is not None:
-        out.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
+        wide.print(f"CP@100 gap to the perfect ranking closed beyond the handbook's best: {evaluation.gap_closed:.1%}")
     wins = evaluation.wins_over_previous
     if wins is not None:
         auc, ap, cp = wins.values()
         n = len(plan.judged)
-        out.print(f"folds where fraudflow beats the previous model: AUC {auc}/{n}, AP {ap}/{n}, CP@100 {cp}/{n}")
+        wide.print(f"folds where fraudflow beats the previous model: AUC {auc}/{n}, AP {ap}/{n}, CP@100 {cp}/{n}")
     times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in evaluation.seconds.items())
-    out.print(f"selection time (validation grid and test folds): {times}")
+    wide.print(f"selection time (validation grid and test folds): {times}")
 
 
 @app.command()

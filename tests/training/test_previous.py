@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from fraudflow import Lake, WorldParams, generate
+from fraudflow import Lake, WorldParams, cli, generate
 from fraudflow.cli import app
 from fraudflow.errors import FeatureError
 from fraudflow.features import HANDBOOK, build_features
@@ -74,7 +75,8 @@ def test_evaluate_prints_the_previous_model_and_the_folds_fraudflow_beats_it_on(
 
     monkeypatch.setattr(workflow, "ensure_features", lambda lake, say=None: None)
     monkeypatch.setattr(workflow, "evaluate", judged)
-    runner = CliRunner(env={"COLUMNS": "200"})
+    monkeypatch.setattr(cli, "out", Console(width=80))  # piped, as in CI: rows and lines still whole
+    runner = CliRunner()
     out = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--protocol", "handbook", "--no-reproduce"])
     assert out.exit_code == 0, out.output
     assert "fraudflow (fraudflow-4, 36 inputs, hist trees)" in out.stdout
