@@ -1,4 +1,4 @@
-"""Background threads give way to the requests: the SQLite checkpoints run at the lowest niceness,
+"""Background threads give way to the requests: the SQLite checkpoints run at a low priority (niceness 10),
 on the ordinary policy even when the service was started at a real-time one."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def niceness(thread: threading.Thread) -> int:
     return os.getpriority(os.PRIO_PROCESS, thread.native_id)
 
 
-def test_a_background_thread_runs_at_the_lowest_niceness_and_the_caller_does_not() -> None:
+def test_a_background_thread_runs_at_a_low_niceness_and_the_caller_does_not() -> None:
     seen: dict[str, object] = {}
 
     def work() -> None:
