@@ -261,8 +261,8 @@ class OnlineState:
 
     def _derived_windows(self, txs: TxColumns, seqs: I64, current: F64) -> F64:
         """The batch's derived values ``current`` kept for its events held without them yet, then each
-        window over derived values ``[feature, i]`` (one kernel call: every array its own argument)."""
-        return _derived_flat(
+        window over derived values ``[feature, i]`` (one kernel call)."""
+        return _derived_windows(
             self._rows,
             self._values,
             self._segments,
@@ -803,7 +803,7 @@ def _welford(mean: F64, deviations: F64, w: int, n: int, x: float) -> None:
 
 
 @numba.njit(cache=True)
-def _derived_flat(
+def _derived_windows(
     rows: I64,
     values: F64,
     segments: I64,
@@ -821,34 +821,9 @@ def _derived_flat(
     limits: F64,
     current: F64,
 ) -> F64:
-    """``_set_derived`` (the batch's values ``current``), then ``_derived_windows``, with every array its
-    own argument (the cheap call from Python)."""
-    _set_derived(rows, values, segments, tx_table, ids, current)
-    return _derived_windows(
-        rows, values, segments, entity_table, ts, ids, customer, terminal, seqs, spans, ops, reads, thresholds,
-        limits, current,
-    )  # fmt: skip
-
-
-@numba.njit(cache=True)
-def _derived_windows(
-    rows: I64,
-    values: F64,
-    segments: I64,
-    entity_table: I64,
-    ts: I64,
-    ids: I64,
-    customer: I64,
-    terminal: I64,
-    seqs: I64,
-    spans: I64,
-    ops: I64,
-    reads: I64,
-    thresholds: F64,
-    limits: F64,
-    current: F64,
-) -> F64:
-    """Each feature over a derived value ``[f, i]`` for the batch's transactions, as ``_windows``.
+    """The batch's own derived values ``current`` kept (``_set_derived``), then each feature over a
+    derived value ``[f, i]`` for its transactions, as ``_windows``; every array its own argument (the
+    cheap call from Python).
 
     ``spans[w]``: a window (entity kind, how far back, delay), sorted by kind, then how far back; its
     features are ``ops[w]`` to ``ops[w + 1]``, feature f reading the column ``reads[f, 0]`` of
@@ -857,6 +832,7 @@ def _derived_windows(
     ``current[c - DERIVED, i]``: transaction ``i``'s own values, in its windows without a delay (its
     label is not known: never a fraud).
     """
+    _set_derived(rows, values, segments, tx_table, ids, current)
     m = ts.shape[0]
     n_spans = spans.shape[0]
     out = np.zeros((reads.shape[0], m), dtype=np.float64)
