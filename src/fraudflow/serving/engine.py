@@ -396,7 +396,7 @@ class Scorer:
         if self.model is not None:
             one = codec.Texts.of_items
             served = codec.ServedBatch(one([score_text]), one([alert_text]), self.threshold, self.model_id, at)
-        stored = codec.Encoder.answer(vector, columns, served, id_text).decode()
+        stored = codec.Encoder.answer(vector, columns, served).decode()
         bodies = codec.Texts.of_items([body])
         return Answers(columns.tx_id, judged.scores, alert, duplicate, self.threshold, self.model_id, texts, bodies), [
             stored

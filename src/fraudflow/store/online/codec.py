@@ -122,20 +122,12 @@ class Encoder:
         return _STORED_SERVED.write([*columns, served.scores, served.alerts, *repeated], n)
 
     @staticmethod
-    def answer(vector: bytes, txs: TxColumns, served: ServedBatch | None = None, id_text: bytes | None = None) -> bytes:
+    def answer(vector: bytes, txs: TxColumns, served: ServedBatch | None = None) -> bytes:
         """``answers`` of a batch of one transaction, written by one join (``Rows.row``): the same text
-        without the columns' fixed cost (the service's usual batch at light load). ``id_text``: its
-        TRANSACTION_ID's text when the caller has it already."""
+        without the columns' fixed cost (the service's usual batch at light load)."""
         ints = (txs.tx_id[0], txs.customer[0], txs.terminal[0])
         ids, customer, terminal = [b"%d" % value for value in ints]
-        request = [
-            vector,
-            id_text or ids,
-            iso_text(int(txs.ts_us[0])),
-            customer,
-            terminal,
-            _json_array(txs.amount)[1:-1],
-        ]
+        request = [vector, ids, iso_text(int(txs.ts_us[0])), customer, terminal, _json_array(txs.amount)[1:-1]]
         if served is None:
             return _STORED.row(request)
         return _STORED_SERVED.row([*request, *served.scores.items(), *served.alerts.items(), *served.shared()])
@@ -407,10 +399,8 @@ def iso_texts(ts_us: np.ndarray) -> Texts:
     texts of a batch's times cost 0.9 µs a time here); times outside ``datetime``'s years by numpy."""
     times = np.asarray(ts_us, dtype=np.int64)
     if len(times) <= SMALL:
-        values = times.tolist()
-        if all(_ISO_RANGE[0] <= t <= _ISO_RANGE[1] for t in values):
-            return Texts.of_items([iso_text(t) for t in values])
-    elif _ISO_RANGE[0] <= times.min() and times.max() <= _ISO_RANGE[1]:
+        return Texts.of_items([iso_text(t) for t in times.tolist()])
+    if _ISO_RANGE[0] <= times.min() and times.max() <= _ISO_RANGE[1]:
         from fraudflow.store.online.text_kernel import iso_datetimes as write
 
         return Texts(*write(times))
