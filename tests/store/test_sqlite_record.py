@@ -84,19 +84,19 @@ def test_the_wal_starts_over_under_steady_commits(tmp_path: Path, monkeypatch: p
     (its commits land meanwhile), so the WAL never started over and its file grew by every commit's
     pages; the checkpoint thread's restart keeps it to a few turns' commits."""
     monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_S", 0.02)
-    monkeypatch.setattr(sqlite_store, "RESTART_FRAMES", 100)
+    monkeypatch.setattr(sqlite_store, "RESTART_BYTES", 100 * sqlite_store.PAGE_BYTES)
     path = tmp_path / "online.sqlite"
     store = SQLiteStore(str(path))
     answer = '{"a":"' + "x" * 2000 + '"}'
     since, largest = 0, 0
-    for i in range(3000):  # about 25 KB of pages a commit: 75 MB of WAL if it never started over
+    for i in range(3000):  # about 9 KB of pages a commit: 27 MB of WAL if it never started over
         with store.record(TxColumns.of([tx(i, i)]), since, KEEP_US) as rec:
             rec.answer([answer])
         since = max(rec.caught_up.last_seq, int(rec.seqs.max()))
         if i % 50 == 0:
             largest = max(largest, os.path.getsize(f"{path}-wal"))
     store.close()
-    assert largest < 16_000_000, f"the WAL grew to {largest:,} bytes"
+    assert largest < 8_000_000, f"the WAL grew to {largest:,} bytes"
 
 
 def test_a_new_store_has_small_pages_and_an_older_file_keeps_its_own(tmp_path: Path) -> None:

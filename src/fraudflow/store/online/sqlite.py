@@ -342,14 +342,13 @@ def _lookup(ids: list[int]) -> tuple[str, tuple[object, ...]]:
 
 #: The checkpoint thread's period (seconds).
 CHECKPOINT_EVERY_S = 1.0
-#: A WAL holding more frames than this after a checkpoint is started over from its beginning
-#: (65,536 pages: 64 MiB of 1 KiB pages, 256 MiB of 4 KiB ones; about 10-15 s of commits at
-#: 1,000 transactions a second). The restart holds
-#: this process's writers while its pass syncs the database (4-18 ms here, once 43 ms): at 16,384
-#: (64 MiB) that stalled the requests every 3-4 s at 1,000/s (9 times in 30 s), and a run's p99
-#: with it (A/B runs of 30 s, server and generator at real-time priority on a loaded machine: p99
-#: 36.9 and 20.3 ms, against 8.6 and 12.4 ms with 2 restarts at 65,536).
-RESTART_FRAMES = 65_536
+#: A WAL holding more than this after a checkpoint is started over from its beginning (256 MiB:
+#: 262,144 pages of 1 KiB, 65,536 of 4 KiB; 20 s of commits at 1,000 single transactions a second).
+#: The restart holds this process's writers while its pass syncs the database (4-23 ms here, once
+#: 43 ms): at 64 MiB that stalled the requests every 3-5 s at 1,000/s, and a run's p99 with it (A/B
+#: runs of 30 s, server and generator at real-time priority on a loaded machine: p99 36.9 and 20.3
+#: ms, against 8.6 and 12.4 ms with 2 restarts at 256 MiB).
+RESTART_BYTES = 256 * 2**20
 
 
 class Checkpoints:
@@ -361,7 +360,7 @@ class Checkpoints:
     was copied as its transaction began, and a checkpoint of a second's commits takes long enough
     (20-80 ms here) for the next commits to land meanwhile, so the file grew by every commit's pages
     (26 KB a transaction: 90 GB an hour at 1,000 a second). So once the WAL holds more than
-    ``RESTART_FRAMES``, a second passive pass follows holding ``writers`` (the store's lock): this
+    ``RESTART_BYTES``, a second passive pass follows holding ``writers`` (the store's lock): this
     process's writers wait while it copies the few frames the first pass left, and the next of them
     writes the WAL again from its start (the file keeps its size: rewritten, not grown again). Other
     processes' commits may land meanwhile (the next turn tries again); SQLite's ``RESTART`` mode,
@@ -377,20 +376,21 @@ class Checkpoints:
         run_in_background()  # a turn's copying waits for the requests (``fraudflow.threads``)
         con = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
+            restart_frames = RESTART_BYTES // con.execute("PRAGMA page_size").fetchone()[0]
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 with contextlib.suppress(sqlite3.Error):  # busy, or the file gone: the next turn tries again
-                    self.checkpoint(con, writers)
+                    self.checkpoint(con, writers, restart_frames)
         finally:
             with contextlib.suppress(sqlite3.Error):
-                self.checkpoint(con, writers)
+                self.checkpoint(con, writers, restart_frames)
             con.close()
 
     @staticmethod
-    def checkpoint(con: sqlite3.Connection, writers: threading.RLock) -> None:
+    def checkpoint(con: sqlite3.Connection, writers: threading.RLock, restart_frames: int) -> None:
         """One turn: the passive pass, and the second one holding ``writers`` once the WAL has grown
-        past ``RESTART_FRAMES``."""
+        past ``restart_frames`` (``RESTART_BYTES`` of the file's pages)."""
         _, frames, _ = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames > RESTART_FRAMES:
+        if frames > restart_frames:
             with writers:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
