@@ -66,13 +66,6 @@ _LOOKUP_FEW = {
 #: The log is trimmed when its cut-off moved by this much (a minute of transactions' time): three
 #: statements a batch cost a request more than the rows they kept for that minute.
 FORGET_STEP_US = 60_000_000
-#: The page size of a new store file. A commit of one transaction writes a page of each tree it
-#: changes (the log, its two indexes, the answers, the log's seq): at 4 KiB 25.6 KB of WAL a
-#: transaction with a 2 KB answer, written by the commit and copied again by a checkpoint; at 1 KiB
-#: 9.2 KB (the answer spans overflow pages). The commit's own CPU is about the same; a scorer with its
-#: checkpoints spends about 40 µs less a transaction (in process, 10,000 single transactions on the
-#: benchmark lake, one core: 364-376 against 394-432 µs). A file made before keeps its page size.
-PAGE_BYTES = 1024
 #: Transactions ``load`` appends per lookup.
 LOAD_CHUNK = 10_000
 READ_LOG = """
@@ -89,7 +82,6 @@ class SQLiteStore:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._con = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._con.execute(f"PRAGMA page_size={PAGE_BYTES}")  # a new file's; a file's own otherwise
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
             self._con.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread's work
@@ -342,13 +334,13 @@ def _lookup(ids: list[int]) -> tuple[str, tuple[object, ...]]:
 
 #: The checkpoint thread's period (seconds).
 CHECKPOINT_EVERY_S = 1.0
-#: A WAL holding more than this after a checkpoint is started over from its beginning (256 MiB:
-#: 262,144 pages of 1 KiB, 65,536 of 4 KiB; 20 s of commits at 1,000 single transactions a second).
-#: The restart holds this process's writers while its pass syncs the database (4-23 ms here, once
-#: 43 ms): at 64 MiB that stalled the requests every 3-5 s at 1,000/s, and a run's p99 with it (A/B
-#: runs of 30 s, server and generator at real-time priority on a loaded machine: p99 36.9 and 20.3
-#: ms, against 8.6 and 12.4 ms with 2 restarts at 256 MiB).
-RESTART_BYTES = 256 * 2**20
+#: A WAL holding more frames than this after a checkpoint is started over from its beginning
+#: (65,536 pages: 256 MiB, about 15 s of commits at 1,000 transactions a second). The restart holds
+#: this process's writers while its pass syncs the database (4-18 ms here, once 43 ms): at 16,384
+#: (64 MiB) that stalled the requests every 3-4 s at 1,000/s (9 times in 30 s), and a run's p99
+#: with it (A/B runs of 30 s, server and generator at real-time priority on a loaded machine: p99
+#: 36.9 and 20.3 ms, against 8.6 and 12.4 ms with 2 restarts at 65,536).
+RESTART_FRAMES = 65_536
 
 
 class Checkpoints:
@@ -360,7 +352,7 @@ class Checkpoints:
     was copied as its transaction began, and a checkpoint of a second's commits takes long enough
     (20-80 ms here) for the next commits to land meanwhile, so the file grew by every commit's pages
     (26 KB a transaction: 90 GB an hour at 1,000 a second). So once the WAL holds more than
-    ``RESTART_BYTES``, a second passive pass follows holding ``writers`` (the store's lock): this
+    ``RESTART_FRAMES``, a second passive pass follows holding ``writers`` (the store's lock): this
     process's writers wait while it copies the few frames the first pass left, and the next of them
     writes the WAL again from its start (the file keeps its size: rewritten, not grown again). Other
     processes' commits may land meanwhile (the next turn tries again); SQLite's ``RESTART`` mode,
@@ -376,21 +368,20 @@ class Checkpoints:
         run_in_background()  # a turn's copying waits for the requests (``fraudflow.threads``)
         con = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
-            restart_frames = RESTART_BYTES // con.execute("PRAGMA page_size").fetchone()[0]
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 with contextlib.suppress(sqlite3.Error):  # busy, or the file gone: the next turn tries again
-                    self.checkpoint(con, writers, restart_frames)
+                    self.checkpoint(con, writers)
         finally:
             with contextlib.suppress(sqlite3.Error):
-                self.checkpoint(con, writers, restart_frames)
+                self.checkpoint(con, writers)
             con.close()
 
     @staticmethod
-    def checkpoint(con: sqlite3.Connection, writers: threading.RLock, restart_frames: int) -> None:
+    def checkpoint(con: sqlite3.Connection, writers: threading.RLock) -> None:
         """One turn: the passive pass, and the second one holding ``writers`` once the WAL has grown
-        past ``restart_frames`` (``RESTART_BYTES`` of the file's pages)."""
+        past ``RESTART_FRAMES``."""
         _, frames, _ = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames > restart_frames:
+        if frames > RESTART_FRAMES:
             with writers:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
