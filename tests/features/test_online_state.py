@@ -24,9 +24,10 @@ import pytest
 
 from fraudflow import schema
 from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
+from fraudflow.features.aggregations import AGGREGATIONS
 from fraudflow.features.definitions import FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4
 from fraudflow.features.online import OnlineFeatures
-from fraudflow.features.online_state import OnlineState, _delete, _slot
+from fraudflow.features.online_state import CODES, SMALL_BATCH, OnlineState, _delete, _slot
 from fraudflow.records import ENTITIES, EPOCH, US_PER_DAY, Events, Transaction, TxColumns
 from tests.conftest import read_lake_table
 from tests.features.test_aggregations import CASES, HAND_BUILT, random_rows, table
@@ -540,3 +541,71 @@ def test_fraudflow_2_random_streams_give_the_reference_features() -> None:
     stream = Stream(FRAUDFLOW2, rng)
     stream.run(random_transactions(rng, 300, 3 * FRAUDFLOW2.history_days, boundaries_of(FRAUDFLOW2)))
     assert stream.checked >= 150
+
+
+def assert_same_bits(got: np.ndarray, want: np.ndarray, feature_set: FeatureSet, where: object = "") -> None:
+    """Every value the same float64, bit for bit (the features are stored and feed the model)."""
+    assert got.shape == want.shape, where
+    bad = got.view(np.int64) != want.view(np.int64)
+    for j in np.flatnonzero(bad.any(axis=0)):
+        rows = np.flatnonzero(bad[:, j])[:5]
+        raise AssertionError((where, feature_set.names[j], got[rows, j].tolist(), want[rows, j].tolist()))
+
+
+def test_every_aggregation_has_a_step_in_the_kernel() -> None:
+    """A few transactions are computed in the kernel call that holds them only when every feature's
+    aggregation has its step there (``CODES``): a new aggregation without one would send every
+    single transaction the batch route, about twice as slow."""
+    assert set(CODES) == {a.name for a in AGGREGATIONS}
+    assert OnlineState(EVERY_CASE)._program is not None
+
+
+@pytest.mark.parametrize(
+    "feature_set", [EVERY_CASE, FRAUDFLOW, FRAUDFLOW4], ids=["every-case", "fraudflow", "fraudflow-4"]
+)
+def test_a_few_transactions_at_a_time_give_the_batch_routes_features_bit_for_bit(feature_set: FeatureSet) -> None:
+    """3,000 transactions of 3 customers and 4 terminals (the same entities again and again, within a
+    batch too; ties, windows' edges, late arrivals) in batches of 1 to 8 (a tenth of them up to
+    SMALL_BATCH - 1) through a state, each batch computed in the kernel call that holds it
+    (``_rows_flat``), and the same calls through a twin that takes the batch route (the compiled
+    forms over the batch's arrays, as from SMALL_BATCH transactions on) for every batch: the same
+    bits for every feature. Between batches, as a service sees them: labels arriving for held
+    transactions (set and reset), transactions caught up from other processes with their labels,
+    resent transactions and duplicates within a batch, trims."""
+    rng = np.random.default_rng(21)
+    fast, reference = OnlineState(feature_set), OnlineState(feature_set)
+    reference._program = None  # every batch by the batch route
+    txs = random_transactions(rng, 3000, 3 * feature_set.history_days, boundaries_of(feature_set))
+    both = (fast, reference)
+    held: list[tuple[Transaction, int]] = []
+    seq = at = checked = labelled = 0
+    while at < len(txs):
+        part = txs[at : at + int(rng.integers(1, 9) if rng.random() < 0.9 else rng.integers(9, SMALL_BATCH))]
+        at += len(part)
+        seqs = list(range(seq, seq + len(part)))
+        seq += len(part)
+        if rng.random() < 0.1:  # caught up from another process, some labels known
+            fraud = (rng.random(len(part)) < 0.3).astype(np.float64)
+            for state in both:
+                state.add(TxColumns.of(part), np.array(seqs), fraud)
+        else:
+            if held and rng.random() < 0.2:  # one sent again (or recorded but never answered), with its seq
+                old, old_seq = held[int(rng.integers(0, len(held)))]
+                part, seqs = [*part, old][1 - SMALL_BATCH :], [*seqs, old_seq][1 - SMALL_BATCH :]
+            if rng.random() < 0.1:  # the same transaction twice in one batch
+                part, seqs = [*part, part[0]][1 - SMALL_BATCH :], [*seqs, seqs[0]][1 - SMALL_BATCH :]
+            assert len(part) < SMALL_BATCH  # the kernel's rows, not the batch route
+            cols = TxColumns.of(part)
+            got, want = (state.features(cols, np.array(seqs)) for state in both)
+            assert_same_bits(got, want, feature_set, [tx.transaction_id for tx in part])
+            checked += len(part)
+        held += zip(part, seqs, strict=True)
+        if rng.random() < 0.4:  # labels of transactions held (most a while ago), frauds and not
+            picked = [held[int(i)][0].transaction_id for i in rng.integers(0, len(held), 4)]
+            fraud = (rng.random(len(picked)) < 0.5).astype(np.float64)
+            labelled += sum(state.label(np.array(picked), fraud) for state in both) // 2
+        if rng.random() < 0.05:
+            for state in both:
+                state.trim(max(tx.ts_us for tx in part))
+        assert fast.held == reference.held and fast.last_seq == reference.last_seq
+    assert checked > 2500 and labelled > 500

@@ -20,9 +20,11 @@ window (a late arrival, older than events held before it, sits later in the segm
 says): consecutive memory, not a chain of pointers.
 
 For a batch, one kernel call holds the new transactions and gives every window's count and sums.
-Each feature is then its aggregation's form (``features.aggregations``) over those arrays: the
-compiled form over the whole batch, as in the batch engine, or for a few transactions the online
-form per transaction (numpy's cost per call outweighs the work there).
+Each feature is then its aggregation's compiled form (``features.aggregations``) over those arrays,
+as in the batch engine. A few transactions (a service's usual batch) are computed whole in the
+kernel call that holds them (``_rows_flat``): each aggregation's online form compiled (a step of
+``_value``), in the same floating-point operations as its compiled form, so the same bits; numpy's
+cost per call (and Python's per transaction) outweighs the work there.
 
 A window over a derived value (``count_above``, ``max``) reads each event's value of that feature
 as the event arrived: the feature is computed (compiled form) for every transaction held, by
@@ -32,6 +34,7 @@ kernel then reads those values over the derived windows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +43,10 @@ import numpy as np
 
 import fraudflow._numba  # noqa: F401  (threading layer, before any kernel)
 from fraudflow import schema
+from fraudflow.features.aggregations import NOISE, SATURDAY
 from fraudflow.features.definitions import Feature, FeatureSet
 from fraudflow.features.kernels import compensated_add
-from fraudflow.records import ENTITIES, US_PER_DAY, TxColumns
+from fraudflow.records import ENTITIES, NIGHT_LAST_HOUR, US_PER_DAY, US_PER_HOUR, TxColumns
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -83,8 +87,35 @@ FREE = -1
 FIRST_ROOM = 4
 #: Transactions ``add`` appends per kernel call: the hash tables are sized for the entries plus a chunk.
 HOLD_CHUNK = 4096
-#: Below this many transactions, ``features`` computes each one's features by the online forms.
-SMALL_BATCH = 8
+#: Below this many transactions, ``features`` computes them in the kernel call that holds them
+#: (``_rows_flat``), from it on by the batch route (numpy's calls, a few per feature). On the benchmark
+#: lake (fraudflow-4, 2 shared cores) the kernel call cost 1/5 to 2/3 of the batch route's for 1 to 32
+#: transactions (41 µs against 240 for one, 402 against 650 for 32), and still less at 128.
+SMALL_BATCH = 32
+# The steps ``_value`` computes a feature by: each aggregation's online form, compiled (``CODES``).
+STEP_VALUE, STEP_WEEKEND, STEP_NIGHT, STEP_RATIO, STEP_QUOTIENT, STEP_OVER = 0, 1, 2, 3, 4, 5
+STEP_COUNT, STEP_SUM, STEP_MEAN, STEP_STD, STEP_ZSCORE = 6, 7, 8, 9, 10
+STEP_FIRST_FRAUD_AGE, STEP_LAST_FRAUD_AGE, STEP_FRAUD_SHARE = 11, 12, 13
+#: Each aggregation's step (by name); a feature set using one not here has its few transactions
+#: computed as a batch's.
+CODES = {
+    "value": STEP_VALUE,
+    "weekend": STEP_WEEKEND,
+    "night": STEP_NIGHT,
+    "ratio": STEP_RATIO,
+    "quotient": STEP_QUOTIENT,
+    "count": STEP_COUNT,
+    "sum": STEP_SUM,
+    "mean": STEP_MEAN,
+    "count_above": STEP_OVER,
+    "max": STEP_OVER,
+    "std": STEP_STD,
+    "zscore": STEP_ZSCORE,
+    "days_since_first_fraud": STEP_FIRST_FRAUD_AGE,
+    "days_since_last_fraud": STEP_LAST_FRAUD_AGE,
+    "fraud_share_since_first_fraud": STEP_FRAUD_SHARE,
+    "unexplained_frauds": STEP_OVER,
+}
 #: A time after every transaction's.
 END_OF_TIME = int(np.iinfo(np.int64).max)
 
@@ -110,10 +141,6 @@ class OnlineState:
         summing = [f for f in windows if not f.rule.derived]
         spans = sorted({_span(f) for f in summing})
         self._span_of = {f.name: spans.index(_span(f)) for f in summing}
-        #: where a one-transaction row's sums (``_Row``) hold each window feature's total
-        self._total_at = {
-            f.name: N_SUMS * self._span_of[f.name] + SUMMED[f.column] for f in summing if f.column in SUMMED
-        }
         summed = [0] * len(spans)  # the columns each window's features sum, as bits 1 << AMOUNT, 1 << FRAUD
         for f in summing:
             if f.column in SUMMED:
@@ -136,7 +163,6 @@ class OnlineState:
         self._derived_names = list(dict.fromkeys(f.of or "" for f in derived))
         wanted = {g.name for name in self._derived_names for g in feature_set.derivation(name)}
         self._derivation = [f for f in feature_set.features if f.name in wanted]
-        self._derivation_online = [(f, f.rule.online) for f in self._derivation]
         self._derived_of = {f.name: i for i, f in enumerate(derived)}
         derived_spans = sorted({_span(f) for f in derived})
         self._derived_spans = np.array(derived_spans, dtype=np.int64).reshape(len(derived_spans), 3)
@@ -151,7 +177,9 @@ class OnlineState:
         for f in derived:  # a derived window's events, and those its value reads, held as long as it reaches
             for kind in {f.entity or "", *(g.entity or "" for g in feature_set.derivation(f.of or "") if g.is_window)}:
                 self.history_us[kind] = max(self.history_us[kind], feature_set.reach_days(f) * US_PER_DAY)
-        self._plan = [(f, f.rule.online, f.rule.compiled) for f in feature_set.features]
+        self._plan = [(f, f.rule.compiled) for f in feature_set.features]
+        #: what ``_rows_flat`` reads besides the state and the columns (None: an aggregation without a code)
+        self._program = self._compile_program()
         #: events older than this before the newest one are never read again; trim forgets them in
         #: steps of 1/8 of it, so a call per batch mostly costs nothing
         self._keep_us = max(self.history_us.values())
@@ -211,45 +239,57 @@ class OnlineState:
 
         The batch is held first, so a transaction also sees the batch's others of a lower seq. A
         TRANSACTION_ID is held once, with the first seq it came with (a log gives each one seq).
+        Below SMALL_BATCH transactions, in one kernel call (``_rows_flat``): the batch route's bits.
         """
         n = len(txs)
         seqs = np.asarray(seqs, dtype=np.int64)
-        if n < SMALL_BATCH:
-            counts, sums = self._append(_features_flat, txs, seqs, self._no_labels[:n], self._spans)
-            return self._online_rows(txs, seqs, counts, sums)
+        if n < SMALL_BATCH and self._program is not None:  # one kernel call, every feature in it
+            rows: F64 = self._append(_rows_flat, txs, seqs, self._no_labels[:n], self._spans, *self._program)[0]
+            return rows
         counts, sums = self._append(_features_flat, txs, seqs, np.zeros(n), self._spans)
         batch = _Batch(txs, counts, sums, self._span_of, self._derived_of)
         if self._derived_names:
             batch.over = self._derived_windows(txs, seqs, self._derive(batch))
         out = np.empty((n, len(self._plan)), dtype=np.float64)
         computed = batch.features  # the derived values' features, computed already
-        for j, (f, _, compiled) in enumerate(self._plan):
+        for j, (f, compiled) in enumerate(self._plan):
             column = computed.get(f.name)
             out[:, j] = computed[f.name] = compiled(f, batch) if column is None else column
         return out
 
-    def _online_rows(self, txs: TxColumns, seqs: I64, counts: I64, sums: F64) -> F64:
-        """A few transactions' features by the online forms (numpy's cost per call outweighs the work
-        there), their windows' counts and sums computed."""
-        n = len(txs)
-        rows = [_Row(txs, i, counts, sums, self._span_of, self._total_at, self._derived_of) for i in range(n)]
-        if self._derived_names:  # their derived values (online forms), kept, then the windows over them
-            for row in rows:
-                values = row.values
-                for f, online in self._derivation_online:
-                    values[f.name] = online(f, row)
-            current = np.array([[row.values[name] for row in rows] for name in self._derived_names])
-            over = self._derived_windows(txs, seqs, current.reshape(len(self._derived_names), n))
-            for i, row in enumerate(rows):
-                row.over = over[:, i].tolist()
-                row.values = {}  # filled again in the set's order (the derived values the same)
-        out = []
-        for row in rows:
-            values = row.values
-            for f, online, _ in self._plan:
-                values[f.name] = online(f, row)
-            out.append(list(values.values()))
-        return np.array(out, dtype=np.float64).reshape(n, len(self._plan))
+    def _compile_program(self) -> tuple[np.ndarray, ...] | None:
+        """The arrays ``_rows_flat`` reads after the spans: the windows over derived values (``spans``,
+        ``ops``, ``reads``, thresholds, limits as ``_derived_windows``'), each feature as a step of
+        ``_value`` (its code, then its operands: a window, its sums' column or an earlier feature; the
+        days of its reach), the features the derived values need (their steps come first) and where
+        each derived value is among the features. None when an aggregation has no code."""
+        names = self.feature_set.names
+        steps = np.zeros((len(names), 4), dtype=np.int64)
+        for j, f in enumerate(self.feature_set.features):
+            code = CODES.get(f.aggregation)
+            if code is None:
+                return None
+            if f.rule.derived:
+                operands = (self._derived_of[f.name], 0)
+            elif f.is_window:
+                operands = (self._span_of[f.name], SUMMED.get(f.column or "", AMOUNT))
+            elif f.rule.column_is_feature:
+                operands = (names.index(f.column or ""), names.index(f.of or ""))
+            else:
+                operands = (0, names.index(f.of) if f.of else 0)
+            steps[j] = (code, *operands, f.history_days)
+        derivation = np.array([names.index(f.name) for f in self._derivation], dtype=np.int64)
+        derived_at = np.array([names.index(name) for name in self._derived_names], dtype=np.int64)
+        return (
+            self._derived_spans,
+            self._derived_ops,
+            self._derived_reads,
+            self._thresholds,
+            self._limits,
+            steps,
+            derivation,
+            derived_at,
+        )
 
     def _derive(self, batch: _Batch) -> F64:
         """The batch's derived values (``[d, i]``, compiled forms over its windows), their features in
@@ -450,64 +490,6 @@ class _Batch:
         return self.features[name]
 
 
-class _Row:
-    """One transaction of a batch, its windows' counts and sums (as Python numbers: a window's sums
-    at ``N_SUMS * window``), its windows over derived values (``over``, once computed), and its
-    features so far (``aggregations.OnlineInputs``)."""
-
-    __slots__ = ("_counts", "_derived_of", "_span_of", "_sums", "_total_at", "amount", "over", "ts_us", "values")
-
-    def __init__(
-        self,
-        txs: TxColumns,
-        i: int,
-        counts: I64,
-        sums: F64,
-        span_of: dict[str, int],
-        total_at: dict[str, int],
-        derived_of: dict[str, int],
-    ) -> None:
-        self.amount = float(txs.amount[i])
-        self.ts_us = int(txs.ts_us[i])
-        self.values: dict[str, float] = {}
-        self.over: list[float] = []
-        self._counts: list[int] = counts[:, i].tolist()
-        self._sums: list[float] = (sums.reshape(-1) if len(txs) == 1 else sums[:, :, i].reshape(-1)).tolist()
-        self._span_of = span_of
-        self._total_at = total_at
-        self._derived_of = derived_of
-
-    def count_above(self, f: Feature) -> int:
-        return int(self.over[self._derived_of[f.name]])
-
-    def maximum(self, f: Feature) -> float:
-        return self.over[self._derived_of[f.name]]
-
-    def count_unexplained(self, f: Feature) -> int:
-        return int(self.over[self._derived_of[f.name]])
-
-    def count_since_first_marked(self, f: Feature) -> int:
-        return int(self._sums[N_SUMS * self._span_of[f.name] + SINCE])
-
-    def count(self, f: Feature) -> int:
-        return self._counts[self._span_of[f.name]]
-
-    def total(self, f: Feature) -> float:
-        return self._sums[self._total_at[f.name]]
-
-    def variance(self, f: Feature) -> float:
-        return self._sums[N_SUMS * self._span_of[f.name] + SPREAD]
-
-    def first_marked(self, f: Feature) -> float:
-        return self._sums[N_SUMS * self._span_of[f.name] + FIRST_MARKED]
-
-    def last_marked(self, f: Feature) -> float:
-        return self._sums[N_SUMS * self._span_of[f.name] + LAST_MARKED]
-
-    def feature(self, name: str) -> float:
-        return self.values[name]
-
-
 # The kernels. A hash table is an array of a power-of-two number of rows (key, then values), kept
 # at most half full and probed linearly; a row is free where its first value is FREE.
 
@@ -681,6 +663,126 @@ def _features_flat(
     """``_features`` with the state and the columns as separate arguments (the cheap call from Python)."""
     state = (rows, values, pool_end, segments, n_segments, tx_table, entity_table)
     return _features(state, (ts, ids, customer, terminal, amount), fraud, seqs, start, spans)
+
+
+@numba.njit(cache=True)
+def _rows_flat(
+    rows: I64,
+    values: F64,
+    pool_end: I64,
+    segments: I64,
+    n_segments: I64,
+    tx_table: I64,
+    entity_table: I64,
+    ts: I64,
+    ids: I64,
+    customer: I64,
+    terminal: I64,
+    amount: F64,
+    fraud: F64,
+    seqs: I64,
+    start: int,
+    spans: I64,
+    derived_spans: I64,
+    derived_ops: I64,
+    derived_reads: I64,
+    thresholds: F64,
+    limits: F64,
+    steps: I64,
+    derivation: I64,
+    derived_at: I64,
+) -> tuple[int, int, int, int, int, F64]:
+    """``_features_flat``, then every feature ``[i, j]`` of the transactions by its step (``steps[j]``,
+    ``_value``): first those the derived values need (``derivation``; value d is feature
+    ``derived_at[d]``), then the windows over them (``_derived_windows``, the rest of the arguments),
+    then all in the set's order. What ``_hold`` returns, then the features (unset when not done)."""
+    state = (rows, values, pool_end, segments, n_segments, tx_table, entity_table)
+    columns = (ts, ids, customer, terminal, amount)
+    m = ts.shape[0]
+    out = np.empty((m, steps.shape[0]), dtype=np.float64)
+    done, new_txs, oldest, top_seq, entities = _hold(state, columns, fraud, seqs, start)
+    if done < m:
+        return done, new_txs, oldest, top_seq, entities, out
+    counts, sums = _windows(rows, values, segments, entity_table, columns, seqs, spans)
+    over = np.zeros((derived_reads.shape[0], m), dtype=np.float64)
+    if derived_at.shape[0]:
+        current = np.empty((derived_at.shape[0], m), dtype=np.float64)
+        for i in range(m):
+            for j in derivation:
+                out[i, j] = _value(steps, j, i, ts, amount, counts, sums, over, out)
+            for d in range(derived_at.shape[0]):
+                current[d, i] = out[i, derived_at[d]]
+        over = _derived_windows(
+            rows,
+            values,
+            segments,
+            tx_table,
+            entity_table,
+            ts,
+            ids,
+            customer,
+            terminal,
+            seqs,
+            derived_spans,
+            derived_ops,
+            derived_reads,
+            thresholds,
+            limits,
+            current,
+        )
+    for i in range(m):
+        for j in range(steps.shape[0]):
+            out[i, j] = _value(steps, j, i, ts, amount, counts, sums, over, out)
+    return done, new_txs, oldest, top_seq, entities, out
+
+
+@numba.njit(cache=True)
+def _value(steps: I64, j: int, i: int, ts: I64, amount: F64, counts: I64, sums: F64, over: F64, out: F64) -> float:
+    """Feature ``j`` of transaction ``i``, its aggregation's online form (``features.aggregations``)
+    over the windows' ``counts`` and ``sums`` (``_windows``), the windows over derived values
+    (``over``) and its earlier features (``out[i]``), in the same floating-point operations as the
+    compiled form's: the same bits. ``steps[j]``: the step, then a window (or a window over a derived
+    value, or the earlier feature a quotient divides), the column of its sums (or the feature a ratio
+    or a quotient divides by), the days it reaches back."""
+    step, a, b = steps[j, 0], steps[j, 1], steps[j, 2]
+    if step == STEP_VALUE:
+        return float(amount[i])
+    if step == STEP_WEEKEND:
+        return 1.0 if (ts[i] // US_PER_DAY + 3) % 7 >= SATURDAY else 0.0
+    if step == STEP_NIGHT:
+        return 1.0 if ts[i] // US_PER_HOUR % 24 <= NIGHT_LAST_HOUR else 0.0
+    if step == STEP_RATIO:
+        return _quotient(amount[i], out[i, b])
+    if step == STEP_QUOTIENT:
+        return _quotient(out[i, a], out[i, b])
+    if step == STEP_OVER:
+        return float(over[a, i])
+    n = counts[a, i]
+    if step == STEP_COUNT:
+        return float(n)
+    total = float(sums[a, b, i])
+    if step == STEP_SUM:
+        return total
+    if step == STEP_FRAUD_SHARE:
+        return _quotient(total, sums[a, SINCE, i])
+    if step in (STEP_FIRST_FRAUD_AGE, STEP_LAST_FRAUD_AGE):
+        marked = sums[a, FIRST_MARKED if step == STEP_FIRST_FRAUD_AGE else LAST_MARKED, i]
+        return float(steps[j, 3]) if np.isnan(marked) else (ts[i] - marked) / float(US_PER_DAY)
+    mean = total / n if n != 0 else 0.0
+    if step == STEP_MEAN:
+        return mean
+    bound = NOISE * mean  # a spread: STEP_STD or STEP_ZSCORE
+    variance = sums[a, SPREAD, i]
+    std = math.sqrt(variance) if variance > bound * bound else 0.0
+    if step == STEP_STD:
+        return std
+    return _quotient(amount[i] - mean, std)
+
+
+@numba.njit(cache=True, inline="always")
+def _quotient(num: float, den: float) -> float:
+    """``num / den``, 0 when ``den`` is 0."""
+    return num / den if den != 0 else 0.0
 
 
 @numba.njit(cache=True)
