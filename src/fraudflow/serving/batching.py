@@ -35,6 +35,11 @@ class Batcher(Generic[A]):
 
     async def score(self, tx: Transaction) -> A:
         """The answer to ``tx``, scored with the other requests in flight."""
+        return await self.submit(tx)
+
+    def submit(self, tx: Transaction) -> asyncio.Future[A]:
+        """``score`` for a caller that is not a coroutine (the HTTP protocol's callbacks): the future
+        of the answer, set once its batch is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[A] = loop.create_future()
         self._pending.append((tx, future))
@@ -42,7 +47,7 @@ class Batcher(Generic[A]):
             loop.call_soon(self._flush)
         elif len(self._pending) >= self.max_size:
             self._flush()
-        return await future
+        return future
 
     def _flush(self) -> None:
         group, self._pending = self._pending, []

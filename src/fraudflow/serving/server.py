@@ -29,6 +29,8 @@ from fraudflow.serving.settings import SETTINGS_ENV, Settings
 
 #: What each worker process runs (``uvicorn --factory``).
 WORKER_APP = "fraudflow.serving.server:worker_app"
+#: The HTTP protocol every process serves with (``http_protocol``).
+PROTOCOL = "fraudflow.serving.http_protocol:ScoringProtocol"
 
 
 def open_scorer(settings: Settings) -> Scorer:
@@ -56,7 +58,8 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     recover(Lake(settings.data, endpoint_url=settings.endpoint_url), scorer.store.answers())
     if workers == 1:
         os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry, no files
-        uvicorn.run(service(settings, scorer), host=host, port=port, log_level="warning", access_log=False)
+        app = service(settings, scorer)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL)
         return 0
     scorer.store.close()  # checked, and the store brought up to date: each worker opens its own
     return _run_workers(settings, host, port, workers)
@@ -82,6 +85,9 @@ def _run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
             port=port,
             log_level="warning",
             access_log=False,
+            # by name: a class would be imported while the worker's pickled settings are read, before
+            # it answers the supervisor's health checks (5 s, then it is restarted)
+            http=PROTOCOL,
         )
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])
         supervisor.run()
