@@ -1,5 +1,7 @@
-"""A batch of one transaction (one request at light load) is answered by ``Scorer._answer_one``:
-the same answer, stored answer and prediction as the batch's way (``Scorer._answers``) gives it."""
+"""A batch of a few transactions (one request at light load, a few under a burst) is answered by
+``Scorer._answers_few``: the same answers and stored answers as the batch's way (``Scorer._answers``,
+the columns' texts) gives them, for batches of 1 to ``codec.SMALL`` transactions, with a model and
+without one."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from fraudflow.records import Transaction
-from fraudflow.serving.engine import Scorer
+from fraudflow.records import Transaction, TxColumns
+from fraudflow.serving.engine import Scorer, _Judged
+from fraudflow.store.online import codec
 from tests.serving.conftest import WORLD
 
 
@@ -29,26 +33,49 @@ def transactions(n: int) -> list[Transaction]:
     return txs
 
 
-def answered_one_at_a_time(root: Path, txs: list[Transaction], threshold: float) -> tuple[list[str], list[str]]:
-    """Each transaction scored alone (in order) by a scorer on a memory store: the answers' texts and
-    the store's (their time served, which differs between two runs, checked and left out)."""
+def answered_in_batches(
+    root: Path, txs: list[Transaction], threshold: float, model: bool = True
+) -> tuple[list[str], list[str]]:
+    """The transactions scored in order, in batches of 1, 2, ... ``codec.SMALL``, 1, 2, ..., by a
+    scorer on a memory store: the answers' texts and the store's (their time served, which differs
+    between two runs, checked and left out)."""
     scorer = Scorer.from_lake(root, online="memory://", threshold=threshold)
-    bodies = [scorer.score([tx])[0].body for tx in txs]
+    if not model:
+        scorer.use_model(None, "", threshold)
+    bodies: list[str] = []
+    size, start = 1, 0
+    while start < len(txs):
+        bodies += [answer.body for answer in scorer.score(txs[start : start + size])]
+        start, size = start + size, size % codec.SMALL + 1
     stored = []
     for _, _, answer in scorer.store.answers():
         at = re.search(r'"at":"([^"]*)"', answer)
-        assert at is not None and dt.datetime.fromisoformat(at.group(1)) > dt.datetime(2026, 1, 1)
-        stored.append(answer.replace(at.group(0), '"at":"…"'))
+        assert (at is not None) == model
+        if at is not None:
+            assert dt.datetime.fromisoformat(at.group(1)) > dt.datetime(2026, 1, 1)
+            answer = answer.replace(at.group(0), '"at":"…"')
+        stored.append(answer)
     return bodies, stored
 
 
-@pytest.mark.parametrize("threshold", [0.5, 0.0], ids=["some-alerts", "every-alert"])
-def test_a_transaction_alone_is_answered_as_the_batch_way_answers_it(
-    served_lake: Path, monkeypatch: pytest.MonkeyPatch, threshold: float
+def the_columns_way(
+    scorer: Scorer, columns: TxColumns, vectors: np.ndarray, judged: _Judged, at: dt.datetime
+) -> tuple[object, list[str | None]]:
+    texts = scorer._encoder.vector_texts(vectors)
+    return scorer._answers(columns, texts, [False] * len(columns), judged, at)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "model"), [(0.5, True), (0.0, True), (0.5, False)], ids=["some-alerts", "every-alert", "no-model"]
+)
+def test_a_few_transactions_are_answered_as_the_batch_way_answers_them(
+    served_lake: Path, monkeypatch: pytest.MonkeyPatch, threshold: float, model: bool
 ) -> None:
-    txs = transactions(200)
-    fast = answered_one_at_a_time(served_lake, txs, threshold)
-    monkeypatch.setattr(Scorer, "_answer_one", Scorer._answers)
-    assert answered_one_at_a_time(served_lake, txs, threshold) == fast
-    assert len(fast[1]) == len(txs) and all('"served":' in answer for answer in fast[1])
-    assert any('"alert":true' in body for body in fast[0])
+    txs = transactions(300)
+    few = answered_in_batches(served_lake, txs, threshold, model)
+    monkeypatch.setattr(Scorer, "_answers_few", the_columns_way)
+    assert answered_in_batches(served_lake, txs, threshold, model) == few
+    assert len(few[0]) == len(few[1]) == len(txs)
+    assert all(('"served":' in answer) == model for answer in few[1])
+    if model:
+        assert any('"alert":true' in body for body in few[0])
