@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,25 @@ def test_a_few_transactions_are_answered_as_the_batch_way_answers_them(
     assert all(('"served":' in answer) == model for answer in few[1])
     if model:
         assert any('"alert":true' in body for body in few[0])
+
+
+def test_warm_loads_a_single_requests_kernels_and_leaves_the_state_as_it_was(served_lake: Path) -> None:
+    """``Scorer.warm`` (at the service's start) calls the one-transaction kernels once, in a fresh
+    process here (nothing loaded before), and the answers after it are those of a scorer never warmed."""
+    code = f"""
+from fraudflow.features import online_state
+from fraudflow.serving.engine import Scorer
+from fraudflow.training import forest
+scorer = Scorer.from_lake({str(served_lake)!r}, online="memory://")
+kernels = (online_state._rows_flat, forest._judge_by_patterns)
+assert not any(k.signatures for k in kernels)
+before = scorer.state.last_seq
+scorer.warm()
+assert all(k.signatures for k in kernels) and scorer.state.last_seq == before
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    txs = transactions(20)
+    warmed = Scorer.from_lake(served_lake, online="memory://")
+    warmed.warm()
+    plain = Scorer.from_lake(served_lake, online="memory://")
+    assert [a.body for a in warmed.score(txs)] == [a.body for a in plain.score(txs)]

@@ -250,6 +250,15 @@ class Scorer:
         materialize(lake, store, feature_set)
         return cls(store, feature_set, model, model_id, threshold, answers_us)
 
+    def warm(self) -> None:
+        """Load the compiled kernels a single request's batch runs (one call each: with numba's cache
+        empty, a first call compiles for seconds), so the service's first requests do not wait: one
+        transaction's features on a state of its own (this one's stays as it is) and the model on them."""
+        one = np.ones(1, dtype=np.int64)
+        state = OnlineState(self.feature_set)
+        vectors = state.features(TxColumns(one * 0, one, one, one, np.ones(1)), one)
+        self._judge(vectors)
+
     def score(self, txs: Sequence[Transaction]) -> Sequence[Answer]:
         """The answers to ``txs``, in order (``Answers``): one record in the store for the batch, one model call."""
         if not txs:

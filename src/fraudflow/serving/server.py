@@ -40,6 +40,7 @@ def open_scorer(settings: Settings) -> Scorer:
         scorer = Scorer.from_lake(lake, settings.model_id, settings.online, settings.threshold, settings.answers_us)
     except OSError as exc:  # a path the store or the lake cannot create, read or write
         raise LakeError(f"the online store or the lake cannot be opened: {exc}") from exc
+    scorer.warm()
     # what start-up built stays for the process's life: out of the collector's way, whose full
     # passes over it would otherwise pause requests (a p99 of their own)
     gc.collect()
