@@ -107,8 +107,12 @@ class PredictionBatch:
                 raise SchemaError(f"prediction batch: {length} {field} for {n} transactions")
         scores = np.asarray(self.scores, dtype=np.float64)
         alerts = scores >= self.threshold if self.alerts is None else np.asarray(self.alerts, dtype=bool)
+        # each feature's column contiguous, so that Arrow takes it as it is: a strided column is
+        # copied value by value, 10 ms for 5,000 answers of 36 features, holding the interpreter
+        # (the service's requests wait for it); one transposition costs 1
+        by_feature = np.ascontiguousarray(vectors.T)
         vector = pa.StructArray.from_arrays(
-            [pa.array(vectors[:, j]) for j in range(len(names))],
+            [pa.array(by_feature[j]) for j in range(len(names))],
             fields=list(prediction_schema(names).field(FEATURES).type),
         )
         if isinstance(self.served_at, dt.datetime):
