@@ -1,5 +1,5 @@
-"""Background threads give way to the requests: the SQLite checkpoints run at a low priority (niceness 10),
-on the ordinary policy even when the service was started at a real-time one."""
+"""Background threads give way to the requests: the SQLite checkpoints and the prediction log's commits run
+at a low priority (niceness 10), on the ordinary policy even when the service was started at a real-time one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fraudflow.lake import Lake
+from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online.sqlite import SQLiteStore
 from fraudflow.threads import BACKGROUND_NICE, run_in_background
 
@@ -49,6 +51,14 @@ def test_the_checkpoints_run_in_the_background(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="no real-time policies on this system")
+def test_the_prediction_log_commits_in_the_background(tmp_path: Path) -> None:
+    log = ServedLog(Lake(str(tmp_path)), every=3600)
+    try:
+        assert niceness(log._thread) == BACKGROUND_NICE
+    finally:
+        log.close()
+
+
 def test_a_thread_started_at_a_real_time_policy_leaves_it(tmp_path: Path) -> None:
     """A service started under ``chrt`` (real-time): its threads inherit the policy; the background
     ones leave it (a real-time thread is never preempted by the requests' thread of equal priority)."""

@@ -1,11 +1,12 @@
 """A service's background work gives way to its requests.
 
-A service answers on one thread (its event loop); the SQLite store's checkpoints run on a thread of
-their own, work that can wait a few milliseconds. Left at the same priority, a checkpoint that woke
-up with 10-30 ms of copying held the core while the requests queued behind it: at 1,000 requests/s
-on one core, every checkpoint left a trail of answers over 5 ms. Only for threads that do their
-work without the interpreter's lock (SQLite's, here): a low-priority thread holding that lock would
-keep the requests' thread waiting for as long as other processes keep it off the CPU.
+A service answers on one thread (its event loop); the SQLite store's checkpoints and the prediction
+log's commits run on threads of their own, work that can wait a few milliseconds. Left at the same
+priority, a checkpoint that woke up with 10-30 ms of copying held the core while the requests queued
+behind it: at 1,000 requests/s on one core, every checkpoint left a trail of answers over 5 ms. Only
+for threads that do their work without the interpreter's lock (SQLite's copying, Arrow's writing)
+or hold it a few milliseconds at a time: a low-priority thread holding that lock would keep the
+requests' thread waiting for as long as other processes keep it off the CPU.
 """
 
 from __future__ import annotations

@@ -335,12 +335,13 @@ def _lookup(ids: list[int]) -> tuple[str, tuple[object, ...]]:
 #: The checkpoint thread's period (seconds).
 CHECKPOINT_EVERY_S = 1.0
 #: A WAL holding more frames than this after a checkpoint is started over from its beginning
-#: (65,536 pages: 256 MiB, about 15 s of commits at 1,000 transactions a second). The restart holds
-#: this process's writers while its pass syncs the database (4-18 ms here, once 43 ms): at 16,384
+#: (262,144 pages: 1 GiB, about 35 s of commits at 1,000 transactions a second). The restart holds
+#: this process's writers while its pass syncs the database (4-25 ms here, once 43 ms): at 16,384
 #: (64 MiB) that stalled the requests every 3-4 s at 1,000/s (9 times in 30 s), and a run's p99
 #: with it (A/B runs of 30 s, server and generator at real-time priority on a loaded machine: p99
-#: 36.9 and 20.3 ms, against 8.6 and 12.4 ms with 2 restarts at 65,536).
-RESTART_FRAMES = 65_536
+#: 36.9 and 20.3 ms, against 8.6 and 12.4 ms with 2 restarts at 65,536); at 65,536 (256 MiB) every
+#: 8-9 s, each stall's requests a fifth of the answers over 5 ms in a run (12.6-24.6 ms held, 2026-11-27).
+RESTART_FRAMES = 262_144
 
 
 class Checkpoints:
