@@ -70,8 +70,8 @@ class FastScore:
         try:  # one transaction with the others in flight; a batch as the route scores it, whole
             answers = [await self.batcher.score(txs[0])] if route == ROUTE else self.batcher.scorer.score(txs)
         except FraudflowError as exc:  # the store or the lake: the app's answer for it
-            status = 400 if isinstance(exc, ValueError) else 503
-            await _send(send, status, json.dumps({"detail": str(exc)}).encode())
+            status, body = error_answer(exc)
+            await _send(send, status, body)
         except Exception:  # a bug: uvicorn answers 500; counted here
             self.metrics.request(route, 500, time.perf_counter() - t0)
             raise
@@ -135,6 +135,12 @@ def _batch(body: bytes) -> list[Transaction] | None:
         return None
     txs = [t.transaction() for t in batch.transactions]
     return txs if len({t.transaction_id for t in txs}) == len(txs) else None
+
+
+def error_answer(exc: FraudflowError) -> tuple[int, bytes]:
+    """The status and JSON body of the app's answer to a scorer failure (``http_errors``): 400 for
+    a request the lake refuses, 503 for the store or the lake unavailable."""
+    return 400 if isinstance(exc, ValueError) else 503, json.dumps({"detail": str(exc)}).encode()
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:

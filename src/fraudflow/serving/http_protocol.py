@@ -20,7 +20,6 @@ must be ``FastScore`` (possibly behind uvicorn's own middleware), else it is pla
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -29,11 +28,13 @@ from uvicorn.protocols.utils import get_client_addr
 
 from fraudflow.errors import FraudflowError
 from fraudflow.serving.engine import Answer
-from fraudflow.serving.fast_score import HEADERS, ROUTE, FastScore, _transaction
+from fraudflow.serving.fast_score import HEADERS, ROUTE, FastScore, _transaction, error_answer
 
 _ROUTE = ROUTE.encode()
 _HEAD_END = b"".join(b"%s: %s\r\n" % header for header in HEADERS)
 _ERROR_500 = b"Internal Server Error"
+#: uvicorn's headers for it (``RequestResponseCycle.send_500_response``)
+_HEAD_500 = b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n" % len(_ERROR_500)
 
 
 class _Request:
@@ -128,8 +129,7 @@ class ScoringProtocol(HttpToolsProtocol):
         try:
             answer = done.result()
         except FraudflowError as exc:  # the store or the lake: FastScore's answer for it
-            status = 400 if isinstance(exc, ValueError) else 503
-            body = json.dumps({"detail": str(exc)}).encode()
+            status, body = error_answer(exc)
         except Exception:  # as uvicorn answers an app that failed: logged, a 500, the connection closed
             self.logger.exception("Exception in ASGI application")
             status, close, body = 500, True, _ERROR_500
@@ -152,7 +152,7 @@ class ScoringProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[status]]
         head += [b"%s: %s\r\n" % header for header in self.server_state.default_headers]
         if status == 500:
-            head.append(b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\nconnection: close\r\n")
+            head.append(_HEAD_500)
         else:
             head.append(b"%scontent-length: %d\r\n" % (_HEAD_END, len(body)))
             if close:

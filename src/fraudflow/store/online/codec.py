@@ -228,9 +228,9 @@ class Texts:
     @classmethod
     def numbers(cls, values: np.ndarray) -> Texts:
         """The JSON text of each of ``values`` (``json_values``' texts, in C order)."""
-        text = _json_array(values)
         if values.size <= SMALL:
-            return cls.of_items(text[1:-1].split(b",") if len(text) > 2 else [])
+            return cls.of_items(number_texts(values))
+        text = _json_array(values)
         buf = np.frombuffer(text, dtype=np.uint8)
         if len(text) == 2:  # "[]"
             return cls(buf, _NO_POSITIONS, _NO_POSITIONS, b",")
