@@ -265,8 +265,11 @@ def run(
     connections: int = 32,
     ids: list[int] | None = None,
     drain: float = 30.0,
+    latencies: str | None = None,
 ) -> Result:
-    """Send ``bodies`` to ``url + path`` open-loop at ``rate`` per second; see the module's docstring."""
+    """Send ``bodies`` to ``url + path`` open-loop at ``rate`` per second; see the module's docstring.
+    ``latencies``: a CSV file to write each request's due time (``time.monotonic()`` seconds, the
+    system's monotonic clock: comparable with other processes' events) and latency (ms) to."""
     import numpy as np
 
     host, port = url.removeprefix("http://").rstrip("/").split(":")
@@ -294,6 +297,10 @@ def run(
     latency_ms = (done - due) * 1000
     lag_ms = (np.array(gen.sent) - due)[np.array(gen.sent) >= 0] * 1000
     pct = np.percentile(latency_ms, [50, 90, 99, 99.9]) if n else [0.0] * 4
+    if latencies is not None:
+        with open(latencies, "w") as f:
+            f.write("due_s,latency_ms,ok\n")
+            f.writelines(f"{d:.6f},{lat:.3f},{int(k)}\n" for d, lat, k in zip(due, latency_ms, ok, strict=True))
     return Result(
         url=url,
         path=path,
@@ -337,11 +344,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, required=True, help="how long to offer it (rate x seconds requests)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--drain", type=float, default=30.0, help="seconds to wait for answers after the last send")
+    ap.add_argument("--latencies", metavar="CSV", help="write each request's due time and latency to CSV")
     ap.add_argument("--check-ids", action="store_true", help="each answer must name its TRANSACTION_ID, not duplicate")
     args = ap.parse_args()
     bodies = read_bodies(args.bodies, args.start, round(args.rate * args.seconds))
     ids = [int(json.loads(b)["TRANSACTION_ID"]) for b in bodies] if args.check_ids else None
-    result = run(args.url, bodies, args.rate, path=args.path, connections=args.connections, ids=ids, drain=args.drain)
+    result = run(
+        args.url,
+        bodies,
+        args.rate,
+        path=args.path,
+        connections=args.connections,
+        ids=ids,
+        drain=args.drain,
+        latencies=args.latencies,
+    )
     print(json.dumps(asdict(result)))
 
 

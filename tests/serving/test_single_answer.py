@@ -83,21 +83,35 @@ def test_a_few_transactions_are_answered_as_the_batch_way_answers_them(
         assert any('"alert":true' in body for body in few[0])
 
 
-def test_warm_loads_a_single_requests_kernels_and_leaves_the_state_as_it_was(served_lake: Path) -> None:
-    """``Scorer.warm`` (at the service's start) calls the one-transaction kernels once, in a fresh
-    process here (nothing loaded before), and the answers after it are those of a scorer never warmed."""
+def test_warm_loads_every_kernel_a_request_runs_and_leaves_the_state_as_it_was(served_lake: Path) -> None:
+    """``Scorer.warm`` (at the service's start) calls the kernels of a single request's batch and of a
+    burst's once, in a fresh process here (nothing loaded before): batches of 1, 5 and 40 scored
+    after it load no compiled kernel of fraudflow's (a numba dispatcher gaining a signature is one
+    compiled or read from the cache on a request), and the answers after it are those of a scorer
+    never warmed."""
     code = f"""
-from fraudflow.features import online_state
+import sys
+from numba.core.registry import CPUDispatcher
 from fraudflow.serving.engine import Scorer
-from fraudflow.training import forest
+from tests.serving.test_single_answer import transactions
+def loaded():
+    return {{
+        (module, name): len(kernel.signatures)
+        for module, m in list(sys.modules.items()) if module.startswith("fraudflow.")
+        for name, kernel in vars(m).items() if isinstance(kernel, CPUDispatcher)
+    }}
 scorer = Scorer.from_lake({str(served_lake)!r}, online="memory://")
-kernels = (online_state._rows_flat, forest._judge_by_patterns)
-assert not any(k.signatures for k in kernels)
 before = scorer.state.last_seq
 scorer.warm()
-assert all(k.signatures for k in kernels) and scorer.state.last_seq == before
+warmed = loaded()
+assert scorer.state.last_seq == before
+txs = transactions(46)
+for batch in (txs[:1], txs[1:6], txs[6:]):
+    scorer.score(batch)
+after = loaded()
+assert after == warmed, sorted(k for k in after if after[k] != warmed.get(k, 0))
 """
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=Path(__file__).parents[2])
     txs = transactions(20)
     warmed = Scorer.from_lake(served_lake, online="memory://")
     warmed.warm()

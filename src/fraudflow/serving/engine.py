@@ -27,7 +27,7 @@ import numpy as np
 from fraudflow.errors import ConfigError, FeatureError
 from fraudflow.features import registry
 from fraudflow.features.definitions import FeatureSet
-from fraudflow.features.online_state import OnlineState
+from fraudflow.features.online_state import SMALL_BATCH, OnlineState
 from fraudflow.lake import Lake, open_lake
 from fraudflow.records import Transaction, TxColumns
 from fraudflow.serving.served_log import ServedLog
@@ -251,13 +251,22 @@ class Scorer:
         return cls(store, feature_set, model, model_id, threshold, answers_us)
 
     def warm(self) -> None:
-        """Load the compiled kernels a single request's batch runs (one call each: with numba's cache
-        empty, a first call compiles for seconds), so the service's first requests do not wait: one
-        transaction's features on a state of its own (this one's stays as it is) and the model on them."""
-        one = np.ones(1, dtype=np.int64)
-        state = OnlineState(self.feature_set)
-        vectors = state.features(TxColumns(one * 0, one, one, one, np.ones(1)), one)
-        self._judge(vectors)
+        """Load the compiled kernels the service's batches run (one call each: with numba's cache
+        empty, a first call compiles for seconds, and the requests queued behind it wait), so that no
+        request waits for one: a single request's (one transaction: the few rows' features, the
+        one-row model) and a burst's (``SMALL_BATCH`` transactions: the batch routes of the features,
+        the model and the answers' texts) and a few's between (the model row by row), on states of
+        their own (this one's stays as it is) and without the store."""
+        at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        for n in (1, 2, SMALL_BATCH):
+            ids = np.arange(1, n + 1, dtype=np.int64)
+            columns = TxColumns(ids * 0, ids, ids, ids, np.ones(n))
+            vectors = OnlineState(self.feature_set).features(columns, ids)
+            judged = self._judge(vectors)
+            if n <= codec.SMALL:
+                self._answers_few(columns, vectors, judged, at)
+            else:
+                self._answers(columns, self._encoder.vector_texts(vectors), [False] * n, judged, at)
 
     def score(self, txs: Sequence[Transaction]) -> Sequence[Answer]:
         """The answers to ``txs``, in order (``Answers``): one record in the store for the batch, one model call."""
