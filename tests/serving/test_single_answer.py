@@ -85,8 +85,8 @@ def test_a_few_transactions_are_answered_as_the_batch_way_answers_them(
 
 def test_warm_loads_every_kernel_a_request_runs_and_leaves_the_state_as_it_was(served_lake: Path) -> None:
     """``Scorer.warm`` (at the service's start) calls the kernels of a single request's batch and of a
-    burst's once, in a fresh process here (nothing loaded before): batches of 1, 5 and 40 scored
-    after it load no compiled kernel of fraudflow's (a numba dispatcher gaining a signature is one
+    burst's once, and the windows' upkeep (a label, the trim), in a fresh process here: batches of 1,
+    5 and 40 scored after it load no compiled kernel of fraudflow's (a numba dispatcher gaining a signature is one
     compiled or read from the cache on a request), and the answers after it are those of a scorer
     never warmed."""
     code = f"""
@@ -104,6 +104,8 @@ scorer = Scorer.from_lake({str(served_lake)!r}, online="memory://")
 before = scorer.state.last_seq
 scorer.warm()
 warmed = loaded()
+upkeep = [("fraudflow.features.online_state", name) for name in ("_label", "_trim", "_repack", "_reindex")]
+assert all(warmed[kernel] for kernel in upkeep), [kernel for kernel in upkeep if not warmed[kernel]]
 assert scorer.state.last_seq == before
 txs = transactions(46)
 for batch in (txs[:1], txs[1:6], txs[6:]):
