@@ -11,8 +11,10 @@ process (not a power cut, which may lose the last commits: ``synchronous=FULL`` 
 one). The WAL is copied back into the database (checkpointed) by a thread of the store's own, once
 a second, never by a commit: a commit that checkpointed paid for a thousand pages and an fsync, a
 request's latency; the thread also starts the WAL over once it has grown (``Checkpoints``), which a
-busy writer never lets happen by itself. A file written before the store was a log (it has the
-per-entity ``events`` table, its answers are not in the log) is refused.
+busy writer never lets happen by itself. The answers past their window are forgotten a minute of
+transactions at a time, from the cut-off of the store's last pass on (kept in ``meta``). A file
+written before the store was a log (it has the per-entity ``events`` table, its answers are not in
+the log) is refused.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ _LOOKUP_FEW = {
 #: The log is trimmed when its cut-off moved by this much (a minute of transactions' time): three
 #: statements a batch cost a request more than the rows they kept for that minute.
 FORGET_STEP_US = 60_000_000
+#: The ``meta`` key of the answers' last pass: the cut-off the answers were forgotten to.
+ANSWERS_PASSED = "answers_forgotten_to"
 #: Transactions ``load`` appends per lookup.
 LOAD_CHUNK = 10_000
 READ_LOG = """
@@ -102,7 +106,10 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._checkpoints = Checkpoints(path, self._lock)
         self._forgotten_to = -(2**63)  # the last cut-off this connection forgot the log to
-        self._answers_forgotten_to = -(2**63)  # and the answers (in a window shorter than the log's)
+        # and the answers (in a window shorter than the log's): from the store's last pass, whichever
+        # process made it (a first pass from the log's start read every entry: 0.2 s for 600,000)
+        passed = self.get_meta(ANSWERS_PASSED)
+        self._answers_forgotten_to = -(2**63) if passed is None else int(passed)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -146,11 +153,15 @@ class SQLiteStore:
             answers_cut = newest - window
         forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
         if forget_answers:
-            # the answers of the entries that left the window since this connection's last pass
-            cur.execute(
-                "DELETE FROM answers WHERE tx_id IN (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
-                (self._answers_forgotten_to, answers_cut),
-            )
+            # the answers of the entries that left the window since this connection's last pass (none
+            # to look for when there are no answers: a new store, its log loaded from the lake)
+            if cur.execute("SELECT EXISTS (SELECT 1 FROM answers)").fetchone()[0]:
+                cur.execute(
+                    "DELETE FROM answers WHERE tx_id IN"
+                    " (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
+                    (self._answers_forgotten_to, answers_cut),
+                )
+            cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ANSWERS_PASSED, str(answers_cut)))
         recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
         forget_at = cutoff if answers_cut is None else answers_cut
         return _Pending(cur, recorded, ts, forget_at, answers_cut if forget_answers else None)
