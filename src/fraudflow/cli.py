@@ -88,11 +88,36 @@ class Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except FraudflowError as exc:
-            from rich.markup import escape
-
-            # one line whatever its length (rich wraps at 80 columns off a terminal); brackets kept as text
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            error_line(str(exc))
             raise typer.Exit(code=1 if isinstance(exc, CoverageError) else 2) from exc
+        except Exception as exc:
+            line = s3_client_error(exc)
+            if line is None:
+                raise
+            error_line(line)
+            raise typer.Exit(code=2) from exc
+
+
+def error_line(message: str) -> None:
+    """``error: <message>`` on stderr, one line whatever its length (rich wraps at 80 columns off a
+    terminal), brackets kept as text."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+
+
+def s3_client_error(exc: BaseException) -> str | None:
+    """The line for an error of S3's client itself (botocore's: no credentials found, an endpoint not
+    reached...), which s3fs lets through from any read or write of an ``s3://`` lake; None for any
+    other error. By the class's module: botocore is not imported for it (the aws extra may be absent)."""
+    if type(exc).__module__.split(".")[0] != "botocore":
+        return None
+    if type(exc).__name__ == "NoCredentialsError":
+        return (
+            f"S3: {exc}: give AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where a role"
+            " grants them"
+        )
+    return f"S3: {exc}"
 
 
 app = App(

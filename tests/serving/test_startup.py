@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,18 @@ def test_a_worker_that_cannot_start_stops_the_service(served_lake: Path, tmp_pat
     assert "Traceback" not in result.stderr, result.stderr
     refusals = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert refusals and all("trained on feature set 0123456789abcdef" in line for line in refusals), result.stderr
+
+
+def test_an_s3_lake_without_credentials(tmp_path: Path) -> None:
+    """botocore's NoCredentialsError, which s3fs lets through, is one line too (it was a traceback)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k in ("AWS_CA_BUNDLE", "AWS_ENDPOINT_URL")
+    }
+    env |= {
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to ask for
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    cmd = [sys.executable, "-m", "fraudflow.cli", "serve", "--port", str(free_port()), "--data", "s3://bucket/lake"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert_refused(result, "S3: Unable to locate credentials", "AWS_ACCESS_KEY_ID")
