@@ -19,6 +19,7 @@ import redis
 
 from fraudflow.errors import ConfigError, LakeError
 from fraudflow.records import Transaction, TxColumns, to_us
+from fraudflow.store.online import interface
 from fraudflow.store.online.connect import open_store
 from fraudflow.store.online.interface import CaughtUp, OnlineStore, answers_window
 from fraudflow.store.online.memory import MemoryStore
@@ -176,6 +177,40 @@ def test_answers_go_after_their_window_as_the_stream_goes_on(store: OnlineStore)
     # within a minute of the window's edge a store may still hold one (SQLite forgets a minute at a time)
     assert held == list(range(6 * 24 - 48, 6 * 24 + 1)) or held == list(range(6 * 24 - 47, 6 * 24 + 1))
     assert len(store.catch_up(0).seqs) == 6 * 24
+
+
+class Clock:
+    """This host's clock as the stores read it (``interface.time``), set by the test."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def time_ns(self) -> int:
+        return to_us(self.at) * 1000
+
+
+def test_a_transaction_dated_years_ahead_makes_no_store_forget_its_history(
+    store: OnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is forgotten moves with the newest transaction's time, but never past this host's clock
+    and a day: one transaction dated 1,000 days ahead forgets nothing of the log (it used to trim it
+    all), the answers stay, and a label entry after it takes a time no later than that limit (so it
+    is forgotten with the others, not kept until then)."""
+    clock = Clock(T0 + dt.timedelta(hours=1))
+    monkeypatch.setattr(interface, "time", clock)
+    with store.record(batch(tx(1, 0), tx(2, 3600), tx(3, 7200)), 0, KEEP_US, ANSWERS_US) as rec:
+        rec.answer(['{"a":1}', '{"a":2}', '{"a":3}'])
+    store.add_labels({1: 1})
+    with store.record(batch(tx(99, 1000 * 86_400.0)), 4, KEEP_US, ANSWERS_US) as rec:
+        rec.answer(['{"a":99}'])
+    held = {1: ("T", 1), 2: ("T", 2), 3: ("T", 3), 4: ("L", 1), 5: ("T", 99)}
+    assert log_of(store.catch_up(0)) == held
+    assert sorted(i for _, i, _ in store.answers()) == [1, 2, 3, 99]
+    store.add_labels({2: 0})
+    clock.at = T0 + dt.timedelta(days=60)  # 60 days on: the log's 40 days reach back to day 20
+    with store.record(batch(tx(100, 60 * 86_400.0)), 6, KEEP_US, ANSWERS_US) as rec:
+        rec.answer(['{"a":100}'])
+    assert log_of(store.catch_up(0)) == {5: ("T", 99), 7: ("T", 100)}
 
 
 def test_the_answers_window_is_at_most_the_logs() -> None:

@@ -33,7 +33,7 @@ from fraudflow.records import Transaction, TxColumns
 from fraudflow.serving.served_log import ServedLog
 from fraudflow.store.online import codec
 from fraudflow.store.online.connect import open_store
-from fraudflow.store.online.interface import CaughtUp, OnlineStore, Recorded, answers_window
+from fraudflow.store.online.interface import CaughtUp, OnlineStore, Recorded, answers_window, forget_from
 from fraudflow.store.online.materialize import materialize
 from fraudflow.store.predictions import PredictionBatch
 from fraudflow.training import model as models
@@ -347,8 +347,8 @@ class Scorer:
                 judged = self._judge(vectors)
                 answers, stored = self._answers(columns, texts, duplicate, judged, at)
             recorded.answer(stored)  # stored, and committed, as the context ends
-        # the windows forget what none reaches, as the store's log does
-        self.state.trim(max(columns.ts_us.tolist()))
+        # the windows forget what none reaches, as the store's log does (from the same time)
+        self.state.trim(forget_from(max(columns.ts_us.tolist())))
         return _Served(vectors, duplicate, columns, computed, answers, judged.scores, at)
 
     def _with_duplicates(

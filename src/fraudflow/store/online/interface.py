@@ -18,7 +18,9 @@ seq (so every process gives it the same features, whatever the interleaving).
   original seq, ``new`` False and no answer: its features, recomputed over the entries before its
   seq, are the ones it would have had. Entries older than ``keep_us`` before the batch's newest
   transaction are forgotten, and with a transaction its answer and its label (the store stays
-  bounded; give the longest history a feature needs: a transaction sent again after that is new).
+  bounded; give the longest history a feature needs: a transaction sent again after that is new);
+  that time never counts past this host's clock and a day (``forget_from``: one transaction dated
+  years ahead forgets nothing it should not).
   ``answers_us`` (at most ``keep_us``; None: ``keep_us``) is the answers' own window: an answer is
   forgotten once its transaction is older than that before the newest transaction the store holds
   (and one that old is not stored), while its entry stays in the log; sent again then, the transaction keeps its seq and
@@ -39,6 +41,7 @@ transactions are not in the log) is refused when opened.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -176,11 +179,31 @@ def answers_window(answers_us: int | None, keep_us: int) -> int:
     return answers_us
 
 
+#: How far past this host's clock a transaction's time still moves what is forgotten (a day: hosts'
+#: clocks and a card network's times differ by less).
+AHEAD_US = US_PER_DAY
+
+
+def forget_limit() -> int:
+    """The latest time that moves what is forgotten: this host's clock (µs since the epoch, UTC, as the
+    lake's naive times count) plus ``AHEAD_US``."""
+    return time.time_ns() // 1000 + AHEAD_US
+
+
+def forget_from(newest_us: int) -> int:
+    """The time from which the stores and the windows forget (the log's entries, the windows'
+    events, the answers past their window), and a label entry's time: the newest transaction's, but
+    never later than ``forget_limit()``. One transaction dated years ahead (a typo, a wrong clock: the
+    schema takes years up to 2199) would otherwise make every store forget its whole log, every
+    window its events, and keep every later label entry until that date."""
+    return min(newest_us, forget_limit())
+
+
 def forget_times(newest_us: int | None, keep_us: int, answers_us: int | None) -> tuple[int | None, int | None]:
     """The log's cut-off for a batch whose newest transaction's time is ``newest_us`` (the entries at
-    or before it are forgotten; None for an empty batch, ``newest_us`` None), and the answers' window
-    when shorter than the log's (else None)."""
-    log_cut = None if newest_us is None else newest_us - keep_us
+    or before it are forgotten; None for an empty batch, ``newest_us`` None; ``forget_from``'s
+    limit applies), and the answers' window when shorter than the log's (else None)."""
+    log_cut = None if newest_us is None else forget_from(newest_us) - keep_us
     return log_cut, (answers_us if answers_us is not None and answers_us < keep_us else None)
 
 

@@ -22,6 +22,7 @@ from fraudflow.store.online.interface import (
     Recorded,
     TxEntry,
     assign_seqs,
+    forget_from,
     forget_times,
 )
 
@@ -87,7 +88,7 @@ class MemoryStore:
             log_cut, window = forget_times(max(ts) if ts else None, keep_us, answers_us)
             if log_cut is not None:
                 self._forget(log_cut)
-            answers_cut = self._newest - (keep_us if window is None else window)
+            answers_cut = forget_from(self._newest) - (keep_us if window is None else window)
             self._forget_answers(answers_cut)
             fraud = list(map(self._labels.get, ids, itertools.repeat(0))) if self._labels else [0] * len(ids)
             recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
@@ -164,7 +165,7 @@ class MemoryStore:
                 seq = self._seq = self._seq + 1
                 self._log[seq] = (seq, tx_id, fraud)
                 seqs.append(seq)
-            self._by_time.add([self._newest] * len(seqs), seqs)
+            self._by_time.add([forget_from(self._newest)] * len(seqs), seqs)
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:

@@ -28,6 +28,7 @@ from fraudflow.store.online.interface import (
     Recorded,
     TxEntry,
     columns,
+    forget_limit,
     forget_times,
 )
 
@@ -51,7 +52,8 @@ end
 # Append a batch and read the log: KEYS seq, log, logts, txseq, answers, answer_seqs, labels, newest,
 # answers_to; ARGV since ('': read nothing), cutoff (trim entries at or before it; '': none), the batch
 # (lines "tx_id,ts,customer,terminal,amount"), the answers' window (forget the answers of transactions
-# that much older than the newest, from answers_to on, a bounded number a call; '': none). Returns, as
+# that much older than the newest, from answers_to on, a bounded number a call; '': none), the latest
+# time that moves the answers' window (``interface.forget_limit``; '' with no window). Returns, as
 # text (a few long strings travel faster than thousands of short ones): the batch's seqs ("s,s,…"), new flags
 # ("1" or "0" each), the stored answers of the answered ones ({index, answer, …}), labels ("f,f,…");
 # the entries after since (before this batch's; lines) and their transactions' labels ("f,f,…"), the
@@ -130,7 +132,7 @@ if ARGV[2] ~= '' then
 end
 local answers_cut = ''
 if ARGV[4] ~= '' then
-  answers_cut = string.format('%d', newest - tonumber(ARGV[4]))
+  answers_cut = string.format('%d', math.min(newest, tonumber(ARGV[5])) - tonumber(ARGV[4]))
   local from = redis.call('GET', KEYS[9])
   if not from or tonumber(from) < tonumber(answers_cut) then
     local limit = 1000 + 2 * n
@@ -166,13 +168,16 @@ for id, seq, length in string.gmatch(ARGV[1], '([^,\\n]+),([^,\\n]+),(%d+)') do
 end
 """
 
-# Keep labels and append them to the log: KEYS seq, log, logts, labels, newest; ARGV tx_id, fraud, ...
+# Keep labels and append them to the log: KEYS seq, log, logts, labels, newest; ARGV the latest time a
+# label entry takes (``interface.forget_limit``: its time is the newest transaction's, up to that),
+# then tx_id, fraud, ...
 LABELS_SCRIPT = (
     LUA_HELPERS
     + """
+local limit = table.remove(ARGV, 1)
 local n = #ARGV / 2
 local base = redis.call('INCRBY', KEYS[1], n) - n
-local newest = redis.call('GET', KEYS[5]) or '0'
+local newest = string.format('%d', math.min(tonumber(redis.call('GET', KEYS[5]) or '0'), tonumber(limit)))
 local by_seq, by_time = {}, {}
 for i = 1, n do
   local seq = string.format('%d', base + i)
@@ -263,7 +268,8 @@ class RedisStore:
                 strict=True,
             )
         )
-        reply: list[Any] = self._record(keys=self._record_keys, args=[since, cutoff, lines, answers_window])
+        limit = str(forget_limit()) if answers_window else ""
+        reply: list[Any] = self._record(keys=self._record_keys, args=[since, cutoff, lines, answers_window, limit])
         return reply
 
     def catch_up(self, since: int) -> CaughtUp:
@@ -281,7 +287,7 @@ class RedisStore:
 
     def add_labels(self, labels: dict[int, int]) -> int:
         if labels:
-            self._labels(keys=self._label_keys, args=_flat(labels.items()))
+            self._labels(keys=self._label_keys, args=[str(forget_limit()), *_flat(labels.items())])
         return len(labels)
 
     def load(self, rows: Iterable[EventRow], labels: dict[int, int]) -> int:

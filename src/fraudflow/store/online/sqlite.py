@@ -31,7 +31,15 @@ from typing import Any
 
 from fraudflow.errors import LakeError
 from fraudflow.records import TxColumns
-from fraudflow.store.online.interface import CaughtUp, EventRow, Recorded, assign_seqs, columns, forget_times
+from fraudflow.store.online.interface import (
+    CaughtUp,
+    EventRow,
+    Recorded,
+    assign_seqs,
+    columns,
+    forget_from,
+    forget_times,
+)
 from fraudflow.threads import run_in_background
 
 SCHEMA = """
@@ -150,7 +158,7 @@ class SQLiteStore:
         if window is not None:  # from the newest transaction held, whichever process appended it
             if newest is None:
                 newest = cur.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0]
-            answers_cut = newest - window
+            answers_cut = forget_from(newest) - window
         forget_answers = answers_cut is not None and answers_cut >= self._answers_forgotten_to + FORGET_STEP_US
         if forget_answers:
             # the answers of the entries that left the window since this connection's last pass (none
@@ -232,7 +240,7 @@ class SQLiteStore:
 
     def _add_labels(self, labels: dict[int, int]) -> None:
         self._con.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels.items())
-        newest = self._con.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0]
+        newest = forget_from(self._con.execute("SELECT COALESCE(MAX(ts), 0) FROM log").fetchone()[0])
         self._con.executemany(
             "INSERT INTO log (tx_id, ts, label) VALUES (?, ?, ?)", [(i, newest, f) for i, f in labels.items()]
         )
