@@ -96,6 +96,16 @@ class Lake:
             files, filesystem=self.fs, format="parquet", partitioning=partitioning, partition_base_dir=self.path(table)
         )
 
+    def for_sql(self, dataset: pads.Dataset) -> pads.Dataset | pa.Table:
+        """What DuckDB in this process is given to scan: on a local lake the dataset itself (read as
+        the query needs it), on a remote one its table, read whole here first. DuckDB scanning a
+        dataset on fsspec's S3 from its own threads can deadlock: its scan holds the interpreter's
+        lock while it waits for pyarrow's readers, which wait for fsspec's event loop, which waits for
+        that lock (seen once: the S3 test against moto hung in a clean-clone CI run, its threads as
+        described). A read here releases the lock while pyarrow reads. For lakes too big for
+        memory, query them with Spark or Athena."""
+        return dataset if self.local else dataset.to_table()
+
     def exists(self, *parts: str) -> bool:
         return bool(self.fs.exists(self.path(*parts)))
 

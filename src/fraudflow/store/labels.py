@@ -254,7 +254,7 @@ def register(con: duckdb.DuckDBPyConnection, lake: Lake) -> bool:
     dataset = table(lake).dataset()
     if dataset is None:
         return False
-    con.register(f"{TABLE}_dataset", dataset)
+    con.register(f"{TABLE}_dataset", lake.for_sql(dataset))
     con.execute(f"CREATE OR REPLACE VIEW {TABLE} AS SELECT * FROM {TABLE}_dataset")
     return True
 

@@ -266,7 +266,7 @@ def register(
     dataset = log_table(lake).dataset(start, end)
     if dataset is None:
         return False
-    con.register(f"{LOG_VIEW}_dataset", dataset)
+    con.register(f"{LOG_VIEW}_dataset", lake.for_sql(dataset))
     con.execute(f"CREATE OR REPLACE VIEW {LOG_VIEW} AS SELECT * FROM {LOG_VIEW}_dataset")
     con.execute(f"CREATE OR REPLACE VIEW {TABLE} AS {view_sql(LOG_VIEW)}")
     return True

@@ -155,7 +155,7 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     for table in ("transactions", offline.TABLE):
         if not lake.partitions(table):
             continue
-        con.register(f"{table}_dataset", lake.dataset(table))
+        con.register(f"{table}_dataset", lake.for_sql(lake.dataset(table)))
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_dataset")
     labels.register(con, lake)
     return con
