@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from fraudflow import schema
-from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute
+from fraudflow.features import FRAUDFLOW, HANDBOOK, FeatureSet, compute, online_state
 from fraudflow.features.aggregations import AGGREGATIONS
 from fraudflow.features.definitions import FRAUDFLOW2, FRAUDFLOW3, FRAUDFLOW4
 from fraudflow.features.online import OnlineFeatures
@@ -372,6 +372,53 @@ def test_trim_waits_until_an_eighth_of_the_history_can_go() -> None:
     assert state.held == len(txs)
     state.trim(keep + 5 * US_PER_DAY)  # five days: forgotten
     assert state.held == sum(tx.ts_us > 5 * US_PER_DAY for tx in txs)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("feature_set", [EVERY_CASE, FRAUDFLOW], ids=["every-case", "fraudflow"])
+def test_a_pass_a_slice_at_a_time_gives_the_features_of_a_whole_one(
+    feature_set: FeatureSet, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two states fed the same random stream (late arrivals, labels, a trim after every batch), one
+    forgetting a whole pass a call, the other one segment a call (a pass over as many batches): the
+    same features, bit for bit, for every transaction not older than the newest before it, and once
+    both passes at a last time are done, the same events held. (A late arrival's windows may reach
+    events a whole pass already forgot and a sliced one not yet: its features may differ.)"""
+    rng = np.random.default_rng(seed)
+    span = 3 * max(f.history_days for f in feature_set.features)
+    txs = random_transactions(rng, 600, span, boundaries_of(feature_set))
+    whole, sliced = OnlineState(feature_set), OnlineState(feature_set)
+    whole_slice = online_state.TRIM_SLICE_ROWS
+
+    def trim_both(now: int) -> None:
+        whole.trim(now)
+        monkeypatch.setattr(online_state, "TRIM_SLICE_ROWS", 1)  # a segment a call
+        sliced.trim(now)
+        monkeypatch.setattr(online_state, "TRIM_SLICE_ROWS", whole_slice)
+
+    seq, calls_in_a_pass, now, checked = 0, 0, 0, 0
+    for a in range(0, len(txs), 5):
+        batch = TxColumns.of(txs[a : a + 5])
+        seqs = np.arange(seq + 1, seq + 1 + len(batch), dtype=np.int64)
+        seq += len(batch)
+        on_time = batch.ts_us >= now  # a late arrival is older than the newest before it
+        got, want = sliced.features(batch, seqs), whole.features(batch, seqs)
+        assert_rows_equal(got[on_time], want[on_time], feature_set, where=a)
+        checked += int(on_time.sum())
+        if rng.random() < 0.3:
+            ids, fraud = batch.tx_id[:2], np.array([1, 0])[: len(batch.tx_id[:2])]
+            assert sliced.label(ids, fraud) == whole.label(ids, fraud)
+        now = max(now, int(batch.ts_us.max()))
+        trim_both(now)
+        calls_in_a_pass += sliced.trimming
+    assert calls_in_a_pass >= 5 and whole.held < len(txs) and checked > 400
+    while sliced.trimming:  # the pass under way ends
+        trim_both(now)
+    last = now + max(sliced.history_us.values()) // 2  # and one more forgets the older half
+    trim_both(last)
+    while sliced.trimming:
+        trim_both(last)
+    assert 0 < sliced.held == whole.held < len(txs)
 
 
 def test_a_bulk_load_then_arrivals_grow_and_repack_the_pools() -> None:
