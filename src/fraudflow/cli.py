@@ -103,7 +103,7 @@ def error_line(message: str) -> None:
     terminal), brackets kept as text."""
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def s3_client_error(exc: BaseException) -> str | None:

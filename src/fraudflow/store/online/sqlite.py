@@ -169,7 +169,7 @@ class SQLiteStore:
                     " (SELECT tx_id FROM log WHERE ts > ? AND ts <= ? AND label IS NULL)",
                     (self._answers_forgotten_to, answers_cut),
                 )
-            cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ANSWERS_PASSED, str(answers_cut)))
+            self.set_meta(ANSWERS_PASSED, str(answers_cut))  # the same connection: in this transaction
         recorded = Recorded.of(seqs, answers, new, fraud, caught_up, ids)
         forget_at = cutoff if answers_cut is None else answers_cut
         return _Pending(cur, recorded, ts, forget_at, answers_cut if forget_answers else None)
